@@ -1,0 +1,83 @@
+"""``refka conform``: run the conformance suite against a broker and write the matrix.
+
+    refka conform [--bootstrap-server HOST:PORT] [--clients kafka-python,confluent-kafka,aiokafka]
+                  [--report DIR] [--cluster-state FILE] [-- extra pytest arguments]
+
+Without ``--bootstrap-server`` the embedded reference broker
+(``reference.broker.embedded.EmbeddedBroker``) is started for the run.  The suite itself runs in
+a child ``python -m pytest -p conformance.plugin --pyargs conformance.suite`` process, writing
+JUnit XML (``junit.xml``), the per-test JSON (``results.json``) and then ``matrix.md`` and
+``matrix.html`` into the report directory.  The last line printed is the one-line summary.
+Exit status: 0 only when no test failed or errored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from conformance.report import write_reports
+from reference.cli import CommandError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap-server", help="broker under test (default: start the embedded reference broker)")
+    parser.add_argument("--clients", default=None,
+                        help="comma-separated clients (kafka-python, confluent-kafka, aiokafka, kcat); default all")
+    parser.add_argument("--report", default="conformance-report", help="directory for junit.xml and the matrix")
+    parser.add_argument("--cluster-state", default=None,
+                        help="cluster.json of a local Apache Kafka cluster the fault tests may stop and restart")
+    parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
+
+
+@contextlib.contextmanager
+def target(bootstrap: str | None) -> Iterator[str]:
+    if bootstrap:
+        yield bootstrap
+        return
+    try:
+        from reference.broker.embedded import EmbeddedBroker  # type: ignore[import-not-found]
+    except ImportError as missing:
+        raise CommandError("the embedded reference broker (reference/broker/embedded.py) is not available "
+                           "yet; pass --bootstrap-server HOST:PORT") from missing
+    embedded = EmbeddedBroker()
+    bootstrap_address = embedded.start()
+    try:
+        yield bootstrap_address
+    finally:
+        embedded.stop()
+
+
+def pytest_command(bootstrap: str, report_dir: Path, clients: str | None, cluster_state: str | None,
+                   extra: list[str]) -> list[str]:
+    command = [sys.executable, "-m", "pytest", "-p", "conformance.plugin", "-p", "no:cacheprovider",
+               "--pyargs", "conformance.suite", "--bootstrap-server", bootstrap,
+               "--junitxml", str(report_dir / "junit.xml"), "--results-json", str(report_dir / "results.json"),
+               "-q", "-rN"]
+    if clients:
+        command += ["--clients", clients]
+    if cluster_state:
+        command += ["--cluster-state", cluster_state]
+    return command + [arg for arg in extra if arg != "--"]
+
+
+def run(args: argparse.Namespace) -> int:
+    report_dir = Path(args.report)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    results_json = report_dir / "results.json"
+    results_json.unlink(missing_ok=True)
+    started = time.monotonic()
+    with target(args.bootstrap_server) as bootstrap:
+        command = pytest_command(bootstrap, report_dir, args.clients, args.cluster_state, list(args.pytest_args))
+        completed = subprocess.run(command)
+    if not results_json.exists():
+        raise CommandError(f"pytest exited with status {completed.returncode} before writing results")
+    matrix, summary = write_reports(results_json, report_dir, time.monotonic() - started)
+    print(f"matrix: {report_dir / 'matrix.md'}, {report_dir / 'matrix.html'}; junit: {report_dir / 'junit.xml'}")
+    print(summary)
+    return 1 if matrix.failed or completed.returncode not in (0, 5) else 0

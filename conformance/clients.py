@@ -1,0 +1,494 @@
+"""One small adapter per real Kafka client, so a conformance test is written once and run with each.
+
+Theory of operation
+-------------------
+The suite checks the *broker*, through the clients people actually use.  Each adapter turns the
+same few operations into that client's own API and reports what happened in plain data:
+
+* :meth:`Client.produce` sends messages and returns one :class:`Delivery` per message (partition,
+  offset, or the error the client surfaced, with its Kafka error code when the client exposes it);
+* :meth:`Client.consume` reads a topic's partitions from a start position without a group
+  (manual assignment) and returns :class:`Message` objects in the order the client delivered them;
+* :meth:`Client.group_member` joins a consumer group by subscription (see :class:`GroupMember`).
+
+Clients differ in what they can express (kcat cannot send binary or report offsets, aiokafka
+cannot send null header values, ...).  An adapter lists what it cannot do in ``lacks``; a test that
+needs one of those skips with the reason, which then appears in the matrix.
+
+Adapters: kafka-python (``KafkaPythonClient``), confluent-kafka / librdkafka
+(``ConfluentClient``), aiokafka (``AioKafkaClient``, driven from a private event-loop thread) and
+kcat (``KcatClient``, the librdkafka command-line tool, when installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+CLIENT_NAMES = ("kafka-python", "confluent-kafka", "aiokafka", "kcat")
+DEFAULT_CLIENTS = ("kafka-python", "confluent-kafka", "aiokafka", "kcat")
+
+
+@dataclass
+class Message:
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    partition: int | None = None
+    offset: int | None = None
+    timestamp: int | None = None
+
+
+@dataclass
+class Delivery:
+    partition: int | None
+    offset: int | None
+    error: str | None = None
+    error_code: int | None = None
+
+
+class ClientLacks(Exception):
+    """The client cannot express what a test needs; the test is skipped with this reason."""
+
+
+class Client:
+    name = "?"
+    # Features the client cannot express: "binary", "null_header_value", "offsets", "headers",
+    # "explicit_partition", "acks0_offset", "group".
+    lacks: frozenset[str] = frozenset()
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+
+    def require(self, *features: str) -> None:
+        missing = [feature for feature in features if feature in self.lacks]
+        if missing:
+            raise ClientLacks(f"{self.name} cannot express: {', '.join(missing)}")
+
+    def produce(self, topic: str, messages: Sequence[Message], acks: str = "all",
+                config: dict[str, Any] | None = None, timeout: float = 15.0) -> list[Delivery]:
+        raise NotImplementedError
+
+    def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
+                start: str = "earliest") -> list[Message]:
+        raise NotImplementedError
+
+    def group_member(self, topic: str, group_id: str, config: dict[str, Any] | None = None) -> GroupMember:
+        raise ClientLacks(f"{self.name} has no group consumer adapter")
+
+    def close(self) -> None:
+        """Release shared resources (event loops); clients are created per test."""
+
+
+class GroupMember:
+    """A consumer that joined a group by subscription."""
+
+    def poll(self, timeout: float = 0.2) -> list[Message]:
+        raise NotImplementedError
+
+    def assignment(self) -> set[int]:
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------- kafka-python
+def _acks_value(acks: str) -> int | str:
+    return "all" if acks == "all" else int(acks)
+
+
+class KafkaPythonClient(Client):
+    name = "kafka-python"
+    lacks = frozenset({"null_header_value"})  # KafkaProducer.send insists on (str, bytes) headers
+
+    def produce(self, topic: str, messages: Sequence[Message], acks: str = "all",
+                config: dict[str, Any] | None = None, timeout: float = 15.0) -> list[Delivery]:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        settings: dict[str, Any] = {"bootstrap_servers": self.bootstrap, "acks": _acks_value(acks),
+                                    "request_timeout_ms": int(timeout * 1000), "linger_ms": 5}
+        if acks != "all":
+            settings["enable_idempotence"] = False  # idempotence requires acks=all
+        settings.update(config or {})
+        producer = KafkaProducer(**settings)
+        try:
+            futures = [producer.send(topic, key=m.key, value=m.value, headers=m.headers or None,
+                                     partition=m.partition) for m in messages]
+            producer.flush(timeout=timeout)
+            deliveries = []
+            for future in futures:
+                try:
+                    metadata = future.get(timeout=timeout)
+                    deliveries.append(Delivery(metadata.partition, metadata.offset))
+                except KafkaError as error:
+                    deliveries.append(Delivery(None, None, repr(error), getattr(error, "errno", None)))
+            return deliveries
+        finally:
+            producer.close(timeout=5)
+
+    def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
+                start: str = "earliest") -> list[Message]:
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                 auto_offset_reset=start)
+        try:
+            consumer.assign([TopicPartition(topic, p) for p in partitions])
+            received: list[Message] = []
+            deadline = time.monotonic() + timeout
+            while len(received) < count and time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=200).values():
+                    received.extend(_from_kafka_python(record) for record in records)
+            return received
+        finally:
+            consumer.close()
+
+    def group_member(self, topic: str, group_id: str, config: dict[str, Any] | None = None) -> GroupMember:
+        from kafka import KafkaConsumer
+
+        settings: dict[str, Any] = {"bootstrap_servers": self.bootstrap, "group_id": group_id,
+                                    "auto_offset_reset": "earliest", "enable_auto_commit": False,
+                                    "session_timeout_ms": 10000, "heartbeat_interval_ms": 1000}
+        settings.update(config or {})
+        consumer = KafkaConsumer(topic, **settings)
+        return _KafkaPythonMember(consumer)
+
+
+def _from_kafka_python(record: Any) -> Message:
+    return Message(record.key, record.value, list(record.headers or []), record.partition, record.offset,
+                   record.timestamp)
+
+
+class _KafkaPythonMember(GroupMember):
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+
+    def poll(self, timeout: float = 0.2) -> list[Message]:
+        batches = self.consumer.poll(timeout_ms=int(timeout * 1000))
+        return [_from_kafka_python(record) for records in batches.values() for record in records]
+
+    def assignment(self) -> set[int]:
+        return {tp.partition for tp in self.consumer.assignment()}
+
+    def commit(self) -> None:
+        self.consumer.commit()
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+# ---------------------------------------------------------------- confluent-kafka (librdkafka)
+class ConfluentClient(Client):
+    name = "confluent-kafka"
+
+    def produce(self, topic: str, messages: Sequence[Message], acks: str = "all",
+                config: dict[str, Any] | None = None, timeout: float = 15.0) -> list[Delivery]:
+        from confluent_kafka import Producer
+
+        settings: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "acks": acks, "linger.ms": 5,
+                                    "message.timeout.ms": int(timeout * 1000)}
+        settings.update(config or {})
+        producer = Producer(settings)
+        deliveries: list[Delivery | None] = [None] * len(messages)
+
+        def recorder(index: int) -> Any:
+            def on_delivery(error: Any, message: Any) -> None:
+                if error is not None:
+                    deliveries[index] = Delivery(None, None, str(error), error.code())
+                else:
+                    deliveries[index] = Delivery(message.partition(), message.offset())
+            return on_delivery
+
+        for index, m in enumerate(messages):
+            extra = {} if m.partition is None else {"partition": m.partition}
+            try:
+                producer.produce(topic, key=m.key, value=m.value, headers=m.headers or None,
+                                 on_delivery=recorder(index), **extra)
+            except Exception as error:  # local failures (queue full, message too large) raise here
+                deliveries[index] = Delivery(None, None, repr(error), _confluent_code(error))
+            producer.poll(0)
+        producer.flush(timeout)
+        return [d or Delivery(None, None, "no delivery report before timeout") for d in deliveries]
+
+    def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
+                start: str = "earliest") -> list[Message]:
+        from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "refka-conformance-unused",
+                             "enable.auto.commit": False, "enable.partition.eof": False})
+        try:
+            position = OFFSET_BEGINNING if start == "earliest" else OFFSET_END
+            consumer.assign([TopicPartition(topic, p, position) for p in partitions])
+            received: list[Message] = []
+            deadline = time.monotonic() + timeout
+            while len(received) < count and time.monotonic() < deadline:
+                message = consumer.poll(0.2)
+                if message is None or message.error():
+                    continue
+                received.append(_from_confluent(message))
+            return received
+        finally:
+            consumer.close()
+
+    def group_member(self, topic: str, group_id: str, config: dict[str, Any] | None = None) -> GroupMember:
+        from confluent_kafka import Consumer
+
+        settings: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "group.id": group_id,
+                                    "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                    "session.timeout.ms": 10000, "heartbeat.interval.ms": 1000}
+        settings.update(config or {})
+        consumer = Consumer(settings)
+        consumer.subscribe([topic])
+        return _ConfluentMember(consumer)
+
+
+def _confluent_code(error: Exception) -> int | None:
+    with contextlib.suppress(Exception):
+        return int(error.args[0].code())
+    return None
+
+
+def _from_confluent(message: Any) -> Message:
+    timestamp = message.timestamp()[1] if message.timestamp() else None
+    return Message(message.key(), message.value(), list(message.headers() or []), message.partition(),
+                   message.offset(), timestamp)
+
+
+class _ConfluentMember(GroupMember):
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+
+    def poll(self, timeout: float = 0.2) -> list[Message]:
+        from confluent_kafka import KafkaError
+
+        message = self.consumer.poll(timeout)
+        if message is None:
+            return []
+        if message.error():
+            if message.error().code() == KafkaError._AUTO_OFFSET_RESET:
+                raise RuntimeError(f"confluent-kafka: {message.error()}")  # auto.offset.reset=none
+            return []
+        return [_from_confluent(message)]
+
+    def assignment(self) -> set[int]:
+        return {tp.partition for tp in self.consumer.assignment()}
+
+    def commit(self) -> None:
+        self.consumer.commit(asynchronous=False)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+# ---------------------------------------------------------------- aiokafka
+class _LoopThread:
+    """An asyncio loop on a daemon thread, so synchronous tests can drive aiokafka."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, Any], timeout: float = 60.0) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return future.result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+class AioKafkaClient(Client):
+    name = "aiokafka"
+    lacks = frozenset({"null_header_value"})
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(bootstrap)
+        self.loop = _LoopThread()
+
+    def close(self) -> None:
+        self.loop.stop()
+
+    def produce(self, topic: str, messages: Sequence[Message], acks: str = "all",
+                config: dict[str, Any] | None = None, timeout: float = 15.0) -> list[Delivery]:
+        return list(self.loop.run(self._produce(topic, messages, acks, config or {}, timeout), timeout + 30))
+
+    async def _produce(self, topic: str, messages: Sequence[Message], acks: str, config: dict[str, Any],
+                       timeout: float) -> list[Delivery]:
+        from aiokafka import AIOKafkaProducer
+        from aiokafka.errors import KafkaError
+
+        settings: dict[str, Any] = {"bootstrap_servers": self.bootstrap, "acks": _acks_value(acks),
+                                    "request_timeout_ms": int(timeout * 1000), "linger_ms": 5}
+        settings.update(config)
+        producer = AIOKafkaProducer(**settings)
+        await producer.start()
+        try:
+            futures = []
+            for m in messages:
+                try:
+                    futures.append(await producer.send(topic, key=m.key, value=m.value,
+                                                       headers=m.headers or None, partition=m.partition))
+                except KafkaError as error:
+                    futures.append(error)
+            deliveries = []
+            for future in futures:
+                if isinstance(future, Exception):
+                    deliveries.append(Delivery(None, None, repr(future), getattr(future, "errno", None)))
+                    continue
+                try:
+                    metadata = await asyncio.wait_for(future, timeout)
+                    if metadata is None:  # acks=0: aiokafka resolves the future without metadata
+                        deliveries.append(Delivery(None, None))
+                    else:
+                        deliveries.append(Delivery(metadata.partition, metadata.offset))
+                except KafkaError as error:
+                    deliveries.append(Delivery(None, None, repr(error), getattr(error, "errno", None)))
+            return deliveries
+        finally:
+            await producer.stop()
+
+    def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
+                start: str = "earliest") -> list[Message]:
+        return list(self.loop.run(self._consume(topic, partitions, count, timeout, start), timeout + 30))
+
+    async def _consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float,
+                       start: str) -> list[Message]:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset=start)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(topic, p) for p in partitions])
+            received: list[Message] = []
+            deadline = time.monotonic() + timeout
+            while len(received) < count and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    received.extend(_from_kafka_python(record) for record in records)
+            return received
+        finally:
+            await consumer.stop()
+
+    def group_member(self, topic: str, group_id: str, config: dict[str, Any] | None = None) -> GroupMember:
+        from aiokafka import AIOKafkaConsumer
+
+        settings: dict[str, Any] = {"bootstrap_servers": self.bootstrap, "group_id": group_id,
+                                    "auto_offset_reset": "earliest", "enable_auto_commit": False,
+                                    "session_timeout_ms": 10000, "heartbeat_interval_ms": 1000}
+        settings.update(config or {})
+
+        async def started() -> Any:
+            consumer = AIOKafkaConsumer(topic, **settings)
+            await consumer.start()
+            return consumer
+
+        return _AioKafkaMember(self.loop, self.loop.run(started()))
+
+
+class _AioKafkaMember(GroupMember):
+    def __init__(self, loop: _LoopThread, consumer: Any) -> None:
+        self.loop = loop
+        self.consumer = consumer
+
+    def poll(self, timeout: float = 0.2) -> list[Message]:
+        batches = self.loop.run(self.consumer.getmany(timeout_ms=int(timeout * 1000)))
+        return [_from_kafka_python(record) for records in batches.values() for record in records]
+
+    def assignment(self) -> set[int]:
+        return {tp.partition for tp in self.consumer.assignment()}
+
+    def commit(self) -> None:
+        self.loop.run(self.consumer.commit())
+
+    def close(self) -> None:
+        self.loop.run(self.consumer.stop())
+
+
+# ---------------------------------------------------------------- kcat
+class KcatClient(Client):
+    """kcat (librdkafka's CLI).  Text only; produce reports no offsets."""
+
+    name = "kcat"
+    lacks = frozenset({"binary", "null_header_value", "offsets", "group", "acks0_offset"})
+    KEY_DELIMITER = "\t"
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(bootstrap)
+        path = shutil.which("kcat") or shutil.which("kafkacat")
+        if path is None:
+            raise ClientLacks("kcat is not installed")
+        self.kcat = path
+
+    def produce(self, topic: str, messages: Sequence[Message], acks: str = "all",
+                config: dict[str, Any] | None = None, timeout: float = 15.0) -> list[Delivery]:
+        deliveries = []
+        # One kcat run per (partition, headers) group keeps headers per message exact.
+        for m in messages:
+            command = [self.kcat, "-P", "-b", self.bootstrap, "-t", topic, "-K", self.KEY_DELIMITER, "-Z",
+                       "-X", f"acks={-1 if acks == 'all' else acks}", "-X", f"message.timeout.ms={int(timeout * 1000)}"]
+            for key, value in (config or {}).items():
+                command += ["-X", f"{key}={value}"]
+            if m.partition is not None:
+                command += ["-p", str(m.partition)]
+            for header_key, header_value in m.headers:
+                command += ["-H", f"{header_key}={(header_value or b'').decode()}"]
+            line = ((m.key or b"").decode() + self.KEY_DELIMITER + (m.value or b"").decode()).encode()
+            done = subprocess.run(command, input=line + b"\n", capture_output=True, timeout=timeout + 10)
+            stderr = done.stderr.decode(errors="replace").strip()
+            failed = done.returncode != 0 or "ERROR" in stderr or "Delivery failed" in stderr
+            deliveries.append(Delivery(None, None, stderr or f"exit {done.returncode}") if failed else Delivery(None, None))
+        return deliveries
+
+    def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
+                start: str = "earliest") -> list[Message]:
+        received: list[Message] = []
+        for partition in partitions:
+            command = [self.kcat, "-C", "-b", self.bootstrap, "-t", topic, "-p", str(partition), "-J", "-e",
+                       "-o", "beginning" if start == "earliest" else "end"]
+            try:
+                done = subprocess.run(command, capture_output=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                continue
+            for line in done.stdout.decode(errors="replace").splitlines():
+                with contextlib.suppress(json.JSONDecodeError):
+                    received.append(_from_kcat(json.loads(line)))
+        return received
+
+
+def _from_kcat(event: dict[str, Any]) -> Message:
+    flat_headers = event.get("headers") or []
+    headers = [(flat_headers[i], None if flat_headers[i + 1] is None else flat_headers[i + 1].encode())
+               for i in range(0, len(flat_headers), 2)]
+    key = event.get("key")
+    payload = event.get("payload")
+    return Message(None if key is None else key.encode(), None if payload is None else payload.encode(), headers,
+                   event.get("partition"), event.get("offset"), event.get("ts"))
+
+
+ADAPTERS: dict[str, type[Client]] = {
+    "kafka-python": KafkaPythonClient,
+    "confluent-kafka": ConfluentClient,
+    "aiokafka": AioKafkaClient,
+    "kcat": KcatClient,
+}
+
+
+def make_client(name: str, bootstrap: str) -> Client:
+    return ADAPTERS[name](bootstrap)

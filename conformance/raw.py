@@ -1,0 +1,773 @@
+"""Raw Kafka protocol probes: just enough framing to ask a broker what clients hide from us.
+
+Theory of operation
+-------------------
+Real clients smooth over the broker's exact answers: they retry, downgrade, or turn an error code
+into an exception with a different name.  The conformance suite needs the bytes, so this module
+speaks the wire protocol itself for the handful of requests the raw probes use.
+
+This is a *private, minimal* helper.  It is isolated here so that it can be replaced by refka's own
+codec (``reference.protocol``) once that exists; nothing outside this module knows how a request is
+laid out.  The facts it encodes come from Kafka's protocol guide and the message definitions in
+``clients/src/main/resources/common/message/*.json``:
+
+* A request is ``int32 size`` + request header + body.  Request header v1 is ``api_key int16,
+  api_version int16, correlation_id int32, client_id nullable int16-string``; header v2 (used by
+  flexible versions) adds a tagged-field section.  ``client_id`` stays a classic string in both.
+* A response is ``int32 size`` + response header + body.  Response header v0 is ``correlation_id``;
+  v1 (flexible versions) adds tagged fields, *except* for ApiVersions, which always answers with
+  header v0 so a client can read it before knowing anything (KIP-511).
+* Flexible versions (KIP-482) use compact strings/bytes/arrays whose length is an unsigned varint
+  holding ``length + 1`` (0 = null), and end every structure with a tagged-field section.
+* A record batch (magic 2) is described in :func:`record_batch`.
+
+Requests covered: ApiVersions v0 and v3, Metadata v4, InitProducerId v1, Produce v9 (flexible),
+Fetch v4, ListOffsets v1, FindCoordinator v1, JoinGroup v5, SyncGroup v3, Heartbeat v3, OffsetCommit v7, OffsetFetch v5,
+and arbitrary ``(api_key, version, body)`` frames for robustness probes.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import crc32c
+
+# ---------------------------------------------------------------- API keys used by the probes
+PRODUCE = 0
+FETCH = 1
+LIST_OFFSETS = 2
+METADATA = 3
+OFFSET_COMMIT = 8
+OFFSET_FETCH = 9
+FIND_COORDINATOR = 10
+JOIN_GROUP = 11
+HEARTBEAT = 12
+SYNC_GROUP = 14
+API_VERSIONS = 18
+INIT_PRODUCER_ID = 22
+
+# Record batch v2 attribute bits (DefaultRecordBatch).
+COMPRESSION_NONE = 0
+NO_PRODUCER_ID = -1
+NO_PRODUCER_EPOCH = -1
+NO_SEQUENCE = -1
+
+# ListOffsets special timestamps (ListOffsetsRequest.EARLIEST_TIMESTAMP / LATEST_TIMESTAMP).
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+
+
+class ConnectionClosed(Exception):
+    """The broker closed the connection instead of answering (Kafka's answer to a frame it rejects)."""
+
+
+# ---------------------------------------------------------------- primitive writer / reader
+class Writer:
+    """Appends Kafka primitive types to a byte buffer."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def int8(self, value: int) -> Writer:
+        self.buffer += struct.pack(">b", value)
+        return self
+
+    def int16(self, value: int) -> Writer:
+        self.buffer += struct.pack(">h", value)
+        return self
+
+    def int32(self, value: int) -> Writer:
+        self.buffer += struct.pack(">i", value)
+        return self
+
+    def int64(self, value: int) -> Writer:
+        self.buffer += struct.pack(">q", value)
+        return self
+
+    def uint32(self, value: int) -> Writer:
+        self.buffer += struct.pack(">I", value)
+        return self
+
+    def boolean(self, value: bool) -> Writer:
+        return self.int8(1 if value else 0)
+
+    def uvarint(self, value: int) -> Writer:
+        while True:
+            low_bits = value & 0x7F
+            value >>= 7
+            if value:
+                self.buffer.append(low_bits | 0x80)
+            else:
+                self.buffer.append(low_bits)
+                return self
+
+    def varint(self, value: int) -> Writer:
+        """Signed zig-zag varint, as used inside records."""
+        return self.uvarint((value << 1) ^ (value >> 63))
+
+    def raw(self, data: bytes) -> Writer:
+        self.buffer += data
+        return self
+
+    def string(self, value: str | None) -> Writer:
+        if value is None:
+            return self.int16(-1)
+        encoded = value.encode()
+        return self.int16(len(encoded)).raw(encoded)
+
+    def compact_string(self, value: str | None) -> Writer:
+        if value is None:
+            return self.uvarint(0)
+        encoded = value.encode()
+        return self.uvarint(len(encoded) + 1).raw(encoded)
+
+    def compact_bytes(self, value: bytes | None) -> Writer:
+        if value is None:
+            return self.uvarint(0)
+        return self.uvarint(len(value) + 1).raw(value)
+
+    def empty_tagged_fields(self) -> Writer:
+        return self.uvarint(0)
+
+    def int32_bytes(self, value: bytes | None) -> Writer:
+        """Classic BYTES / NULLABLE_BYTES: int32 length (-1 null) then the bytes."""
+        if value is None:
+            return self.int32(-1)
+        return self.int32(len(value)).raw(value)
+
+    def bytes(self) -> bytes:
+        return bytes(self.buffer)
+
+
+class Reader:
+    """Reads Kafka primitive types from a response body."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.position = 0
+
+    def _unpack(self, fmt: str) -> int:
+        (value,) = struct.unpack_from(fmt, self.data, self.position)
+        self.position += struct.calcsize(fmt)
+        return int(value)
+
+    def int8(self) -> int:
+        return self._unpack(">b")
+
+    def int16(self) -> int:
+        return self._unpack(">h")
+
+    def int32(self) -> int:
+        return self._unpack(">i")
+
+    def int64(self) -> int:
+        return self._unpack(">q")
+
+    def boolean(self) -> bool:
+        return self.int8() != 0
+
+    def uvarint(self) -> int:
+        shift = 0
+        value = 0
+        while True:
+            byte = self.data[self.position]
+            self.position += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+
+    def take(self, length: int) -> bytes:
+        chunk = self.data[self.position : self.position + length]
+        self.position += length
+        return chunk
+
+    def string(self) -> str | None:
+        length = self.int16()
+        return None if length < 0 else self.take(length).decode()
+
+    def compact_string(self) -> str | None:
+        length_plus_one = self.uvarint()
+        return None if length_plus_one == 0 else self.take(length_plus_one - 1).decode()
+
+    def int32_bytes(self) -> bytes | None:
+        length = self.int32()
+        return None if length < 0 else self.take(length)
+
+    def array_length(self) -> int:
+        return self.int32()
+
+    def compact_array_length(self) -> int:
+        """Element count of a compact array; -1 for null."""
+        return self.uvarint() - 1
+
+    def skip_tagged_fields(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()  # tag
+            self.take(self.uvarint())
+
+    def remaining(self) -> int:
+        return len(self.data) - self.position
+
+
+# ---------------------------------------------------------------- connection
+class Connection:
+    """One TCP connection to a broker, sending size-prefixed requests and reading responses."""
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0, client_id: str = "refka-conformance"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.client_id = client_id
+        self.correlation_id = 0
+
+    @classmethod
+    def to(cls, address: str, timeout: float = 10.0) -> Connection:
+        host, _, port = address.rpartition(":")
+        return cls(host, int(port), timeout)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, api_key: int, api_version: int, body: bytes, flexible: bool) -> int:
+        """Send one request; returns its correlation id.  ``flexible`` selects request header v2."""
+        self.correlation_id += 1
+        header = Writer().int16(api_key).int16(api_version).int32(self.correlation_id).string(self.client_id)
+        if flexible:
+            header.empty_tagged_fields()
+        frame = header.bytes() + body
+        self.sock.sendall(struct.pack(">i", len(frame)) + frame)
+        return self.correlation_id
+
+    def _read_exactly(self, length: int) -> bytes:
+        chunks = bytearray()
+        while len(chunks) < length:
+            try:
+                chunk = self.sock.recv(length - len(chunks))
+            except ConnectionResetError as reset:
+                raise ConnectionClosed("connection reset by broker") from reset
+            if not chunk:
+                raise ConnectionClosed("broker closed the connection")
+            chunks += chunk
+        return bytes(chunks)
+
+    def receive(self, expected_correlation_id: int, flexible_header: bool) -> Reader:
+        """Read one response frame; returns a Reader positioned at the start of the body."""
+        (size,) = struct.unpack(">i", self._read_exactly(4))
+        reader = Reader(self._read_exactly(size))
+        correlation_id = reader.int32()
+        if correlation_id != expected_correlation_id:
+            raise AssertionError(f"correlation id {correlation_id}, expected {expected_correlation_id}")
+        if flexible_header:
+            reader.skip_tagged_fields()
+        return reader
+
+    def request(self, api_key: int, api_version: int, body: bytes, flexible: bool) -> Reader:
+        correlation_id = self.send(api_key, api_version, body, flexible)
+        # ApiVersions responses always use response header v0 (KIP-511).
+        return self.receive(correlation_id, flexible_header=flexible and api_key != API_VERSIONS)
+
+
+# ---------------------------------------------------------------- ApiVersions
+@dataclass
+class ApiVersionRange:
+    api_key: int
+    min_version: int
+    max_version: int
+
+
+@dataclass
+class ApiVersionsResult:
+    error_code: int
+    apis: dict[int, ApiVersionRange]
+
+    def supports(self, api_key: int, version: int | None = None) -> bool:
+        advertised = self.apis.get(api_key)
+        if advertised is None:
+            return False
+        return version is None or advertised.min_version <= version <= advertised.max_version
+
+
+def api_versions(conn: Connection, version: int = 0) -> ApiVersionsResult:
+    """ApiVersions v0 (empty body) or v3+ (client software name/version, flexible)."""
+    flexible = version >= 3
+    body = Writer()
+    if flexible:
+        body.compact_string("refka-conformance").compact_string("0.1").empty_tagged_fields()
+    reader = conn.request(API_VERSIONS, version, body.bytes(), flexible)
+    return _read_api_versions_body(reader, flexible)
+
+
+def _read_api_versions_body(reader: Reader, flexible: bool) -> ApiVersionsResult:
+    error_code = reader.int16()
+    count = reader.compact_array_length() if flexible else reader.array_length()
+    apis = {}
+    for _ in range(max(count, 0)):
+        entry = ApiVersionRange(reader.int16(), reader.int16(), reader.int16())
+        if flexible:
+            reader.skip_tagged_fields()
+        apis[entry.api_key] = entry
+    return ApiVersionsResult(error_code, apis)
+
+
+def api_versions_raw_version(conn: Connection, version: int, body: bytes = b"") -> ApiVersionsResult:
+    """Send ApiVersions at an arbitrary (possibly unknown) version and read the answer as v0.
+
+    Kafka answers an ApiVersions request whose version it does not support with a v0 body carrying
+    UNSUPPORTED_VERSION (35) and its API list, so the client can retry at a version both know.
+    """
+    correlation_id = conn.send(API_VERSIONS, version, body, flexible=version >= 3)
+    return _read_api_versions_body(conn.receive(correlation_id, flexible_header=False), flexible=False)
+
+
+# ---------------------------------------------------------------- Metadata v4
+@dataclass
+class BrokerInfo:
+    node_id: int
+    host: str
+    port: int
+
+
+@dataclass
+class PartitionInfo:
+    error_code: int
+    partition: int
+    leader: int
+    replicas: list[int]
+    isr: list[int]
+
+
+@dataclass
+class TopicInfo:
+    error_code: int
+    name: str
+    partitions: dict[int, PartitionInfo] = field(default_factory=dict)
+
+
+@dataclass
+class MetadataResult:
+    brokers: dict[int, BrokerInfo]
+    controller_id: int
+    topics: dict[str, TopicInfo]
+
+
+def _int32_array(reader: Reader) -> list[int]:
+    return [reader.int32() for _ in range(reader.array_length())]
+
+
+def metadata(conn: Connection, topics: list[str] | None = None, allow_auto_topic_creation: bool = False) -> MetadataResult:
+    """Metadata v4: ``topics`` None asks for all topics."""
+    body = Writer()
+    if topics is None:
+        body.int32(-1)
+    else:
+        body.int32(len(topics))
+        for name in topics:
+            body.string(name)
+    body.boolean(allow_auto_topic_creation)
+    reader = conn.request(METADATA, 4, body.bytes(), flexible=False)
+    reader.int32()  # throttle_time_ms
+    brokers = {}
+    for _ in range(reader.array_length()):
+        node_id, host, port = reader.int32(), reader.string() or "", reader.int32()
+        reader.string()  # rack
+        brokers[node_id] = BrokerInfo(node_id, host, port)
+    reader.string()  # cluster_id
+    controller_id = reader.int32()
+    result_topics = {}
+    for _ in range(reader.array_length()):
+        topic = TopicInfo(error_code=reader.int16(), name=reader.string() or "")
+        reader.boolean()  # is_internal
+        for _ in range(reader.array_length()):
+            partition = PartitionInfo(
+                error_code=reader.int16(),
+                partition=reader.int32(),
+                leader=reader.int32(),
+                replicas=_int32_array(reader),
+                isr=_int32_array(reader),
+            )
+            topic.partitions[partition.partition] = partition
+        result_topics[topic.name] = topic
+    return MetadataResult(brokers, controller_id, result_topics)
+
+
+# ---------------------------------------------------------------- InitProducerId v1
+@dataclass
+class ProducerIdAndEpoch:
+    error_code: int
+    producer_id: int
+    producer_epoch: int
+
+
+def init_producer_id(conn: Connection, transactional_id: str | None = None, timeout_ms: int = 60000) -> ProducerIdAndEpoch:
+    body = Writer().string(transactional_id).int32(timeout_ms)
+    reader = conn.request(INIT_PRODUCER_ID, 1, body.bytes(), flexible=False)
+    reader.int32()  # throttle_time_ms
+    return ProducerIdAndEpoch(reader.int16(), reader.int64(), reader.int16())
+
+
+# ---------------------------------------------------------------- record batch v2
+@dataclass
+class Record:
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+
+
+def _encode_record(record: Record, offset_delta: int, timestamp_delta: int) -> bytes:
+    """Record grammar: length varint, attributes int8, timestampDelta varint, offsetDelta varint,
+    key (varint length, -1 null), value (same), headers count varint, [key, value] per header."""
+    body = Writer().int8(0).varint(timestamp_delta).varint(offset_delta)
+    for chunk in (record.key, record.value):
+        if chunk is None:
+            body.varint(-1)
+        else:
+            body.varint(len(chunk)).raw(chunk)
+    body.varint(len(record.headers))
+    for header_key, header_value in record.headers:
+        encoded_key = header_key.encode()
+        body.varint(len(encoded_key)).raw(encoded_key)
+        if header_value is None:
+            body.varint(-1)
+        else:
+            body.varint(len(header_value)).raw(header_value)
+    payload = body.bytes()
+    return Writer().varint(len(payload)).raw(payload).bytes()
+
+
+def record_batch(
+    records: list[Record],
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = NO_PRODUCER_EPOCH,
+    base_sequence: int = NO_SEQUENCE,
+    base_timestamp: int | None = None,
+    attributes: int = COMPRESSION_NONE,
+) -> bytes:
+    """Build an uncompressed record batch, magic 2.
+
+    Layout: baseOffset int64, batchLength int32 (bytes after this field), partitionLeaderEpoch
+    int32, magic int8 = 2, crc uint32 (CRC-32C of everything after it), attributes int16,
+    lastOffsetDelta int32, baseTimestamp int64, maxTimestamp int64, producerId int64,
+    producerEpoch int16, baseSequence int32, recordCount int32, records.
+    """
+    timestamp = int(time.time() * 1000) if base_timestamp is None else base_timestamp
+    encoded_records = b"".join(_encode_record(record, delta, 0) for delta, record in enumerate(records))
+    after_crc = (
+        Writer()
+        .int16(attributes)
+        .int32(len(records) - 1)  # lastOffsetDelta
+        .int64(timestamp)  # baseTimestamp
+        .int64(timestamp)  # maxTimestamp
+        .int64(producer_id)
+        .int16(producer_epoch)
+        .int32(base_sequence)
+        .int32(len(records))
+        .raw(encoded_records)
+        .bytes()
+    )
+    after_length = Writer().int32(-1).int8(2).uint32(crc32c.crc32c(after_crc)).raw(after_crc).bytes()
+    return Writer().int64(0).int32(len(after_length)).raw(after_length).bytes()
+
+
+# ---------------------------------------------------------------- Produce v9 (flexible)
+@dataclass
+class PartitionProduceResult:
+    error_code: int
+    base_offset: int
+    log_start_offset: int
+    error_message: str | None
+
+
+def produce(
+    conn: Connection,
+    topic: str,
+    partition: int,
+    batch: bytes,
+    acks: int = -1,
+    timeout_ms: int = 10000,
+    transactional_id: str | None = None,
+) -> PartitionProduceResult | None:
+    """Produce v9 of one batch to one partition.  Returns None for acks=0 (Kafka sends no response)."""
+    body = (
+        Writer()
+        .compact_string(transactional_id)
+        .int16(acks)
+        .int32(timeout_ms)
+        .uvarint(1 + 1)  # one topic
+        .compact_string(topic)
+        .uvarint(1 + 1)  # one partition
+        .int32(partition)
+        .compact_bytes(batch)
+        .empty_tagged_fields()  # partition
+        .empty_tagged_fields()  # topic
+        .empty_tagged_fields()  # request
+        .bytes()
+    )
+    correlation_id = conn.send(PRODUCE, 9, body, flexible=True)
+    if acks == 0:
+        return None
+    reader = conn.receive(correlation_id, flexible_header=True)
+    result = None
+    for _ in range(reader.compact_array_length()):
+        reader.compact_string()  # topic name
+        for _ in range(reader.compact_array_length()):
+            reader.int32()  # partition index
+            error_code, base_offset = reader.int16(), reader.int64()
+            reader.int64()  # log_append_time_ms
+            log_start_offset = reader.int64()
+            for _ in range(reader.compact_array_length()):
+                reader.int32()  # batch_index
+                reader.compact_string()  # batch_index_error_message
+                reader.skip_tagged_fields()
+            error_message = reader.compact_string()
+            reader.skip_tagged_fields()
+            result = PartitionProduceResult(error_code, base_offset, log_start_offset, error_message)
+        reader.skip_tagged_fields()
+    if result is None:
+        raise AssertionError("Produce response carried no partition")
+    return result
+
+
+# ---------------------------------------------------------------- ListOffsets v1
+@dataclass
+class ListedOffset:
+    error_code: int
+    timestamp: int
+    offset: int
+
+
+def list_offset(conn: Connection, topic: str, partition: int, timestamp: int) -> ListedOffset:
+    """ListOffsets v1 for one partition (timestamp -1 latest, -2 earliest, else first offset at/after)."""
+    body = (
+        Writer().int32(-1).int32(1).string(topic).int32(1).int32(partition).int64(timestamp).bytes()  # replica_id=-1
+    )
+    reader = conn.request(LIST_OFFSETS, 1, body, flexible=False)
+    result = None
+    for _ in range(reader.array_length()):
+        reader.string()
+        for _ in range(reader.array_length()):
+            reader.int32()
+            result = ListedOffset(reader.int16(), reader.int64(), reader.int64())
+    if result is None:
+        raise AssertionError("ListOffsets response carried no partition")
+    return result
+
+
+# ---------------------------------------------------------------- Fetch v4
+@dataclass
+class BatchSummary:
+    """The header fields of one fetched record batch (records are not decoded)."""
+
+    base_offset: int
+    last_offset: int
+    record_count: int
+    producer_id: int
+    base_sequence: int
+
+
+@dataclass
+class FetchedPartition:
+    error_code: int
+    high_watermark: int
+    batches: list[BatchSummary]
+
+    @property
+    def record_count(self) -> int:
+        return sum(batch.record_count for batch in self.batches)
+
+
+def _summarise_batches(records: bytes) -> list[BatchSummary]:
+    """Walk the batch headers (see :func:`record_batch` for the layout); a partial trailing batch,
+    which Kafka may return when it hits the size limit, is ignored."""
+    batches = []
+    position = 0
+    while len(records) - position >= 61:  # 61 = size of the batch header
+        base_offset, batch_length = struct.unpack_from(">qi", records, position)
+        if len(records) - position < 12 + batch_length:
+            break
+        header = Reader(records[position + 12 : position + 12 + batch_length])
+        header.int32()  # partitionLeaderEpoch
+        header.int8()  # magic
+        header.int32()  # crc
+        header.int16()  # attributes
+        last_offset_delta = header.int32()
+        header.int64()  # baseTimestamp
+        header.int64()  # maxTimestamp
+        producer_id = header.int64()
+        header.int16()  # producerEpoch
+        base_sequence = header.int32()
+        record_count = header.int32()
+        batches.append(BatchSummary(base_offset, base_offset + last_offset_delta, record_count, producer_id, base_sequence))
+        position += 12 + batch_length
+    return batches
+
+
+def fetch(conn: Connection, topic: str, partition: int, offset: int, max_wait_ms: int = 500,
+          min_bytes: int = 1, max_bytes: int = 1024 * 1024) -> FetchedPartition:
+    """Fetch v4 (read_uncommitted) of one partition."""
+    body = (
+        Writer().int32(-1).int32(max_wait_ms).int32(min_bytes).int32(max_bytes).int8(0)
+        .int32(1).string(topic).int32(1).int32(partition).int64(offset).int32(max_bytes).bytes()
+    )
+    reader = conn.request(FETCH, 4, body, flexible=False)
+    reader.int32()  # throttle_time_ms
+    result = None
+    for _ in range(reader.array_length()):
+        reader.string()
+        for _ in range(reader.array_length()):
+            reader.int32()  # partition
+            error_code, high_watermark = reader.int16(), reader.int64()
+            reader.int64()  # last_stable_offset
+            for _ in range(max(reader.array_length(), 0)):  # aborted transactions
+                reader.int64()
+                reader.int64()
+            records = reader.int32_bytes() or b""
+            result = FetchedPartition(error_code, high_watermark, _summarise_batches(records))
+    if result is None:
+        raise AssertionError("Fetch response carried no partition")
+    return result
+
+
+# ---------------------------------------------------------------- classic consumer group protocol
+@dataclass
+class Coordinator:
+    error_code: int
+    node_id: int
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def find_coordinator(conn: Connection, key: str, key_type: int = 0) -> Coordinator:
+    """FindCoordinator v1 (key_type 0 = group, 1 = transaction)."""
+    reader = conn.request(FIND_COORDINATOR, 1, Writer().string(key).int8(key_type).bytes(), flexible=False)
+    reader.int32()  # throttle_time_ms
+    error_code = reader.int16()
+    reader.string()  # error_message
+    return Coordinator(error_code, reader.int32(), reader.string() or "", reader.int32())
+
+
+def group_coordinator(address: str, group_id: str, timeout: float = 20.0) -> Connection:
+    """A connection to the group's coordinator, retrying while it is not yet available
+    (COORDINATOR_NOT_AVAILABLE while __consumer_offsets is being created)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with Connection.to(address) as conn:
+            found = find_coordinator(conn, group_id)
+        if found.error_code == 0:
+            return Connection(found.host, found.port)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"FindCoordinator kept failing with error {found.error_code}")
+        time.sleep(0.2)
+
+
+@dataclass
+class JoinGroupResult:
+    error_code: int
+    generation_id: int
+    protocol_name: str | None
+    leader: str
+    member_id: str
+    members: list[str]
+
+
+def join_group(conn: Connection, group_id: str, member_id: str = "", group_instance_id: str | None = None,
+               session_timeout_ms: int = 10000, rebalance_timeout_ms: int = 10000,
+               protocol_type: str = "consumer", protocols: Sequence[tuple[str, bytes]] = (("range", b""),)
+               ) -> JoinGroupResult:
+    """JoinGroup v5.  Since v4 a new dynamic member first gets MEMBER_ID_REQUIRED (79) with its id
+    (KIP-394) and must join again with it; callers see that first answer as is."""
+    body = (
+        Writer().string(group_id).int32(session_timeout_ms).int32(rebalance_timeout_ms).string(member_id)
+        .string(group_instance_id).string(protocol_type).int32(len(protocols))
+    )
+    for name, metadata_bytes in protocols:
+        body.string(name).int32_bytes(metadata_bytes)
+    reader = conn.request(JOIN_GROUP, 5, body.bytes(), flexible=False)
+    reader.int32()  # throttle_time_ms
+    error_code, generation_id = reader.int16(), reader.int32()
+    protocol_name, leader, joined_member_id = reader.string(), reader.string() or "", reader.string() or ""
+    members = []
+    for _ in range(reader.array_length()):
+        members.append(reader.string() or "")
+        reader.string()  # group_instance_id
+        reader.int32_bytes()  # metadata
+    return JoinGroupResult(error_code, generation_id, protocol_name, leader, joined_member_id, members)
+
+
+def sync_group(conn: Connection, group_id: str, generation_id: int, member_id: str,
+               assignments: dict[str, bytes], group_instance_id: str | None = None) -> int:
+    """SyncGroup v3; returns the error code."""
+    body = Writer().string(group_id).int32(generation_id).string(member_id).string(group_instance_id)
+    body.int32(len(assignments))
+    for assigned_member, assignment in assignments.items():
+        body.string(assigned_member).int32_bytes(assignment)
+    reader = conn.request(SYNC_GROUP, 3, body.bytes(), flexible=False)
+    reader.int32()  # throttle_time_ms
+    return reader.int16()
+
+
+def heartbeat(conn: Connection, group_id: str, generation_id: int, member_id: str,
+              group_instance_id: str | None = None) -> int:
+    """Heartbeat v3; returns the error code."""
+    body = Writer().string(group_id).int32(generation_id).string(member_id).string(group_instance_id)
+    reader = conn.request(HEARTBEAT, 3, body.bytes(), flexible=False)
+    reader.int32()  # throttle_time_ms
+    return reader.int16()
+
+
+def offset_commit(conn: Connection, group_id: str, generation_id: int, member_id: str, topic: str,
+                  offsets: dict[int, int], group_instance_id: str | None = None) -> dict[int, int]:
+    """OffsetCommit v7 of ``{partition: offset}``; returns ``{partition: error_code}``.
+
+    generation_id -1 with an empty member id is a "simple" commit outside any generation."""
+    body = (
+        Writer().string(group_id).int32(generation_id).string(member_id).string(group_instance_id)
+        .int32(1).string(topic).int32(len(offsets))
+    )
+    for partition, offset in offsets.items():
+        body.int32(partition).int64(offset).int32(-1).string(None)
+    reader = conn.request(OFFSET_COMMIT, 7, body.bytes(), flexible=False)
+    reader.int32()  # throttle_time_ms
+    errors = {}
+    for _ in range(reader.array_length()):
+        reader.string()
+        for _ in range(reader.array_length()):
+            partition = reader.int32()
+            errors[partition] = reader.int16()
+    return errors
+
+
+@dataclass
+class CommittedOffset:
+    offset: int
+    error_code: int
+
+
+def offset_fetch(conn: Connection, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, CommittedOffset]:
+    """OffsetFetch v5; offset -1 means nothing committed."""
+    body = Writer().string(group_id).int32(1).string(topic).int32(len(partitions))
+    for partition in partitions:
+        body.int32(partition)
+    reader = conn.request(OFFSET_FETCH, 5, body.bytes(), flexible=False)
+    reader.int32()  # throttle_time_ms
+    committed = {}
+    for _ in range(reader.array_length()):
+        reader.string()
+        for _ in range(reader.array_length()):
+            partition, offset = reader.int32(), reader.int64()
+            reader.int32()  # committed_leader_epoch
+            reader.string()  # metadata
+            committed[partition] = CommittedOffset(offset, reader.int16())
+    return committed

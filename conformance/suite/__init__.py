@@ -1,0 +1,1 @@
+"""The conformance suite: pytest modules run with ``-p conformance.plugin --pyargs conformance.suite``."""

@@ -1,0 +1,92 @@
+"""Protocol robustness: what a broker does with requests it cannot serve (checked on the wire)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from conformance import raw
+from reference.errors import Errors
+
+
+def test_api_versions_v0_lists_core_apis(broker):
+    """KIP-35 ApiVersions: every broker answers v0 with error NONE and its API ranges; Produce,
+    Fetch, ListOffsets, Metadata and ApiVersions itself are always present."""
+    versions = raw.api_versions(broker.connect(), 0)
+    assert versions.error_code == 0
+    for api_key in (0, 1, 2, 3, 18):
+        assert api_key in versions.apis, f"API {api_key} missing from ApiVersions"
+        advertised = versions.apis[api_key]
+        assert advertised.min_version <= advertised.max_version
+
+
+def test_api_versions_flexible_v3(broker, capabilities):
+    """KIP-511: ApiVersions v3 (flexible request, compact arrays) carries the same API ranges, and
+    the response uses response header v0 even though the request used header v2."""
+    capabilities.require_api(18, 3)
+    versions = raw.api_versions(broker.connect(), 3)
+    assert versions.error_code == 0
+    assert {k: (v.min_version, v.max_version) for k, v in versions.apis.items()} == \
+        {k: (v.min_version, v.max_version) for k, v in capabilities.api_versions.apis.items()}
+
+
+def test_api_versions_fallback_on_unsupported_version(broker):
+    """KIP-511: an ApiVersions request at a version the broker does not know is answered with a v0
+    body carrying UNSUPPORTED_VERSION (35) and the API list, so the client can retry lower."""
+    result = raw.api_versions_raw_version(broker.connect(), 999)
+    assert result.error_code == Errors.UNSUPPORTED_VERSION.code, f"expected 35, observed {result.error_code}"
+    assert 18 in result.apis, "the fallback answer must still list ApiVersions' own range"
+
+
+def test_unsupported_version_of_other_api_closes_connection(broker, capabilities):
+    """A request whose version is outside the advertised range (here Metadata v999) is not
+    answered: Kafka closes the connection (SocketServer / RequestContext: InvalidRequestException)."""
+    conn = broker.connect(timeout=5)
+    conn.send(3, 999, b"", flexible=True)
+    with pytest.raises((raw.ConnectionClosed, TimeoutError)) as outcome:
+        conn.receive(conn.correlation_id, flexible_header=True)
+    assert outcome.type is raw.ConnectionClosed, "expected the connection to be closed, observed a timeout"
+
+
+def test_unknown_api_key_closes_connection(broker):
+    """An unknown API key (here 9999) cannot even be parsed as a request header: Kafka closes the
+    connection without a response; a new connection works normally."""
+    conn = broker.connect(timeout=5)
+    conn.send(9999, 0, b"", flexible=False)
+    with pytest.raises((raw.ConnectionClosed, TimeoutError)) as outcome:
+        conn.receive(conn.correlation_id, flexible_header=False)
+    assert outcome.type is raw.ConnectionClosed, "expected the connection to be closed, observed a timeout"
+    assert raw.api_versions(broker.connect(), 0).error_code == 0
+
+
+def test_pipelined_requests_answered_in_order(broker):
+    """Protocol guide, "Network": the server answers requests on one connection in the order they
+    were sent; correlation ids let the client match them."""
+    conn = broker.connect()
+    sent = [conn.send(18, 0, b"", flexible=False) for _ in range(5)]
+    for correlation_id in sent:
+        assert conn.receive(correlation_id, flexible_header=False).int16() == 0
+
+
+def test_corrupt_crc_rejected(topics, broker):
+    """Record batch v2 CRC-32C covers attributes..end; a batch whose CRC does not match is refused
+    with CORRUPT_MESSAGE (2) and nothing is appended."""
+    topic = topics.create()
+    batch = bytearray(raw.record_batch([raw.Record(None, b"payload")]))
+    crc_position = 8 + 4 + 4 + 1  # baseOffset, batchLength, partitionLeaderEpoch, magic
+    (crc,) = struct.unpack_from(">I", batch, crc_position)
+    struct.pack_into(">I", batch, crc_position, crc ^ 0xFFFF)
+    conn = broker.leader(topic)
+    result = raw.produce(conn, topic, 0, bytes(batch))
+    assert result is not None and result.error_code == Errors.CORRUPT_MESSAGE.code, \
+        f"expected CORRUPT_MESSAGE(2), observed {result}"
+    assert raw.list_offset(conn, topic, 0, raw.LATEST_TIMESTAMP).offset == 0
+
+
+def test_produce_to_unknown_partition(topics, broker):
+    """Produce to a partition that does not exist: UNKNOWN_TOPIC_OR_PARTITION (3)."""
+    topic = topics.create(partitions=1)
+    result = raw.produce(broker.leader(topic), topic, 7, raw.record_batch([raw.Record(None, b"x")]))
+    assert result is not None and result.error_code == Errors.UNKNOWN_TOPIC_OR_PARTITION.code, \
+        f"expected UNKNOWN_TOPIC_OR_PARTITION(3), observed {result}"

@@ -1,0 +1,1 @@
+"""refka: a Kafka broker and client as annotated teaching code."""

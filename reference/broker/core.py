@@ -1,0 +1,204 @@
+"""The broker's sans-IO core: bytes of a request in, bytes of a response (now or later) out.
+
+Theory of operation
+-------------------
+A Kafka broker is, seen from a client, a function from request frames to response frames plus a
+few clocks.  This module is that function, with no socket and no clock of its own:
+
+* :meth:`Broker.handle_frame` decodes a frame (``reference.protocol.frames``), checks the version
+  against the ranges the broker advertises in ApiVersions, calls the handler for the API
+  (``reference.broker.handlers``) and encodes what it returns.  A handler returns a response body,
+  a :class:`~reference.broker.pending.Pending` body, or :data:`NO_RESPONSE`.
+* :meth:`Broker.poll` is given the time from outside; it expires delayed fetches and the group
+  coordinator's timers.  :meth:`Broker.next_deadline` says when to call it next.
+
+What Kafka does with a frame it will not serve, and so what this core does:
+
+================================================  =============================================
+the frame                                         the answer
+================================================  =============================================
+bytes that do not parse                           close the connection (``CloseConnection``)
+unknown API key                                   close the connection
+ApiVersions with a version the broker lacks       a v0 body: UNSUPPORTED_VERSION + the API list
+any other API at a version outside the range      close the connection
+================================================  =============================================
+
+The parts the handlers work with are attributes of :class:`Broker`: ``config`` (broker configs),
+``topics`` (the topic registry), ``replicas`` (the partitions this node hosts), ``groups`` (the
+group coordinator), ``producer_ids`` (the producer id allocator) and ``fetch_purgatory``.
+
+Invariants: every request that gets a response gets exactly one, with the request's correlation
+id and in the request's API version; a handler's exception other than a ``KafkaError`` is a bug,
+logged and answered by closing that one connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import Errors
+from ..protocol.apis import API_BY_KEY
+from ..protocol.frames import (
+    Request,
+    UnknownApiKey,
+    UnsupportedApiVersion,
+    decode_request,
+    encode_response,
+)
+from ..protocol.primitives import DecodeError
+from ..protocol.schema import Data
+from .configs import BrokerConfig
+from .pending import Pending, Purgatory
+
+log = logging.getLogger("refka.broker")
+
+API_VERSIONS_KEY = 18
+
+
+class _NoResponse:
+    def __repr__(self) -> str:
+        return "NO_RESPONSE"
+
+
+NO_RESPONSE: Any = _NoResponse()
+"""What a handler returns when Kafka sends nothing back (Produce with acks=0)."""
+
+
+class CloseConnection(Exception):
+    """Kafka closes the connection here; the reason is logged."""
+
+
+Reply = Data | Pending | _NoResponse
+Handler = Callable[["Broker", Request, int], Reply]
+
+
+class Broker:
+    """One broker node: its state and the request handlers that act on it."""
+
+    def __init__(self, config: BrokerConfig, data_dir: str | Path, now_ms: int) -> None:
+        from . import handlers
+        from .groups import GroupService
+        from .producer_ids import ProducerIdManager
+        from .replica_manager import ReplicaManager
+        from .topics import TopicRegistry
+
+        self.config = config
+        self.node_id = config.get_int("node.id")
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.cluster_id = _load_or_create_cluster_id(self.data_dir)
+        self.host = "127.0.0.1"
+        self.port = 9092
+        self.fetch_purgatory = Purgatory()
+        self.topics = TopicRegistry(self.data_dir, config)
+        self.replicas = ReplicaManager(self, now_ms)
+        self.producer_ids = ProducerIdManager(self.data_dir)
+        self.groups = GroupService(self, now_ms)
+        self.handlers: dict[int, Handler] = handlers.HANDLERS
+        self.supported_versions: dict[int, tuple[int, int]] = handlers.SUPPORTED_VERSIONS
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def set_listener(self, host: str, port: int) -> None:
+        """Where clients reach this broker: what Metadata and FindCoordinator advertise.
+
+        ``advertised.listeners`` (``PLAINTEXT://host:port``) wins over the bound address, as in
+        Kafka, so a broker in a container can advertise the name clients resolve."""
+        self.host, self.port = host, port
+        advertised = self.config.get("advertised.listeners")
+        if advertised:
+            address = advertised.split(",")[0].split("://", 1)[-1]
+            advertised_host, _, advertised_port = address.rpartition(":")
+            self.host = advertised_host or host
+            if advertised_port.isdigit() and int(advertised_port) != 0:
+                self.port = int(advertised_port)
+
+    def shutdown(self) -> None:
+        """Clean shutdown: flush and close every log, write the clean-shutdown markers."""
+        self.groups.shutdown()
+        self.replicas.shutdown()
+
+    # -- requests ------------------------------------------------------------------------------------
+
+    def handle_frame(self, payload: bytes | bytearray | memoryview, now_ms: int) -> bytes | Pending | Any:
+        """Answer one request frame (without its size prefix)."""
+        try:
+            request = decode_request(payload)
+        except UnsupportedApiVersion as unsupported:
+            if unsupported.header.api_key == API_VERSIONS_KEY:
+                return self._api_versions_fallback(unsupported.header.correlation_id)
+            raise CloseConnection(str(unsupported)) from unsupported
+        except UnknownApiKey as unknown:
+            raise CloseConnection(str(unknown)) from unknown
+        except DecodeError as malformed:
+            raise CloseConnection(f"malformed request: {malformed}") from malformed
+        return self.handle(request, now_ms)
+
+    def handle(self, request: Request, now_ms: int) -> bytes | Pending | Any:
+        """Answer a decoded request: response bytes, a Pending of them, or NO_RESPONSE."""
+        api_key = request.header.api_key
+        handler = self.handlers.get(api_key)
+        low, high = self.supported_versions.get(api_key, (0, -1))
+        if handler is None or not low <= request.version <= high:
+            if api_key == API_VERSIONS_KEY:
+                return self._api_versions_fallback(request.header.correlation_id)
+            raise CloseConnection(f"{request.api.name} v{request.version} is not served")
+        reply = handler(self, request, now_ms)
+        if reply is NO_RESPONSE:
+            return NO_RESPONSE
+        if isinstance(reply, Pending):
+            encoded = Pending()
+            reply.on_done(lambda body: encoded.complete(self._encode_later(request, body)))
+            return encoded
+        return self._encode(request, reply)
+
+    def _encode_later(self, request: Request, body: Data) -> bytes | CloseConnection:
+        """Encode a delayed answer.  It completes inside another request's handling (a JoinGroup
+        answered when the last member joins), so a failure here must stay with its own connection."""
+        try:
+            return self._encode(request, body)
+        except Exception as error:
+            log.exception("cannot encode the delayed %s v%d answer", request.api.name, request.version)
+            return CloseConnection(f"internal error encoding {request.api.name}: {error}")
+
+    def _encode(self, request: Request, body: Data) -> bytes:
+        return encode_response(request.api, request.version, request.header.correlation_id, body)
+
+    def _api_versions_fallback(self, correlation_id: int) -> bytes:
+        """KIP-511: an ApiVersions version we lack is answered in v0 with UNSUPPORTED_VERSION."""
+        from .handlers.api_versions import api_versions_body
+
+        api = API_BY_KEY[API_VERSIONS_KEY]
+        body = api_versions_body(self, error=Errors.UNSUPPORTED_VERSION.code)
+        return encode_response(api, 0, correlation_id, body)
+
+    # -- time ----------------------------------------------------------------------------------------
+
+    def poll(self, now_ms: int) -> None:
+        """Let time pass: expire delayed fetches, group timers, retention."""
+        self.fetch_purgatory.expire(now_ms)
+        self.groups.poll(now_ms)
+        self.replicas.poll(now_ms)
+
+    def next_deadline(self) -> int | None:
+        deadlines = [d for d in (self.fetch_purgatory.next_deadline(), self.groups.next_deadline(),
+                                 self.replicas.next_deadline()) if d is not None]
+        return min(deadlines, default=None)
+
+
+def _load_or_create_cluster_id(data_dir: Path) -> str:
+    """Kafka keeps the cluster id in ``meta.properties`` in every log dir; so does refka."""
+    import base64
+    import uuid
+
+    meta = data_dir / "meta.properties"
+    if meta.exists():
+        for line in meta.read_text().splitlines():
+            if line.startswith("cluster.id="):
+                return line.split("=", 1)[1].strip()
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    meta.write_text(f"version=1\ncluster.id={cluster_id}\n")
+    return cluster_id

@@ -1,0 +1,168 @@
+"""Topic administration: CreateTopics (19), DeleteTopics (20), CreatePartitions (37),
+DescribeCluster (60).
+
+The checks themselves live in the topic registry (``reference.broker.topics``); what the wire adds,
+as Kafka's controller applies it:
+
+* A name that appears twice in one CreateTopics or CreatePartitions request is refused with
+  INVALID_REQUEST, answered once, and nothing is created for it.
+* CreateTopics with explicit ``assignments`` takes the partition count and replication factor from
+  them; giving both assignments and a count is INVALID_REQUEST.  Every broker id in an assignment
+  must exist (INVALID_REPLICA_ASSIGNMENT).
+* ``validate_only`` runs every check and creates nothing.
+* From v5 the CreateTopics answer carries the new topic's partition count, replication factor and
+  its configs as DescribeConfigs would show them (KIP-525); v7 adds its id.
+* DeleteTopics deletes internal topics too (Apache Kafka 4.3 does: deleting ``__consumer_offsets``
+  succeeds, and the offsets topic is recreated by the next FindCoordinator).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from ...errors import Errors, KafkaError
+from ...protocol.apis import API_BY_KEY
+from ...protocol.frames import Request
+from ...protocol.primitives import ZERO_UUID
+from ...protocol.schema import Data
+from ..configs import describe_topic_config
+
+if TYPE_CHECKING:
+    from ..core import Broker
+
+CREATE_TOPICS = API_BY_KEY[19]
+DELETE_TOPICS = API_BY_KEY[20]
+CREATE_PARTITIONS = API_BY_KEY[37]
+DESCRIBE_CLUSTER = API_BY_KEY[60]
+
+CREATED = CREATE_TOPICS.response.struct("CreatableTopicResult")
+CREATED_CONFIG = CREATE_TOPICS.response.struct("CreatableTopicConfigs")
+DELETED = DELETE_TOPICS.response.struct("DeletableTopicResult")
+PARTITIONS_RESULT = CREATE_PARTITIONS.response.struct("CreatePartitionsTopicResult")
+CLUSTER_BROKER = DESCRIBE_CLUSTER.response.struct("DescribeClusterBroker")
+
+
+def _duplicates(names: list[str]) -> set[str]:
+    return {name for name, count in Counter(names).items() if count > 1}
+
+
+def handle_create_topics(broker: Broker, request: Request, now_ms: int) -> Data:
+    body = request.body
+    duplicated = _duplicates([t.name for t in body.topics])
+    results = []
+    answered: set[str] = set()
+    for topic in body.topics:
+        if topic.name in answered:
+            continue
+        answered.add(topic.name)
+        result = CREATED.make(name=topic.name, topic_id=ZERO_UUID, configs=[])
+        try:
+            if topic.name in duplicated:
+                raise KafkaError(Errors.INVALID_REQUEST, "Duplicate topic name.")
+            partitions, replication_factor = _shape(broker, topic)
+            configs = {c.name: c.value for c in topic.configs}
+            if body.validate_only:
+                partitions, replication_factor, checked = broker.topics.check_new_topic(
+                    topic.name, partitions, replication_factor, configs)
+            else:
+                created = broker.topics.create(topic.name, partitions, replication_factor, configs)
+                partitions, replication_factor, checked = created.partitions, created.replication_factor, created.configs
+                result.topic_id = created.topic_id
+        except KafkaError as refused:
+            result.error_code, result.error_message = refused.error.code, refused.message
+            results.append(result)
+            continue
+        result.num_partitions = partitions
+        result.replication_factor = replication_factor
+        result.configs = [
+            CREATED_CONFIG.make(name=entry.name, value=entry.value, read_only=entry.read_only,
+                                config_source=entry.config_source, is_sensitive=entry.is_sensitive)
+            for entry in describe_topic_config(broker.config, checked, None, False, False)
+        ]
+        results.append(result)
+    return CREATE_TOPICS.response.make(topics=results)
+
+
+def _shape(broker: Broker, topic: Data) -> tuple[int, int]:
+    """(partitions, replication factor) from the counts, or from explicit assignments."""
+    if not topic.assignments:
+        return topic.num_partitions, topic.replication_factor
+    if topic.num_partitions != -1 or topic.replication_factor != -1:
+        raise KafkaError(Errors.INVALID_REQUEST,
+                         "Both numPartitions or replicationFactor and replicasAssignments were set. "
+                         "Both cannot be used at the same time.")
+    for assignment in topic.assignments:
+        unknown = [b for b in assignment.broker_ids if b != broker.node_id]
+        if unknown or not assignment.broker_ids:
+            raise KafkaError(Errors.INVALID_REPLICA_ASSIGNMENT,
+                             f"The manual partition assignment includes broker(s) {unknown} that are not registered.")
+    indexes = sorted(a.partition_index for a in topic.assignments)
+    if indexes != list(range(len(indexes))):
+        raise KafkaError(Errors.INVALID_REPLICA_ASSIGNMENT, "Partitions must be numbered 0 to n-1.")
+    return len(indexes), len(topic.assignments[0].broker_ids)
+
+
+def handle_delete_topics(broker: Broker, request: Request, now_ms: int) -> Data:
+    body = request.body
+    if request.version >= 6:
+        wanted = [(t.name, t.topic_id) for t in body.topics]
+    else:
+        wanted = [(name, ZERO_UUID) for name in body.topic_names]
+    responses = []
+    for name, topic_id in wanted:
+        result = DELETED.make(name=name, topic_id=topic_id)
+        try:
+            if name is None:
+                found = broker.topics.by_id(topic_id)
+                if found is None:
+                    raise KafkaError(Errors.UNKNOWN_TOPIC_ID, "This server does not host this topic ID.")
+                name = result.name = found.name
+            registered = broker.topics.get(name)
+            if registered is None:
+                raise KafkaError(Errors.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+            if not broker.config.get_bool("delete.topic.enable"):
+                raise KafkaError(Errors.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")
+            result.topic_id = registered.topic_id
+            broker.topics.delete(name)
+        except KafkaError as refused:
+            result.error_code, result.error_message = refused.error.code, refused.message
+        responses.append(result)
+    return DELETE_TOPICS.response.make(responses=responses)
+
+
+def handle_create_partitions(broker: Broker, request: Request, now_ms: int) -> Data:
+    body = request.body
+    duplicated = _duplicates([t.name for t in body.topics])
+    results = []
+    answered: set[str] = set()
+    for topic in body.topics:
+        if topic.name in answered:
+            continue
+        answered.add(topic.name)
+        result = PARTITIONS_RESULT.make(name=topic.name)
+        try:
+            if topic.name in duplicated:
+                raise KafkaError(Errors.INVALID_REQUEST, "Duplicate topic in request.")
+            registered = broker.topics.check_partition_increase(topic.name, topic.count)
+            if topic.assignments is not None:
+                added = topic.count - registered.partitions
+                if len(topic.assignments) != added:
+                    raise KafkaError(Errors.INVALID_REPLICA_ASSIGNMENT,
+                                     f"Attempted to add {added} additional partition(s), but only "
+                                     f"{len(topic.assignments)} assignment(s) were specified.")
+            if not body.validate_only:
+                broker.topics.add_partitions(topic.name, topic.count)
+        except KafkaError as refused:
+            result.error_code, result.error_message = refused.error.code, refused.message
+        results.append(result)
+    return CREATE_PARTITIONS.response.make(results=results)
+
+
+def handle_describe_cluster(broker: Broker, request: Request, now_ms: int) -> Data:
+    return DESCRIBE_CLUSTER.response.make(
+        endpoint_type=request.body.endpoint_type,
+        cluster_id=broker.cluster_id,
+        controller_id=broker.node_id,
+        brokers=[CLUSTER_BROKER.make(broker_id=broker.node_id, host=broker.host, port=broker.port, rack=None)],
+    )

@@ -1,0 +1,198 @@
+"""Log compaction (``cleanup.policy=compact``): keep the newest record per key.
+
+Theory of operation
+-------------------
+Mirrors Kafka's ``LogCleaner``/``Cleaner`` in a simplified, single-pass form.  One call to
+:func:`clean_log` does:
+
+1. **Cleanable range.**  Only closed segments whose every offset is below the *first uncleanable
+   offset* -- the smaller of the active segment's base offset and the high watermark -- are
+   rewritten; with ``min.compaction.lag.ms`` a segment whose newest record is younger than the lag
+   also stops the range.  The active segment is never touched.
+2. **Offset map.**  Scan the cleanable range and remember, for every key, the offset of its newest
+   record (Kafka's ``OffsetMap``).  Keys that reappear only in the uncleanable part do not count,
+   as in Kafka: the older record is kept until the newer one becomes cleanable.
+3. **Rewrite** each cleanable segment, batch by batch.  A record survives if it is the newest for
+   its key; records without a key are dropped (Kafka counts them as invalid).  A *tombstone* (null
+   value) survives until its batch's delete horizon (KIP-534): the first cleaning that keeps a
+   tombstone writes the batch with the ``DELETE_HORIZON`` attribute and ``baseTimestamp = now +
+   delete.retention.ms``; a later cleaning after that time drops the tombstone.  So a consumer that
+   reads from the start within ``delete.retention.ms`` of the cleaning still sees the delete.
+4. **Batch structure is kept.**  A surviving batch keeps its base offset, *its offset range*
+   (``lastOffsetDelta``), producer id, epoch, base sequence, partition leader epoch, codec,
+   timestamp type and transactional flag; only its records section shrinks, and a batch whose
+   records all survive with no horizon to set is copied byte for byte.  A batch left with no records
+   is dropped, except the newest batch of a producer id the partition still tracks, which is kept
+   empty (Kafka's ``RETAIN_EMPTY``) so that the producer state rebuilt from the log after a restart
+   still knows the producer's last sequence.  Keeping the offset range is refka's simplification:
+   Kafka's rewrite shortens a partially kept batch to its last kept record; either way offsets
+   never change and a fetch at any offset still finds the next surviving record.
+5. **Swap.**  The rewritten segment is built in ``<partition>/cleaning/``, fsynced, then moved into
+   the partition directory as ``<base>.index.swap``, ``<base>.timeindex.swap`` and finally
+   ``<base>.log.swap`` -- the commit point -- and renamed over the originals.  A crash before the
+   commit point leaves the old segment; after it, loading finishes the renames
+   (``log._finish_interrupted_swaps``).
+
+Simplified away: ``min.cleanable.dirty.ratio`` (the broker decides when to call; every call cleans
+the whole cleanable range rather than only the dirty part), the cleaner's own checkpoint file
+(``cleaner-offset-checkpoint``), grouping several small segments into one, transaction markers and
+aborted transactions, and the I/O throttle.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from reference.broker.log import files
+from reference.broker.log.checkpoint import fsync_directory
+from reference.broker.log.log import PartitionLog
+from reference.broker.log.segment import BatchLocation, LogSegment
+from reference.records.batch import BatchHeader, RecordBatch
+from reference.records.record import Record
+
+CLEANING_DIRECTORY = "cleaning"
+
+
+@dataclass
+class CleanerStats:
+    """What one cleaning did."""
+
+    segments_cleaned: int = 0
+    records_removed: int = 0
+    tombstones_removed: int = 0
+    batches_removed: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+
+
+def cleanable_segments(log: PartitionLog, now_ms: int) -> list[LogSegment]:
+    """Rule 1: the closed segments wholly below the first uncleanable offset."""
+    first_uncleanable = min(log.active_segment.base_offset, log.high_watermark)
+    lag = log.config.min_compaction_lag_ms
+    found = []
+    for segment in log.segments[:-1]:
+        if segment.next_offset > first_uncleanable:
+            break
+        if lag > 0 and segment.size and now_ms - segment.largest_timestamp < lag:
+            break
+        found.append(segment)
+    return found
+
+
+def _decode(segment: LogSegment, location: BatchLocation) -> RecordBatch:
+    return RecordBatch.decode(segment.read_bytes(location.position, location.header.size_in_bytes), 0)
+
+
+def build_offset_map(segments: list[LogSegment]) -> dict[bytes, int]:
+    """Rule 2: key -> offset of its newest record in ``segments``."""
+    newest: dict[bytes, int] = {}
+    for segment in segments:
+        for location in segment.batches_from(0):
+            if location.header.is_control:
+                continue
+            batch = _decode(segment, location)
+            for record in batch.records:
+                if record.key is not None:
+                    newest[record.key] = batch.record_offset(record)
+    return newest
+
+
+def _last_batch_of_tracked_producer(log: PartitionLog, header: BatchHeader) -> bool:
+    if not header.has_producer_id:
+        return False
+    entry = log.producer_state.last_entry(header.producer_id)
+    return entry is not None and header.base_offset <= entry.last_data_offset <= header.last_offset
+
+
+def _filter_batch(
+    log: PartitionLog, batch: RecordBatch, header: BatchHeader, newest: dict[bytes, int], now_ms: int, stats: CleanerStats
+) -> RecordBatch | None:
+    """Rules 3 and 4 for one batch: the batch to write (None to drop it)."""
+    horizon_passed = batch.has_delete_horizon and now_ms >= batch.base_timestamp
+    kept: list[Record] = []
+    for record in batch.records:
+        offset = batch.record_offset(record)
+        if record.key is None or newest.get(record.key) != offset:
+            stats.records_removed += 1
+        elif record.value is None and horizon_passed:
+            stats.records_removed += 1
+            stats.tombstones_removed += 1
+        else:
+            kept.append(record)
+    needs_horizon = not batch.has_delete_horizon and any(record.value is None for record in kept)
+    if len(kept) == len(batch.records) and not needs_horizon:
+        return batch
+    if not kept and not _last_batch_of_tracked_producer(log, header):
+        stats.batches_removed += 1
+        return None
+    if needs_horizon:
+        horizon = now_ms + log.config.delete_retention_ms
+        kept = [
+            replace(record, timestamp_delta=batch.record_timestamp(record) - horizon) for record in kept
+        ]
+        return replace(batch, records=tuple(kept), base_timestamp=horizon, has_delete_horizon=True)
+    return replace(batch, records=tuple(kept))
+
+
+def _rewrite_segment(
+    log: PartitionLog, segment: LogSegment, newest: dict[bytes, int], scratch: Path, now_ms: int, stats: CleanerStats
+) -> LogSegment:
+    cleaned = LogSegment(scratch, segment.base_offset, log.config, now_ms)
+    for location in segment.batches_from(0):
+        header = location.header
+        if header.is_control:
+            original = segment.read_bytes(location.position, header.size_in_bytes)
+            cleaned.append(original, [header])
+            continue
+        batch = _decode(segment, location)
+        kept = _filter_batch(log, batch, header, newest, now_ms, stats)
+        if kept is None:
+            continue
+        data = segment.read_bytes(location.position, header.size_in_bytes) if kept is batch else kept.encode()
+        cleaned.append(data, [BatchHeader.decode(data, 0)])
+    cleaned.on_become_inactive()
+    cleaned.flush()
+    cleaned.close()
+    return cleaned
+
+
+def _swap_in(log: PartitionLog, position: int, scratch: Path, now_ms: int) -> None:
+    """Rule 5: move the cleaned files in with ``.swap`` names, the ``.log.swap`` last, then rename."""
+    old = log.segments[position]
+    prefix = files.filename_prefix(old.base_offset)
+    order = (files.INDEX_SUFFIX, files.TIME_INDEX_SUFFIX, files.LOG_SUFFIX)
+    for suffix in order:
+        os.replace(scratch / (prefix + suffix), log.directory / (prefix + suffix + files.SWAP_SUFFIX))
+    fsync_directory(log.directory)
+    old.close()
+    for suffix in order:
+        os.replace(log.directory / (prefix + suffix + files.SWAP_SUFFIX), log.directory / (prefix + suffix))
+    fsync_directory(log.directory)
+    reopened = LogSegment(log.directory, old.base_offset, log.config, now_ms)
+    reopened.load_without_recovery()
+    log.segments[position] = reopened
+
+
+def clean_log(log: PartitionLog) -> CleanerStats:
+    """Compact ``log`` once (rules 1-5) at its clock's time; returns what was done."""
+    stats = CleanerStats()
+    with log.lock:
+        now_ms = log.clock.milliseconds()
+        segments = cleanable_segments(log, now_ms)
+        if not segments:
+            return stats
+        newest = build_offset_map(segments)
+        scratch = log.directory / CLEANING_DIRECTORY
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
+        for segment in segments:
+            stats.bytes_before += segment.size
+            cleaned = _rewrite_segment(log, segment, newest, scratch, now_ms, stats)
+            stats.bytes_after += cleaned.size
+            _swap_in(log, log.segments.index(segment), scratch, now_ms)
+            stats.segments_cleaned += 1
+        shutil.rmtree(scratch, ignore_errors=True)
+    return stats

@@ -1,0 +1,241 @@
+"""One record inside a RecordBatch v2, and the varints it is made of.
+
+Theory of operation
+-------------------
+Inside a batch's (decompressed) records section, records follow one another with no index; each
+starts with its own length, so a reader walks them one by one (KIP-98 record format)::
+
+    Record =>
+      length          varint    bytes from attributes to the end of the headers
+      attributes      int8      unused, 0
+      timestampDelta  varlong   timestamp - batch.baseTimestamp
+      offsetDelta     varint    offset - batch.baseOffset (the i-th record has delta i)
+      keyLength       varint    -1 = null key
+      key             bytes
+      valueLength     varint    -1 = null value
+      value           bytes
+      headersCount    varint
+      Header =>
+        headerKeyLength   varint  (never negative)
+        headerKey         UTF-8 string
+        headerValueLength varint  -1 = null value
+        headerValue       bytes
+
+``varint``/``varlong`` are zigzag-encoded base-128 integers, as in protocol buffers: at most 5
+bytes for 32 bits, 10 bytes for 64 bits (longer is an error, as in Kafka's ``ByteUtils``).
+
+Decoding follows Kafka's ``DefaultRecord.readFrom``: a record whose length runs past the section,
+a negative header count or header-key length, a count larger than the bytes left, or a body whose
+parsed size differs from its length is :class:`InvalidRecordsError`; a negative key or value
+length reads as null.  :func:`decode_records` also enforces the batch's ``recordCount``: fewer
+records than declared ("premature EOF") or bytes left over after them ("records still remaining")
+are errors.  Nothing is allocated from a length before the bytes are known to be there.
+
+Header keys are decoded with ``surrogateescape``, so even a key that is not valid UTF-8 re-encodes
+to the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from reference.records.compression import ReadableBuffer
+from reference.records.decode_errors import InvalidRecordsError
+
+_MAX_VARINT_BYTES: Final = 5
+_MAX_VARLONG_BYTES: Final = 10
+
+
+# --- varints ------------------------------------------------------------------------------------
+
+
+def _read_unsigned(view: memoryview, position: int, max_bytes: int) -> tuple[int, int]:
+    """Base-128 little-endian groups; returns (value, next position)."""
+    value = 0
+    shift = 0
+    end = len(view)
+    for index in range(max_bytes):
+        if position + index >= end:
+            raise InvalidRecordsError("varint runs past the end of the records")
+        byte = view[position + index]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position + index + 1
+        shift += 7
+    raise InvalidRecordsError(f"varint is longer than {max_bytes} bytes")
+
+
+def _unzigzag(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1  # Kafka accumulates in an int/long: excess high bits are dropped
+    return (value >> 1) ^ -(value & 1)
+
+
+def read_varint(view: memoryview, position: int) -> tuple[int, int]:
+    """A zigzag varint (int32): ``(value, next position)``."""
+    if position < len(view) and view[position] < 0x80:  # one byte: -64..63, the common case
+        byte = view[position]
+        return (byte >> 1) ^ -(byte & 1), position + 1
+    raw, position = _read_unsigned(view, position, _MAX_VARINT_BYTES)
+    return _unzigzag(raw, 32), position
+
+
+def read_varlong(view: memoryview, position: int) -> tuple[int, int]:
+    """A zigzag varlong (int64): ``(value, next position)``."""
+    if position < len(view) and view[position] < 0x80:
+        byte = view[position]
+        return (byte >> 1) ^ -(byte & 1), position + 1
+    raw, position = _read_unsigned(view, position, _MAX_VARLONG_BYTES)
+    return _unzigzag(raw, 64), position
+
+
+def write_varint(value: int) -> bytes:
+    """Zigzag + base-128 encoding of a signed integer (int32 or int64 range)."""
+    unsigned = (value << 1) ^ (value >> 63)
+    unsigned &= (1 << 64) - 1
+    out = bytearray()
+    while unsigned >= 0x80:
+        out.append((unsigned & 0x7F) | 0x80)
+        unsigned >>= 7
+    out.append(unsigned)
+    return bytes(out)
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A record header: a string key and a nullable byte value."""
+
+    key: str
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record as stored: positions relative to its batch's base offset and base timestamp."""
+
+    offset_delta: int
+    timestamp_delta: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...] = ()
+    attributes: int = 0  # int8, unused by Kafka
+
+    def offset(self, base_offset: int) -> int:
+        return base_offset + self.offset_delta
+
+    def timestamp(self, base_timestamp: int) -> int:
+        return base_timestamp + self.timestamp_delta
+
+    def encode(self) -> bytes:
+        """The record's bytes, starting with its length varint."""
+        body = b"".join(
+            (
+                (self.attributes & 0xFF).to_bytes(1, "big"),
+                write_varint(self.timestamp_delta),
+                write_varint(self.offset_delta),
+                _encode_nullable_bytes(self.key),
+                _encode_nullable_bytes(self.value),
+                write_varint(len(self.headers)),
+                *(_encode_header(header) for header in self.headers),
+            )
+        )
+        return write_varint(len(body)) + body
+
+
+def _encode_nullable_bytes(data: bytes | None) -> bytes:
+    if data is None:
+        return write_varint(-1)
+    return write_varint(len(data)) + data
+
+
+def _encode_header(header: Header) -> bytes:
+    key = header.key.encode("utf-8", "surrogateescape")
+    return write_varint(len(key)) + key + _encode_nullable_bytes(header.value)
+
+
+def encode_records(records: Iterable[Record]) -> bytes:
+    """The uncompressed records section: the records back to back."""
+    return b"".join(record.encode() for record in records)
+
+
+def decode_record(view: memoryview, position: int) -> tuple[Record, int]:
+    """Decode the record starting at ``position``; returns ``(record, next position)``."""
+    body_length, body_start = read_varint(view, position)
+    if body_length < 0 or body_length > len(view) - body_start:
+        raise InvalidRecordsError(
+            f"Invalid record size: expected {body_length} bytes in record payload, "
+            f"{len(view) - body_start} remaining"
+        )
+    body_end = body_start + body_length
+    body = view[:body_end]  # the record may not read past its own length
+    if body_start >= body_end:
+        raise InvalidRecordsError("record body is empty")
+    attributes = body[body_start]
+    timestamp_delta, cursor = read_varlong(body, body_start + 1)
+    offset_delta, cursor = read_varint(body, cursor)
+    key, cursor = _read_nullable_bytes(body, cursor)
+    value, cursor = _read_nullable_bytes(body, cursor)
+    headers, cursor = _read_headers(body, cursor)
+    if cursor != body_end:
+        raise InvalidRecordsError(
+            f"Invalid record size: expected to read {body_length} bytes in record payload, "
+            f"but instead read {cursor - body_start}"
+        )
+    return Record(offset_delta, timestamp_delta, key, value, headers, attributes), body_end
+
+
+def _read_nullable_bytes(view: memoryview, position: int) -> tuple[bytes | None, int]:
+    length, position = read_varint(view, position)
+    if length < 0:
+        return None, position
+    if length > len(view) - position:
+        raise InvalidRecordsError(f"length {length} runs past the end of the record")
+    return bytes(view[position : position + length]), position + length
+
+
+def _read_headers(view: memoryview, position: int) -> tuple[tuple[Header, ...], int]:
+    count, position = read_varint(view, position)
+    if count < 0:
+        raise InvalidRecordsError(f"Found invalid number of record headers {count}")
+    if count > len(view) - position:
+        raise InvalidRecordsError(
+            f"Found invalid number of record headers. {count} is larger than the remaining size of the buffer"
+        )
+    headers = []
+    for _ in range(count):
+        key_length, position = read_varint(view, position)
+        if key_length < 0:
+            raise InvalidRecordsError(f"Invalid negative header key size {key_length}")
+        if key_length > len(view) - position:
+            raise InvalidRecordsError(f"header key length {key_length} runs past the end of the record")
+        key = bytes(view[position : position + key_length]).decode("utf-8", "surrogateescape")
+        value, position = _read_nullable_bytes(view, position + key_length)
+        headers.append(Header(key, value))
+    return tuple(headers), position
+
+
+def iter_records(section: ReadableBuffer, record_count: int) -> Iterator[Record]:
+    """Yield the ``record_count`` records of an uncompressed records section, checking that the
+    section holds exactly that many (Kafka's ``DefaultRecordBatch.RecordIterator``)."""
+    if record_count < 0:
+        raise InvalidRecordsError(f"Found invalid record count {record_count} in magic v2 batch")
+    if record_count == 0:
+        return  # Kafka does not look at the section of an empty batch (e.g. emptied by compaction)
+    view = memoryview(section)
+    position = 0
+    for _ in range(record_count):
+        if position >= len(view):
+            raise InvalidRecordsError("Incorrect declared batch size, premature EOF reached")
+        record, position = decode_record(view, position)
+        yield record
+    if position != len(view):
+        raise InvalidRecordsError("Incorrect declared batch size, records still remaining in file")
+
+
+def decode_records(section: ReadableBuffer, record_count: int) -> list[Record]:
+    """All records of an uncompressed records section (see :func:`iter_records`)."""
+    return list(iter_records(section, record_count))

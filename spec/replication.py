@@ -1,0 +1,854 @@
+"""Executable model of Kafka's partition replication: leaders, followers, ISR, high watermark.
+
+Theory of operation
+-------------------
+One partition, replicated on ``replicas`` brokers.  Each replica keeps a log of
+``(offset, leader epoch, record id)`` entries (the offset is the position in the log), a flushed
+offset (what survives a power loss), a high watermark, the leader epoch it last heard of and whom
+it believes to be the leader.  A replica that believes itself leader also keeps its own view of
+the ISR and, per follower, the offset of that follower's last fetch in the current epoch.
+
+The controller holds the truth: leader, leader epoch, ISR (and, for KIP-966, the ELR).  It speaks
+to replicas through LeaderAndIsr *notifications*, kept as an unordered set: a replica may apply
+any notification with a newer epoch than its own, in any order, at any time, or never; so
+notifications are delayed, reordered, duplicated and lost without further machinery.
+
+Actions (each a named step; guards are checked where the rule is written in Kafka):
+
+* ``ElectLeader``: the controller picks a live replica from the ISR (clean election), bumps the
+  leader epoch and notifies.  With ``unclean`` any live replica may be chosen when no ISR member
+  is alive (``unclean.leader.election.enable``); with KIP-966 an ELR member when the ISR is empty.
+* ``ControllerShrinkIsr``: the controller removes a crashed broker (session expiry), bumping the
+  epoch; removing the leader leaves the partition leaderless.
+* ``BecomeLeader`` / ``BecomeFollower``: a replica applies a notification.  A follower truncates:
+  to its high watermark (before KIP-101), to the end offset the leader reports for the follower's
+  last epoch (KIP-101, OffsetForLeaderEpoch), to the end of the longest epoch both logs share
+  (KIP-279), and only against a leader that is in the notified epoch (KIP-320,
+  FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
+* ``LeaderShrinkIsr`` / ``LeaderExpandIsr``: the true leader (the controller's leader in the
+  controller's epoch) changes the ISR, as AlterPartition does; shrinking needs a lagging
+  follower, expanding a caught-up one.
+* ``Produce``: a replica that believes it leads appends a record, with acks 0, 1 or all; with
+  acks=all and fewer than ``min.insync.replicas`` in its ISR it answers NOT_ENOUGH_REPLICAS.
+* ``FollowerFetch``: a follower fetches from its leader; the leader records the fetch offset,
+  the follower appends what follows and takes ``min(leader high watermark, its end offset)``.
+* ``AdvanceHighWatermark``: the leader moves its high watermark to the smallest fetch offset of
+  its ISR; waiting acks=all produce requests below it are answered (or failed with
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR is below ``min.insync.replicas``).
+* ``Flush``, ``Crash`` (a process crash keeps the page cache; a power loss keeps only what was
+  flushed) and ``Restart``.
+
+Ghost state records history, so invariants judge against it and not against what the logs hold
+now: the records acknowledged with acks=all, the prefix a consumer has read, whether a read ever
+conflicted with an earlier one, and whether an acknowledgement was ever given while fewer than
+``min.insync.replicas`` replicas held the record.
+
+Simplifications, chosen because they do not remove any failure the variants are about:
+a fetch is one atomic request/response; becoming follower includes the OffsetForLeaderEpoch
+round trip; a leader forgets a follower's fetch offset when the follower crashes (its fetch
+session is gone); a restarted broker accepts only the controller's current notification or newer
+(stale requests died with its connections), and a broker that led before crashing waits for a
+new decision.  Epochs are compared, never counted, so their numbers mean nothing beyond order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+from reference.errors import Errors
+from spec.checker import Invariant, Situation, Transition
+from spec.model import BoundSpec, Guard, SpecError, parse_bounds
+
+NO_REPLICA = -1
+NOT_FETCHED = -1
+
+
+class Entry(NamedTuple):
+    """One record in a replica's log; its offset is its position in the log."""
+
+    leader_epoch: int
+    record: int
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    log: tuple[Entry, ...] = ()
+    flushed: int = 0
+    high_watermark: int = 0
+    leader: int = NO_REPLICA
+    leader_epoch: int = -1
+    isr: frozenset[int] = frozenset()
+    fetched: tuple[int, ...] = ()
+    alive: bool = True
+    lost_data: bool = False
+
+    @property
+    def log_end_offset(self) -> int:
+        return len(self.log)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A LeaderAndIsr request from the controller."""
+
+    leader: int
+    leader_epoch: int
+    isr: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Controller:
+    leader: int
+    leader_epoch: int
+    isr: frozenset[int]
+    elr: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAck:
+    """An acks=all produce request waiting in the leader's purgatory for the high watermark."""
+
+    record: int
+    leader: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationState:
+    replicas: tuple[Replica, ...]
+    controller: Controller
+    notifications: frozenset[Notification]
+    pending: frozenset[PendingAck] = frozenset()
+    acknowledged: frozenset[int] = frozenset()
+    consumed: tuple[int, ...] = ()
+    inconsistent_read: bool = False
+    acknowledged_below_min_isr: bool = False
+    records_sent: int = 0
+    leader_changes: int = 0
+    process_crashes: int = 0
+    lossy_crashes: int = 0
+
+
+# --- variants and guards ----------------------------------------------------------------------
+
+BASE_GUARDS = ("clean_election", "hw_waits_for_isr", "expand_needs_caught_up", "min_insync_replicas")
+KIP_101 = BASE_GUARDS + ("truncate_by_leader_epoch",)
+KIP_279 = KIP_101 + ("match_epoch_lineage",)
+KIP_320 = KIP_279 + ("fence_truncation_epoch", "fence_fetch_epoch", "expand_after_epoch_start")
+KIP_966 = KIP_320 + ("unclean_shutdown_leaves_isr", "elr_only_below_min_isr")
+
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "truncate-to-hw": BASE_GUARDS,
+    "kip-101": KIP_101,
+    "kip-279": KIP_279,
+    "kip-320": KIP_320,
+    "kip-966": KIP_966,
+    "unclean": KIP_320,
+}
+
+VARIANT_SUMMARIES = {
+    "truncate-to-hw": "before KIP-101: a follower truncates to its own high watermark",
+    "kip-101": "KIP-101: truncate to the leader's end offset for the follower's last epoch",
+    "kip-279": "KIP-279: truncate to the end of the last epoch both logs share",
+    "kip-320": "KIP-320 (default): truncation and fetches fenced by the current leader epoch",
+    "kip-966": "KIP-966: eligible leader replicas; unclean shutdowns leave the ISR",
+    "unclean": "kip-320 with unclean.leader.election.enable=true",
+}
+
+GUARDS: dict[str, Guard] = {
+    guard.name: guard
+    for guard in (
+        Guard("clean_election", "the controller elects a leader only from the ISR",
+              "a replica missing acknowledged records becomes leader",
+              {"replicas": 2, "records": 1, "leader_changes": 1, "process_crashes": 0}),
+        Guard("hw_waits_for_isr", "the high watermark is the smallest fetch offset of the ISR",
+              "a record is acknowledged before the ISR holds it",
+              {"replicas": 2, "records": 1, "leader_changes": 1, "process_crashes": 0}),
+        Guard("expand_needs_caught_up", "a follower joins the ISR only once it has fetched up to the high watermark",
+              "a lagging replica in the ISR is elected and committed records vanish",
+              {"replicas": 3, "records": 1, "leader_changes": 1, "process_crashes": 0, "acks": "1"}),
+        Guard("min_insync_replicas",
+              "acks=all is refused (NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND) while the ISR is "
+              "below min.insync.replicas; with KIP-966 the high watermark does not advance either",
+              "an acks=all acknowledgement backed by fewer than min.insync.replicas copies",
+              {"replicas": 2, "records": 1, "leader_changes": 0, "process_crashes": 0}),
+        Guard("truncate_by_leader_epoch", "a new follower truncates by leader epoch (KIP-101), not to its high watermark",
+              "a restarted follower drops committed records and is elected (KIP-101 scenario 1)",
+              {"replicas": 2, "records": 1, "leader_changes": 1, "process_crashes": 1}),
+        Guard("match_epoch_lineage", "truncation finds the last epoch both logs share (KIP-279)",
+              "logs diverge after two fast leader changes (KAFKA-6361)",
+              {"replicas": 2, "records": 3, "leader_changes": 2, "process_crashes": 0}),
+        Guard("fence_truncation_epoch",
+              "OffsetForLeaderEpoch is answered only by a leader in the follower's new epoch (KIP-320)",
+              "a follower truncates against a deposed leader's log",
+              {"replicas": 3, "records": 1, "leader_changes": 2, "process_crashes": 0}),
+        Guard("fence_fetch_epoch", "a follower fetches only from a leader in its own epoch (KIP-320, FENCED_LEADER_EPOCH)",
+              "a follower that skipped a truncation appends on top of a diverged log",
+              {"replicas": 3, "records": 2, "leader_changes": 2, "process_crashes": 0}),
+        Guard("expand_after_epoch_start",
+              "a follower joins the ISR only once it has fetched up to the start of the leader's epoch (KIP-320)",
+              "a replica that never saw the previous leader's committed tail enters the ISR",
+              {"replicas": 3, "records": 2, "leader_changes": 2, "process_crashes": 0}),
+        Guard("unclean_shutdown_leaves_isr",
+              "a broker restarting after a power loss is removed from the ISR and ELR (KIP-966)",
+              "the last replica standing loses its unflushed tail and is elected again",
+              {"replicas": 2, "records": 1, "leader_changes": 1, "process_crashes": 0, "lossy_crashes": 1},
+              "kip-966"),
+        Guard("elr_only_below_min_isr",
+              "only replicas removed while the ISR is below min.insync.replicas join the ELR (KIP-966)",
+              "an ELR member that missed committed records is elected",
+              {"replicas": 3, "records": 1, "leader_changes": 1, "process_crashes": 1, "lossy_crashes": 0},
+              "kip-966"),
+    )
+}
+
+BOUNDS = (
+    BoundSpec("replicas", 3, "brokers holding the partition", minimum=1),
+    BoundSpec("records", 2, "produce requests sent in total"),
+    BoundSpec("leader_changes", 2, "elections after the first"),
+    BoundSpec("process_crashes", 1, "crashes that keep the page cache"),
+    BoundSpec("lossy_crashes", 0, "power losses that drop everything past the flushed offset"),
+    BoundSpec("min_insync_replicas", 2, "min.insync.replicas", minimum=1),
+    BoundSpec("acks", "all", "acks of each produce request (mixed: each request picks 0, 1 or all)",
+              choices=("all", "1", "0", "mixed")),
+)
+
+SITUATIONS = (
+    ("hw_with_isr", "a high watermark above 0 with two or more ISR members"),
+    ("truncated_suffix", "a follower truncated a non-empty suffix of its log"),
+    ("leader_change_over_data", "a leader change over a non-empty log"),
+    ("isr_reexpanded", "the ISR shrank and was expanded again"),
+    ("lossy_crash", "a power loss dropped unflushed records"),
+    ("not_enough_replicas", "a NOT_ENOUGH_REPLICAS reject"),
+)
+
+
+class ReplicationModel:
+    """The replication model for one variant, bounds and set of disabled guards."""
+
+    name = "replication"
+
+    def __init__(self, variant: str = "kip-320", bounds: Mapping[str, int | str] | None = None,
+                 disabled: frozenset[str] = frozenset()) -> None:
+        if variant not in VARIANTS:
+            raise SpecError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+        unknown = disabled - set(VARIANTS[variant])
+        if unknown:
+            raise SpecError(f"variant {variant} has no guard {', '.join(sorted(unknown))}")
+        self.variant = variant
+        self.bounds = parse_bounds(BOUNDS, bounds or {})
+        self.replica_count = int(self.bounds["replicas"])
+        self.max_records = int(self.bounds["records"])
+        self.max_leader_changes = int(self.bounds["leader_changes"])
+        self.max_process_crashes = int(self.bounds["process_crashes"])
+        self.max_lossy_crashes = int(self.bounds["lossy_crashes"])
+        self.min_isr = int(self.bounds["min_insync_replicas"])
+        acks = str(self.bounds["acks"])
+        self.acks_choices: tuple[str, ...] = ("0", "1", "all") if acks == "mixed" else (acks,)
+        self.guards = frozenset(VARIANTS[variant]) - disabled
+        self.disabled = disabled
+        self.elr_enabled = variant == "kip-966"
+        self.unclean_enabled = variant == "unclean"
+        self.ids = tuple(range(self.replica_count))
+        self.permutations = tuple(itertools.permutations(self.ids))
+
+    def guarded(self, name: str) -> bool:
+        return name in self.guards
+
+    def describe_bounds(self) -> str:
+        text = " ".join(f"{k}={v}" for k, v in self.bounds.items())
+        if self.disabled:
+            text += " without " + ",".join(sorted(self.disabled))
+        return text
+
+    # --- initial state ------------------------------------------------------------------------
+
+    def initial_states(self) -> Iterator[ReplicationState]:
+        """Replica 0 leads at epoch 0 with every replica in the ISR, and everyone knows it."""
+        everyone = frozenset(self.ids)
+        first = Notification(0, 0, everyone)
+        replicas = tuple(
+            Replica(leader=0, leader_epoch=0, isr=everyone if i == 0 else frozenset(),
+                    fetched=self._no_fetches() if i == 0 else ())
+            for i in self.ids
+        )
+        yield ReplicationState(replicas, Controller(0, 0, everyone), frozenset({first}))
+
+    def _no_fetches(self) -> tuple[int, ...]:
+        return (NOT_FETCHED,) * self.replica_count
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def presumes_leadership(self, state: ReplicationState, r: int) -> bool:
+        replica = state.replicas[r]
+        return replica.alive and replica.leader == r
+
+    def is_true_leader(self, state: ReplicationState, r: int) -> bool:
+        c = state.controller
+        return self.presumes_leadership(state, r) and c.leader == r and state.replicas[r].leader_epoch == c.leader_epoch
+
+    @staticmethod
+    def _with(state: ReplicationState, r: int, replica: Replica) -> tuple[Replica, ...]:
+        replicas = list(state.replicas)
+        replicas[r] = replica
+        return tuple(replicas)
+
+    def _notify(self, state: ReplicationState, controller: Controller) -> frozenset[Notification]:
+        """Add the controller's new decision and drop notifications no replica can still accept."""
+        fresh = Notification(controller.leader, controller.leader_epoch, controller.isr)
+        floor = min(
+            (rep.leader_epoch if rep.alive else controller.leader_epoch - 1) for rep in state.replicas
+        )
+        kept = {n for n in state.notifications if n.leader_epoch > floor}
+        kept.add(fresh)
+        return frozenset(kept)
+
+    @staticmethod
+    def _epoch_starts(log: Sequence[Entry]) -> list[tuple[int, int]]:
+        """The leader-epoch cache derived from a log: (epoch, first offset) in log order."""
+        starts: list[tuple[int, int]] = []
+        for offset, entry in enumerate(log):
+            if not starts or starts[-1][0] != entry.leader_epoch:
+                starts.append((entry.leader_epoch, offset))
+        return starts
+
+    def _leader_epoch_cache(self, state: ReplicationState, leader: int) -> list[tuple[int, int]]:
+        """A leader also caches its own epoch from the offset where it started leading."""
+        replica = state.replicas[leader]
+        starts = self._epoch_starts(replica.log)
+        if self.presumes_leadership(state, leader) and (not starts or starts[-1][0] != replica.leader_epoch):
+            starts.append((replica.leader_epoch, replica.log_end_offset))
+        return starts
+
+    def _truncation_offset(self, state: ReplicationState, follower: int, leader: int) -> int:
+        """Where a new follower truncates to, by the variant's rule."""
+        mine = state.replicas[follower]
+        if not self.guarded("truncate_by_leader_epoch"):
+            return min(mine.high_watermark, mine.log_end_offset)
+        if not mine.log:
+            return 0
+        my_epoch = mine.log[-1].leader_epoch
+        cache = self._leader_epoch_cache(state, leader)
+        leader_end = state.replicas[leader].log_end_offset
+        if not self.guarded("match_epoch_lineage"):
+            # KIP-101: OffsetForLeaderEpoch(my last epoch) -> end offset, or UNDEFINED -> my HW.
+            answer: int | None = None
+            if cache and cache[-1][0] == my_epoch:
+                answer = leader_end
+            else:
+                answer = next((start for epoch, start in cache if epoch > my_epoch), None)
+            if answer is None:
+                return min(mine.high_watermark, mine.log_end_offset)
+            return min(answer, mine.log_end_offset)
+        # KIP-279: the leader answers with the largest epoch <= mine it knows and where it ends;
+        # the follower truncates to the smaller of that and its own end of that epoch.
+        known = [(epoch, start) for epoch, start in cache if epoch <= my_epoch]
+        if not known:
+            return min(cache[0][1] if cache else 0, mine.log_end_offset)
+        epoch, _ = known[-1]
+        later = [start for e, start in cache if e > epoch]
+        leader_epoch_end = later[0] if later else leader_end
+        own_later = [start for e, start in self._epoch_starts(mine.log) if e > epoch]
+        own_epoch_end = own_later[0] if own_later else mine.log_end_offset
+        return min(leader_epoch_end, own_epoch_end)
+
+    # --- actions --------------------------------------------------------------------------------
+
+    def transitions(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        yield from self.elect_leader(state)
+        yield from self.controller_shrink_isr(state)
+        yield from self.apply_notification(state)
+        yield from self.leader_shrink_isr(state)
+        yield from self.leader_expand_isr(state)
+        yield from self.produce(state)
+        yield from self.follower_fetch(state)
+        yield from self.advance_high_watermark(state)
+        yield from self.flush(state)
+        yield from self.crash(state)
+        yield from self.restart(state)
+
+    def elect_leader(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """ElectLeader: the controller picks a new leader and bumps the leader epoch."""
+        if state.leader_changes >= self.max_leader_changes:
+            return
+        c = state.controller
+        alive = [r for r in self.ids if state.replicas[r].alive and r != c.leader]
+        for r in alive:
+            isr, elr, kind = c.isr, c.elr, "clean"
+            if r in c.isr:
+                pass
+            elif self.elr_enabled and r in c.elr and not any(state.replicas[m].alive for m in c.isr):
+                isr, elr, kind = frozenset({r}), c.elr - {r}, "from ELR"
+            elif self.unclean_enabled and not any(state.replicas[m].alive for m in c.isr):
+                isr, elr, kind = frozenset({r}), frozenset(), "unclean"
+            elif not self.guarded("clean_election"):
+                isr, kind = c.isr | {r}, "outside the ISR"
+            else:
+                continue
+            controller = Controller(r, c.leader_epoch + 1, isr, elr)
+            situations = ("leader_change_over_data",) if state.replicas[r].log else ()
+            yield Transition(
+                "ElectLeader", (("replica", r),),
+                replace(state, controller=controller, notifications=self._notify(state, controller),
+                        leader_changes=state.leader_changes + 1),
+                f"{kind} election, epoch {controller.leader_epoch}", situations)
+
+    def controller_shrink_isr(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """ControllerShrinkIsr: a crashed broker's session expired; the controller drops it."""
+        c = state.controller
+        for r in sorted(c.isr):
+            if state.replicas[r].alive:
+                continue
+            isr = c.isr - {r}
+            if not isr and not self.elr_enabled:
+                isr = c.isr  # the last ISR member stays; the partition goes offline
+            elr = c.elr
+            if self.elr_enabled:
+                elr = self._elr_after_shrink(c, isr, r)
+            leader = NO_REPLICA if c.leader == r else c.leader
+            controller = Controller(leader, c.leader_epoch + 1, isr, elr)
+            yield Transition("ControllerShrinkIsr", (("replica", r),),
+                             replace(state, controller=controller, notifications=self._notify(state, controller)),
+                             f"epoch {controller.leader_epoch}")
+
+    def _elr_after_shrink(self, c: Controller, isr: frozenset[int], removed: int) -> frozenset[int]:
+        """KIP-966: a replica leaving an ISR that is then below min.insync.replicas joins the ELR."""
+        if not self.guarded("elr_only_below_min_isr"):
+            return c.elr | {removed}  # mutant: every leaver is eligible, even one that lags
+        if len(isr) >= self.min_isr:
+            return frozenset()  # the ISR alone guarantees durability: no ELR needed
+        return c.elr | {removed}  # the HW could not advance without it: it holds every committed record
+
+    def apply_notification(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """BecomeLeader / BecomeFollower: a replica applies a newer LeaderAndIsr request."""
+        for r in self.ids:
+            replica = state.replicas[r]
+            if not replica.alive:
+                continue
+            for n in sorted(state.notifications, key=lambda n: n.leader_epoch):
+                if n.leader_epoch <= replica.leader_epoch:
+                    continue
+                if n.leader == r:
+                    yield self._become_leader(state, r, n)
+                else:
+                    step = self._become_follower(state, r, n)
+                    if step is not None:
+                        yield step
+
+    def _become_leader(self, state: ReplicationState, r: int, n: Notification) -> Transition[ReplicationState]:
+        replica = replace(state.replicas[r], leader=r, leader_epoch=n.leader_epoch, isr=n.isr,
+                          fetched=self._no_fetches())
+        return Transition("BecomeLeader", (("replica", r), ("epoch", n.leader_epoch)),
+                          replace(state, replicas=self._with(state, r, replica)))
+
+    def _become_follower(self, state: ReplicationState, r: int, n: Notification) -> Transition[ReplicationState] | None:
+        replica = state.replicas[r]
+        pending = frozenset(p for p in state.pending if p.leader != r)
+        if n.leader == NO_REPLICA:
+            follower = replace(replica, leader=NO_REPLICA, leader_epoch=n.leader_epoch, isr=frozenset(), fetched=())
+            return Transition("BecomeFollower", (("replica", r), ("epoch", n.leader_epoch)),
+                              replace(state, replicas=self._with(state, r, follower), pending=pending), "no leader")
+        if self.guarded("truncate_by_leader_epoch"):
+            # OffsetForLeaderEpoch goes to the named leader; a non-leader answers NOT_LEADER_OR_FOLLOWER.
+            if not self.presumes_leadership(state, n.leader):
+                return None
+            if self.guarded("fence_truncation_epoch") and state.replicas[n.leader].leader_epoch != n.leader_epoch:
+                return None  # FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH: retry later
+        offset = self._truncation_offset(state, r, n.leader)
+        truncated = replica.log_end_offset - offset
+        follower = replace(
+            replica, log=replica.log[:offset], flushed=min(replica.flushed, offset),
+            high_watermark=min(replica.high_watermark, offset), leader=n.leader,
+            leader_epoch=n.leader_epoch, isr=frozenset(), fetched=())
+        note = f"truncate to offset {offset}" + (f", dropping {truncated}" if truncated else "")
+        return Transition("BecomeFollower", (("replica", r), ("epoch", n.leader_epoch)),
+                          replace(state, replicas=self._with(state, r, follower), pending=pending), note,
+                          ("truncated_suffix",) if truncated else ())
+
+    def _set_isr(self, state: ReplicationState, leader: int, isr: frozenset[int], elr: frozenset[int]) -> ReplicationState:
+        replica = replace(state.replicas[leader], isr=isr)
+        controller = replace(state.controller, isr=isr, elr=elr)
+        return replace(state, replicas=self._with(state, leader, replica), controller=controller)
+
+    def leader_shrink_isr(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """LeaderShrinkIsr: the leader drops a follower that lags its end offset (AlterPartition)."""
+        for leader in self.ids:
+            if not self.is_true_leader(state, leader):
+                continue
+            me = state.replicas[leader]
+            for f in sorted(me.isr - {leader}):
+                if me.fetched[f] >= me.log_end_offset:
+                    continue
+                isr = me.isr - {f}
+                elr = self._elr_after_shrink(state.controller, isr, f) if self.elr_enabled else frozenset()
+                yield Transition("LeaderShrinkIsr", (("leader", leader), ("follower", f)),
+                                 self._set_isr(state, leader, isr, elr))
+
+    def leader_expand_isr(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """LeaderExpandIsr: a follower that caught up joins the ISR again."""
+        for leader in self.ids:
+            if not self.is_true_leader(state, leader):
+                continue
+            me = state.replicas[leader]
+            epoch_start = self._leader_epoch_cache(state, leader)[-1][1]
+            for f in self.ids:
+                if f in me.isr or me.fetched[f] == NOT_FETCHED:
+                    continue
+                if self.guarded("expand_needs_caught_up") and me.fetched[f] < me.high_watermark:
+                    continue
+                if self.guarded("expand_after_epoch_start") and me.fetched[f] < epoch_start:
+                    continue
+                isr = me.isr | {f}
+                elr = state.controller.elr - {f}
+                if len(isr) >= self.min_isr and self.guarded("elr_only_below_min_isr"):
+                    elr = frozenset()
+                next_state = self._set_isr(state, leader, isr, elr if self.elr_enabled else frozenset())
+                follower = next_state.replicas[f]
+                if follower.lost_data:
+                    next_state = replace(next_state, replicas=self._with(next_state, f, replace(follower, lost_data=False)))
+                yield Transition("LeaderExpandIsr", (("leader", leader), ("follower", f)), next_state,
+                                 situations=("isr_reexpanded",))
+
+    def produce(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """Produce: a replica that believes it leads appends the next record."""
+        if state.records_sent >= self.max_records:
+            return
+        record = state.records_sent
+        for leader in self.ids:
+            if not self.presumes_leadership(state, leader):
+                continue
+            me = state.replicas[leader]
+            for acks in self.acks_choices:
+                args = (("leader", leader), ("acks", acks))
+                if acks == "all" and self.guarded("min_insync_replicas") and len(me.isr) < self.min_isr:
+                    yield Transition("Produce", args, replace(state, records_sent=record + 1),
+                                     f"rejected: {Errors.NOT_ENOUGH_REPLICAS.name}", ("not_enough_replicas",))
+                    continue
+                appended = replace(me, log=me.log + (Entry(me.leader_epoch, record),))
+                pending = state.pending | {PendingAck(record, leader)} if acks == "all" else state.pending
+                acknowledged = state.acknowledged
+                yield Transition("Produce", args,
+                                 replace(state, replicas=self._with(state, leader, appended), pending=pending,
+                                         acknowledged=acknowledged, records_sent=record + 1),
+                                 f"record r{record} appended at offset {me.log_end_offset}")
+
+    def follower_fetch(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """FollowerFetch: fetch from the believed leader; the response carries its high watermark."""
+        for f in self.ids:
+            me = state.replicas[f]
+            leader = me.leader
+            if not me.alive or leader in (NO_REPLICA, f) or not self.presumes_leadership(state, leader):
+                continue
+            source = state.replicas[leader]
+            if self.guarded("fence_fetch_epoch") and source.leader_epoch != me.leader_epoch:
+                continue  # FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH
+            log = me.log
+            note = ""
+            situations: tuple[str, ...] = ()
+            if len(log) > source.log_end_offset:  # OFFSET_OUT_OF_RANGE: reset to the leader's end
+                log = log[: source.log_end_offset]
+                note = f"{Errors.OFFSET_OUT_OF_RANGE.name}: truncate to {source.log_end_offset}; "
+                situations = ("truncated_suffix",)
+            fetch_offset = len(log)
+            new_log = log + source.log[fetch_offset:]
+            if new_log == me.log and source.fetched[f] == fetch_offset and \
+                    me.high_watermark == min(source.high_watermark, len(new_log)):
+                continue  # nothing would change
+            follower = replace(me, log=new_log, flushed=min(me.flushed, len(log)),
+                               high_watermark=min(source.high_watermark, len(new_log)))
+            fetched = list(source.fetched)
+            fetched[f] = fetch_offset
+            replicas = list(state.replicas)
+            replicas[f] = follower
+            replicas[leader] = replace(source, fetched=tuple(fetched))
+            note += f"fetch offset {fetch_offset}, +{len(new_log) - len(log)} records"
+            yield Transition("FollowerFetch", (("follower", f), ("leader", leader)),
+                             replace(state, replicas=tuple(replicas)), note, situations)
+
+    def advance_high_watermark(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """AdvanceHighWatermark: to the smallest fetch offset of the ISR; answer waiting producers."""
+        for leader in self.ids:
+            if not self.presumes_leadership(state, leader):
+                continue
+            me = state.replicas[leader]
+            if self.guarded("hw_waits_for_isr"):
+                offsets = [me.log_end_offset if m == leader else me.fetched[m] for m in me.isr]
+                target = min(offsets)
+            else:
+                target = me.log_end_offset
+            if target <= me.high_watermark:
+                continue
+            if self.elr_enabled and self.guarded("min_insync_replicas") and len(me.isr) < self.min_isr:
+                continue  # KIP-966: the high watermark waits for min.insync.replicas
+            yield self._advance_to(state, leader, target)
+
+    def _advance_to(self, state: ReplicationState, leader: int, target: int) -> Transition[ReplicationState]:
+        me = state.replicas[leader]
+        committed = {entry.record for entry in me.log[:target]}
+        answered = {p for p in state.pending if p.leader == leader and p.record in committed}
+        acknowledged = state.acknowledged
+        below_min = state.acknowledged_below_min_isr
+        notes = [f"high watermark {me.high_watermark} -> {target}"]
+        for p in sorted(answered, key=lambda p: p.record):
+            if self.guarded("min_insync_replicas") and len(me.isr) < self.min_isr:
+                notes.append(f"r{p.record}: {Errors.NOT_ENOUGH_REPLICAS_AFTER_APPEND.name}")
+                continue
+            acknowledged = acknowledged | {p.record}
+            copies = sum(1 for rep in state.replicas if any(e.record == p.record for e in rep.log))
+            below_min = below_min or copies < self.min_isr
+            notes.append(f"r{p.record} acknowledged")
+        read = tuple(entry.record for entry in me.log[:target])
+        consumed, inconsistent = state.consumed, state.inconsistent_read
+        shorter, longer = sorted((read, consumed), key=len)
+        if longer[: len(shorter)] != shorter:
+            inconsistent = True
+        else:
+            consumed = longer
+        replicas = self._with(state, leader, replace(me, high_watermark=target))
+        situations = ("hw_with_isr",) if len(me.isr) >= 2 else ()
+        return Transition("AdvanceHighWatermark", (("leader", leader),),
+                          replace(state, replicas=replicas, pending=state.pending - answered,
+                                  acknowledged=acknowledged, acknowledged_below_min_isr=below_min,
+                                  consumed=consumed, inconsistent_read=inconsistent),
+                          ", ".join(notes), situations)
+
+    def flush(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """Flush: fsync the log; only matters while a power loss may still come."""
+        if state.lossy_crashes >= self.max_lossy_crashes:
+            return
+        for r in self.ids:
+            replica = state.replicas[r]
+            if replica.alive and replica.flushed < replica.log_end_offset:
+                yield Transition("Flush", (("replica", r),),
+                                 replace(state, replicas=self._with(state, r, replace(replica, flushed=replica.log_end_offset))))
+
+    def crash(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """Crash: a process crash (page cache survives) or a power loss (unflushed tail lost)."""
+        for r in self.ids:
+            replica = state.replicas[r]
+            if not replica.alive:
+                continue
+            kinds = []
+            if state.process_crashes < self.max_process_crashes:
+                kinds.append(False)
+            if state.lossy_crashes < self.max_lossy_crashes:
+                kinds.append(True)
+            for lossy in kinds:
+                log = replica.log[: replica.flushed] if lossy else replica.log
+                crashed = replace(replica, log=log, alive=False, leader=NO_REPLICA, isr=frozenset(), fetched=(),
+                                  high_watermark=min(replica.high_watermark, len(log)),
+                                  lost_data=replica.lost_data or len(log) < replica.log_end_offset)
+                replicas = list(state.replicas)
+                replicas[r] = crashed
+                for other in self.ids:  # the crashed follower's fetch session is gone
+                    peer = replicas[other]
+                    if peer.fetched and peer.fetched[r] != NOT_FETCHED:
+                        fetched = list(peer.fetched)
+                        fetched[r] = NOT_FETCHED
+                        replicas[other] = replace(peer, fetched=tuple(fetched))
+                next_state = replace(
+                    state, replicas=tuple(replicas), pending=frozenset(p for p in state.pending if p.leader != r),
+                    process_crashes=state.process_crashes + (0 if lossy else 1),
+                    lossy_crashes=state.lossy_crashes + (1 if lossy else 0))
+                lost = replica.log_end_offset - len(log)
+                situations = ("lossy_crash",) if lossy and lost else ()
+                yield Transition("Crash", (("replica", r), ("power_loss", lossy)), next_state,
+                                 f"lost {lost} unflushed records" if lossy else "page cache kept", situations)
+
+    def restart(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """Restart: the broker comes back and waits for the controller's LeaderAndIsr."""
+        c = state.controller
+        for r in self.ids:
+            replica = state.replicas[r]
+            if replica.alive:
+                continue
+            floor = c.leader_epoch if c.leader == r else c.leader_epoch - 1
+            restarted = replace(replica, alive=True, leader=NO_REPLICA, leader_epoch=floor)
+            next_state = replace(state, replicas=self._with(state, r, restarted))
+            note = ""
+            if self.elr_enabled and replica.lost_data and self.guarded("unclean_shutdown_leaves_isr"):
+                isr, elr = c.isr - {r}, c.elr - {r}
+                if isr != c.isr or elr != c.elr:
+                    leader = NO_REPLICA if c.leader == r else c.leader
+                    controller = Controller(leader, c.leader_epoch + 1, isr, elr)
+                    next_state = replace(next_state, controller=controller,
+                                         notifications=self._notify(next_state, controller))
+                    note = "unclean shutdown: removed from ISR and ELR"
+            yield Transition("Restart", (("replica", r),), next_state, note)
+
+    # --- checker interface --------------------------------------------------------------------
+
+    def is_final(self, state: ReplicationState) -> bool:
+        return True
+
+    def canonical(self, state: ReplicationState) -> Hashable:
+        """The smallest encoding over all renamings of replica ids (symmetry reduction)."""
+        forget_flush = state.lossy_crashes >= self.max_lossy_crashes
+        return min(self._encode(state, perm, forget_flush) for perm in self.permutations)
+
+    def _encode(self, state: ReplicationState, perm: tuple[int, ...], forget_flush: bool) -> Hashable:
+        def rid(r: int) -> int:
+            return NO_REPLICA if r == NO_REPLICA else perm[r]
+
+        def rset(members: frozenset[int]) -> tuple[int, ...]:
+            return tuple(sorted(perm[m] for m in members))
+
+        slots: list[Hashable] = [None] * self.replica_count
+        for old, rep in enumerate(state.replicas):
+            fetched: tuple[int, ...] = ()
+            if rep.fetched:
+                moved = [NOT_FETCHED] * self.replica_count
+                for who, offset in enumerate(rep.fetched):
+                    moved[perm[who]] = offset
+                fetched = tuple(moved)
+            slots[perm[old]] = (rep.log, 0 if forget_flush else rep.flushed, rep.high_watermark, rid(rep.leader),
+                                rep.leader_epoch, rset(rep.isr), fetched, rep.alive, rep.lost_data)
+        c = state.controller
+        return (
+            tuple(slots), (rid(c.leader), c.leader_epoch, rset(c.isr), rset(c.elr)),
+            tuple(sorted((rid(n.leader), n.leader_epoch, rset(n.isr)) for n in state.notifications)),
+            tuple(sorted((p.record, perm[p.leader]) for p in state.pending)),
+            state.acknowledged, state.consumed, state.inconsistent_read, state.acknowledged_below_min_isr,
+            state.records_sent, state.leader_changes, state.process_crashes, state.lossy_crashes,
+        )
+
+    def render(self, state: ReplicationState) -> str:
+        c = state.controller
+        lines = [
+            f"controller: leader {_name(c.leader)}, epoch {c.leader_epoch}, ISR {_names(c.isr)}"
+            + (f", ELR {_names(c.elr)}" if self.elr_enabled else "")
+        ]
+        for r, rep in enumerate(state.replicas):
+            if not rep.alive:
+                role = "CRASHED"
+            elif rep.leader == r:
+                role = f"leader, ISR {_names(rep.isr)}"
+            elif rep.leader == NO_REPLICA:
+                role = "no leader known"
+            else:
+                role = f"follows {_name(rep.leader)}"
+            log = " ".join(f"r{e.record}@e{e.leader_epoch}" for e in rep.log) or "(empty)"
+            flushed = f", flushed {rep.flushed}" if self.max_lossy_crashes else ""
+            lines.append(f"{_name(r)}: epoch {rep.leader_epoch}, {role}; HW {rep.high_watermark}{flushed}; log [{log}]")
+        ghost = f"acknowledged {{{', '.join(f'r{x}' for x in sorted(state.acknowledged))}}}"
+        ghost += f"; consumed [{' '.join(f'r{x}' for x in state.consumed)}]"
+        lines.append(ghost)
+        return "\n".join(lines)
+
+    # --- invariants -----------------------------------------------------------------------------
+
+    @property
+    def invariants(self) -> tuple[Invariant[ReplicationState], ...]:
+        return (
+            Invariant("NoCommittedRecordLost",
+                      "every record acknowledged with acks=all is still in the log of at least one replica",
+                      self.no_committed_record_lost),
+            Invariant("LeaderCompleteness",
+                      "the controller's leader, when alive, holds every record acknowledged with acks=all",
+                      self.leader_completeness),
+            Invariant("ConsistentRead",
+                      "a consumer never reads a record that later disappears or changes: what was read is a "
+                      "prefix of the current leader's log",
+                      self.consistent_read),
+            Invariant("LogMatching", "any two replicas agree on every offset below the smaller of their high watermarks",
+                      self.log_matching),
+            Invariant("WeakIsr", "every live member of a leader's own ISR view agrees with it below its high watermark",
+                      self.weak_isr),
+            Invariant("StrongIsr", "every live member of the controller's ISR agrees with any presumed leader below "
+                      "that leader's high watermark", self.strong_isr),
+            Invariant("ValidHighWatermark", "every live member of the controller's ISR holds at least as many "
+                      "records as the true leader's high watermark", self.valid_high_watermark),
+            Invariant("LeaderInIsr", "the controller's leader is none or a member of the controller's ISR",
+                      self.leader_in_isr),
+            Invariant("EpochsMonotonic", "leader epochs never decrease along any log", self.epochs_monotonic),
+            Invariant("AckedOnMinIsr", "an acks=all acknowledgement is only given while at least "
+                      "min.insync.replicas replicas hold the record", self.acked_on_min_isr),
+        )
+
+    def no_committed_record_lost(self, state: ReplicationState) -> bool:
+        held = {e.record for rep in state.replicas for e in rep.log}
+        return state.acknowledged <= held
+
+    def leader_completeness(self, state: ReplicationState) -> bool:
+        leader = state.controller.leader
+        if leader == NO_REPLICA or not state.replicas[leader].alive:
+            return True
+        return state.acknowledged <= {e.record for e in state.replicas[leader].log}
+
+    def consistent_read(self, state: ReplicationState) -> bool:
+        if state.inconsistent_read:
+            return False
+        leader = state.controller.leader
+        if leader == NO_REPLICA or not self.is_true_leader(state, leader):
+            return True
+        log = state.replicas[leader].log
+        return tuple(e.record for e in log[: len(state.consumed)]) == state.consumed
+
+    @staticmethod
+    def _agree(a: Replica, b: Replica, below: int) -> bool:
+        return len(b.log) >= below and a.log[:below] == b.log[:below]
+
+    def log_matching(self, state: ReplicationState) -> bool:
+        reps = state.replicas
+        for a, b in itertools.combinations(reps, 2):
+            below = min(a.high_watermark, b.high_watermark, len(a.log), len(b.log))
+            if a.log[:below] != b.log[:below]:
+                return False
+        return True
+
+    def _isr_agrees(self, state: ReplicationState, leader: int, members: frozenset[int]) -> bool:
+        me = state.replicas[leader]
+        for m in members:
+            other = state.replicas[m]
+            if other.alive and not other.lost_data and not self._agree(me, other, me.high_watermark):
+                return False
+        return True
+
+    def weak_isr(self, state: ReplicationState) -> bool:
+        return all(self._isr_agrees(state, r, state.replicas[r].isr)
+                   for r in self.ids if self.presumes_leadership(state, r))
+
+    def strong_isr(self, state: ReplicationState) -> bool:
+        return all(self._isr_agrees(state, r, state.controller.isr)
+                   for r in self.ids if self.presumes_leadership(state, r))
+
+    def valid_high_watermark(self, state: ReplicationState) -> bool:
+        leader = state.controller.leader
+        if leader == NO_REPLICA or not self.is_true_leader(state, leader):
+            return True
+        hw = state.replicas[leader].high_watermark
+        return all(state.replicas[m].log_end_offset >= hw for m in state.controller.isr
+                   if state.replicas[m].alive and not state.replicas[m].lost_data)
+
+    def leader_in_isr(self, state: ReplicationState) -> bool:
+        c = state.controller
+        return c.leader == NO_REPLICA or c.leader in c.isr
+
+    def epochs_monotonic(self, state: ReplicationState) -> bool:
+        return all(all(a.leader_epoch <= b.leader_epoch for a, b in itertools.pairwise(rep.log))
+                   for rep in state.replicas)
+
+    def acked_on_min_isr(self, state: ReplicationState) -> bool:
+        return not state.acknowledged_below_min_isr
+
+    @property
+    def situations(self) -> tuple[Situation, ...]:
+        applies = {
+            "lossy_crash": self.max_lossy_crashes > 0,
+            "not_enough_replicas": "all" in self.acks_choices and self.replica_count >= self.min_isr > 1,
+            "leader_change_over_data": self.max_leader_changes > 0 and self.max_records > 0,
+            "hw_with_isr": self.replica_count >= 2 and self.max_records > 0,
+            "truncated_suffix": self.replica_count >= 2 and self.max_records > 0 and self.max_leader_changes > 0,
+            "isr_reexpanded": self.replica_count >= 2,
+        }
+        return tuple(Situation(name, text, applies[name]) for name, text in SITUATIONS)
+
+
+def _name(r: int) -> str:
+    return "none" if r == NO_REPLICA else "ABCDEFGH"[r]
+
+
+def _names(members: frozenset[int]) -> str:
+    return "{" + ",".join(_name(m) for m in sorted(members)) + "}"
