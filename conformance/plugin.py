@@ -57,6 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[RESULTS_KEY] = []
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
     names = [name.strip() for name in config.getoption("conformance_clients").split(",") if name.strip()]
     unknown = [name for name in names if name not in CLIENT_NAMES]
     if unknown:
@@ -242,7 +243,8 @@ class Broker:
     """Raw connections to the target: to the bootstrap broker, or to a partition's leader."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.bootstrap_address = bootstrap.split(",")[0].strip()
+        self.addresses = [address.strip() for address in bootstrap.split(",")]
+        self.bootstrap_address = self.addresses[0]
         self.connections: list[raw.Connection] = []
 
     def connect(self, address: str | None = None, timeout: float = 10.0) -> raw.Connection:
@@ -251,8 +253,16 @@ class Broker:
         return conn
 
     def leader_address(self, topic: str, partition: int = 0) -> str:
-        with raw.Connection.to(self.bootstrap_address) as conn:
-            cluster = raw.metadata(conn, [topic])
+        cluster = None
+        for address in self.addresses:  # the first ones may be down in fault tests
+            try:
+                with raw.Connection.to(address, timeout=3) as conn:
+                    cluster = raw.metadata(conn, [topic])
+                break
+            except (OSError, raw.ConnectionClosed):
+                continue
+        if cluster is None:
+            raise AssertionError("no bootstrap broker answered Metadata")
         leader = cluster.topics[topic].partitions[partition].leader
         broker = cluster.brokers[leader]
         return f"{broker.host}:{broker.port}"

@@ -173,7 +173,9 @@ def test_simple_commit_for_group_without_members(bootstrap, topics):
     with raw.group_coordinator(bootstrap.split(",")[0], group) as conn:
         assert raw.offset_commit(conn, group, -1, "", topic, {0: 42}) == {0: 0}
         assert raw.offset_fetch(conn, group, topic, [0])[0].offset == 42
-        assert raw.offset_fetch(conn, topics.name("other"), topic, [0])[0].offset == -1
+    other = topics.name("other")
+    with raw.group_coordinator(bootstrap.split(",")[0], other) as conn:
+        assert raw.offset_fetch(conn, other, topic, [0])[0].offset == -1, "nothing committed for another group"
 
 
 def test_session_timeout_expires_silent_member(bootstrap, topics):

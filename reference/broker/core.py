@@ -50,7 +50,7 @@ from ..protocol.frames import (
 )
 from ..protocol.primitives import DecodeError
 from ..protocol.schema import Data
-from .configs import BrokerConfig
+from .configs import DYNAMIC_CONFIG_FILE, BrokerConfig
 from .pending import Pending, Purgatory
 
 log = logging.getLogger("refka.broker")
@@ -90,6 +90,7 @@ class Broker:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.cluster_id = _load_or_create_cluster_id(self.data_dir)
+        config.load_dynamic(self.data_dir / DYNAMIC_CONFIG_FILE)  # AlterConfigs changes survive restarts
         self.host = "127.0.0.1"
         self.port = 9092
         self.fetch_purgatory = Purgatory()
@@ -153,6 +154,7 @@ class Broker:
             encoded = Pending()
             reply.on_done(lambda body: encoded.complete(self._encode_later(request, body)))
             return encoded
+        assert isinstance(reply, Data)
         return self._encode(request, reply)
 
     def _encode_later(self, request: Request, body: Data) -> bytes | CloseConnection:

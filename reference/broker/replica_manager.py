@@ -16,8 +16,10 @@ partitions (one node):
   After every append, parked fetches watching that partition are checked.
 * Topic configs are resolved per partition from the topic's overrides and the broker defaults
   (``reference.broker.configs``); changing them reconfigures the logs.
-* Housekeeping runs from :meth:`poll`: retention every ``log.retention.check.interval.ms``, the
-  compaction cleaner for compacted topics, producer-id expiry and checkpoint files.
+* Housekeeping runs from :meth:`poll`: retention and producer-id expiry every
+  ``log.retention.check.interval.ms`` (default 5 minutes), the compaction cleaner for compacted
+  topics every ``log.cleaner.backoff.ms`` (default 15 s, unless ``log.cleaner.enable=false``), and
+  the log directory's checkpoint files every minute.
 
 Invariant: a partition in the registry has exactly one open log here, and vice versa.
 """
@@ -68,6 +70,7 @@ class ReplicaManager:
             self.directory.delete_log(orphan)  # a topic deleted while the broker was down
         broker.topics.subscribe(self._on_topic_event)
         self._next_retention_check = now_ms
+        self._next_cleaning = now_ms
         self._next_checkpoint = now_ms
 
     # -- partitions --------------------------------------------------------------------------------
@@ -174,6 +177,9 @@ class ReplicaManager:
             for replica in list(self.replicas.values()):
                 replica.log.delete_old_segments()
                 replica.log.remove_expired_producers()
+        if now_ms >= self._next_cleaning and self.broker.config.get_bool("log.cleaner.enable"):
+            self._next_cleaning = now_ms + self.broker.config.get_int("log.cleaner.backoff.ms")
+            for replica in list(self.replicas.values()):
                 if replica.log.config.compact_enabled:
                     self._clean(replica)
         if now_ms >= self._next_checkpoint:
@@ -189,7 +195,7 @@ class ReplicaManager:
             log.exception("log cleaner failed for %s", replica.log.topic_partition)
 
     def next_deadline(self) -> int | None:
-        return min(self._next_retention_check, self._next_checkpoint)
+        return min(self._next_retention_check, self._next_cleaning, self._next_checkpoint)
 
     def shutdown(self) -> None:
         self.directory.shutdown()

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from ..errors import Errors, KafkaError
 from .configs import BrokerConfig, validate_topic_config
-from .topic_names import collides_with, validate_topic_name
+from .topic_names import check_creatable, collides_with
 
 METADATA_FILE = "refka-metadata.json"
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
@@ -93,7 +93,7 @@ class TopicRegistry:
         self, name: str, partitions: int, replication_factor: int, configs: Mapping[str, str | None]
     ) -> tuple[int, int, dict[str, str]]:
         """Validate a CreateTopics entry; returns the resolved (partitions, rf, configs)."""
-        validate_topic_name(name)
+        check_creatable(name)
         if name in self._topics:
             raise KafkaError(Errors.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
         clash = collides_with(name, self._topics.keys())
@@ -119,7 +119,7 @@ class TopicRegistry:
                 f"factor of {replication_factor} cannot be reached because only {live_brokers} broker(s) "
                 "are registered.",
             )
-        return partitions, replication_factor, validate_topic_config(configs)
+        return partitions, replication_factor, validate_topic_config(configs, self._config)
 
     def create(
         self, name: str, partitions: int, replication_factor: int, configs: Mapping[str, str | None]

@@ -58,7 +58,8 @@ when its member is removed by LeaveGroup or superseded by a newer JoinGroup from
 (the client's request timeout ends it) -- except parked JoinGroups of removed members, which
 Kafka answers with UNKNOWN_MEMBER_ID, and so does refka.
 
-Invariants (:meth:`GroupCoordinator.check_valid`): see that method; each names one rule.
+Invariants: :meth:`GroupCoordinator.check_valid` asserts the rules listed in
+:mod:`reference.broker.group.invariants`; the tests call it after every step.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from typing import Protocol
 from reference.broker.group import records
 from reference.broker.group.config import GroupCoordinatorConfig
 from reference.broker.group.group import ClassicGroup, Member
+from reference.broker.group.invariants import check_group, check_timer
 from reference.broker.group.messages import (
     UNKNOWN_MEMBER_ID,
     DeletableGroupResult,
@@ -976,70 +978,11 @@ class GroupCoordinator:
     def check_valid(self) -> None:
         """Assert every invariant of every group; raises AssertionError naming the broken rule."""
         for group_id, group in self.groups.items():
-            _check_group(group_id, group)
+            check_group(group_id, group)
         for group_id, _, _, _ in self.offsets.entries():
             assert group_id in self.groups, f"offsets of {group_id!r} belong to no group"
         for key in self._timers.keys():
-            self._check_timer(key)
-
-    def _check_timer(self, key: Hashable) -> None:
-        assert isinstance(key, tuple)
-        if key[0] == "heartbeat":
-            group = self.groups.get(key[1])
-            assert group is not None, f"heartbeat timer {key} for a removed group"
-            assert group.has_member(key[2]) or key[2] in group.pending_join_members, (
-                f"heartbeat timer {key} for no member"
-            )
-        elif key[0] == "join":
-            group = self.groups.get(key[1])
-            assert group is not None and group.is_in(GroupState.PREPARING_REBALANCE), (
-                f"join timer {key} outside PreparingRebalance"
-            )
-        elif key[0] == "sync":
-            group = self.groups.get(key[1])
-            assert group is not None and group.is_in(GroupState.COMPLETING_REBALANCE, GroupState.STABLE), (
-                f"sync timer {key} in the wrong state"
-            )
-            assert group.pending_sync_members, f"sync timer {key} with nobody left to sync"
-
-
-def _check_group(group_id: str, group: ClassicGroup) -> None:
-    where = f"group {group_id!r} in {group.state}"
-    assert group.group_id == group_id, f"{where}: stored under the wrong id"
-    assert not group.is_in(GroupState.DEAD), f"{where}: a Dead group is still registered"
-    # Membership and leadership.
-    if group.is_in(GroupState.EMPTY):
-        assert not group.members, f"{where}: Empty but has members"
-        assert group.leader_id is None, f"{where}: Empty but has a leader"
-        assert group.protocol_name is None, f"{where}: Empty but has a selected protocol"
-    if group.is_in(GroupState.COMPLETING_REBALANCE, GroupState.STABLE):
-        assert group.members, f"{where}: no members"
-    if group.members:
-        assert group.leader_id in group.members, f"{where}: the leader is not a member"
-        assert group.protocol_type is not None, f"{where}: members but no protocol type"
-    for member_id, member in group.members.items():
-        assert member.member_id == member_id, f"{where}: member stored under the wrong id"
-        assert member.protocol_type == group.protocol_type, f"{where}: {member_id} has another protocol type"
-        assert member_id not in group.pending_join_members, f"{where}: {member_id} both member and pending"
-    statics = {
-        m.group_instance_id: m.member_id for m in group.members.values() if m.group_instance_id is not None
-    }
-    assert statics == group.static_members, f"{where}: the static member index disagrees with the members"
-    assert group.pending_sync_members <= set(group.members), f"{where}: a pending sync member is not a member"
-    # Rebalance bookkeeping by state.
-    if group.is_in(GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
-        assert group.protocol_name is not None, f"{where}: no selected protocol"
-        assert group.generation_id > 0, f"{where}: generation 0 after a rebalance"
-        assert all(m.awaiting_join is None for m in group.members.values()), f"{where}: a JoinGroup is parked"
-        assert group.leader_id is not None
-        assert group.protocol_name in group.candidate_protocols(), (
-            f"{where}: the selected protocol is not supported by all"
-        )
-    if group.is_in(GroupState.STABLE):
-        assert all(m.awaiting_sync is None for m in group.members.values()), f"{where}: a SyncGroup is parked"
-    if group.is_in(GroupState.PREPARING_REBALANCE, GroupState.EMPTY):
-        assert all(m.awaiting_sync is None for m in group.members.values()), f"{where}: a SyncGroup is parked"
-        assert not group.pending_sync_members, f"{where}: members pending sync outside a generation"
+            check_timer(key, self.groups)
 
 
 def _fetched(partition_index: int, offset: OffsetAndMetadata | None) -> OffsetFetchResponsePartition:

@@ -40,6 +40,7 @@ DELETE_GROUPS = API_BY_KEY[42]
 OFFSET_DELETE = API_BY_KEY[47]
 
 KEY_TYPE_GROUP = 0
+TOPIC_IDS_IN_OFFSET_COMMIT = 10
 NULLABLE_PROTOCOL_NAME_VERSION = 7  # JoinGroup v7+: the protocol name may be null (KIP-559)
 
 
@@ -216,7 +217,7 @@ def handle_offset_commit(broker: Broker, request: Request, now_ms: int) -> Data:
             m.OffsetCommitRequestPartition(p.partition_index, p.committed_offset, p.committed_leader_epoch,
                                            p.committed_metadata)
             for p in topic.partitions
-        ]))
+        ], topic_id=topic.topic_id if request.version >= TOPIC_IDS_IN_OFFSET_COMMIT else None))
     result = broker.groups.coordinator.commit_offsets(m.OffsetCommitRequest(
         group_id=body.group_id, topics=topics, generation_id_or_member_epoch=body.generation_id_or_member_epoch,
         member_id=body.member_id, group_instance_id=body.group_instance_id,

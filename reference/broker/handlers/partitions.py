@@ -100,7 +100,8 @@ def handle_produce(broker: Broker, request: Request, now_ms: int) -> Reply:
         partitions = [_produce_partition(broker, body.acks, name, p, version, now_ms) for p in topic.partition_data]
         responses.append(PRODUCE_TOPIC.make(name=topic.name, topic_id=topic.topic_id, partition_responses=partitions))
     if body.acks == 0:
-        return NO_RESPONSE
+        no_response: Reply = NO_RESPONSE
+        return no_response
     return PRODUCE.response.make(responses=responses)
 
 

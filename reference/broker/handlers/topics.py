@@ -78,7 +78,7 @@ def handle_create_topics(broker: Broker, request: Request, now_ms: int) -> Data:
         result.configs = [
             CREATED_CONFIG.make(name=entry.name, value=entry.value, read_only=entry.read_only,
                                 config_source=entry.config_source, is_sensitive=entry.is_sensitive)
-            for entry in describe_topic_config(broker.config, checked, None, False, False)
+            for entry in describe_topic_config(broker.config, checked, None, False, False, as_created=True)
         ]
         results.append(result)
     return CREATE_TOPICS.response.make(topics=results)
