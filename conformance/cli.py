@@ -1,10 +1,14 @@
 """``refka conform``: run the conformance suite against a broker and write the matrix.
 
-    refka conform [--bootstrap-server HOST:PORT] [--clients kafka-python,confluent-kafka,aiokafka]
-                  [--report DIR] [--cluster-state FILE] [-- extra pytest arguments]
+    refka conform [--bootstrap-server HOST:PORT | --apache-kafka N]
+                  [--clients kafka-python,confluent-kafka,aiokafka] [--report DIR]
+                  [--cluster-state FILE] [-- extra pytest arguments]
 
 Without ``--bootstrap-server`` the embedded reference broker
-(``reference.broker.embedded.EmbeddedBroker``) is started for the run.  The suite itself runs in
+(``reference.broker.embedded.EmbeddedBroker``) is started for the run.  ``--apache-kafka N``
+starts a private N-node Apache Kafka cluster on free ports instead (``conformance.apache_kafka``),
+gives the suite its ``cluster.json`` so the fault tests can stop and restart nodes, and stops it
+afterwards: the ground-truth run that CI makes.  The suite itself runs in
 a child ``python -m pytest -p conformance.plugin --pyargs conformance.suite`` process, writing
 JUnit XML (``junit.xml``), the per-test JSON (``results.json``) and then ``matrix.md`` and
 ``matrix.html`` into the report directory.  The last line printed is the one-line summary.
@@ -26,13 +30,44 @@ from reference.cli import CommandError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bootstrap-server", help="broker under test (default: start the embedded reference broker)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--bootstrap-server", help="broker under test (default: start the embedded reference broker)")
+    where.add_argument("--apache-kafka", type=int, metavar="N",
+                       help="start a private N-node Apache Kafka cluster and run the suite against it")
     parser.add_argument("--clients", default=None,
                         help="comma-separated clients (kafka-python, confluent-kafka, aiokafka, kcat); default all")
     parser.add_argument("--report", default="conformance-report", help="directory for junit.xml and the matrix")
     parser.add_argument("--cluster-state", default=None,
                         help="cluster.json of a local Apache Kafka cluster the fault tests may stop and restart")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
+
+
+# The embedded reference broker runs with the same speed settings as the Apache Kafka peer
+# (conformance.apache_kafka): time-based housekeeping every second, no initial rebalance delay.
+# Tests read these values from the broker, so they change how long tests wait, never what passes.
+EMBEDDED_BROKER_CONFIG = {
+    "group.initial.rebalance.delay.ms": "0",
+    "log.segment.bytes": str(8 * 1024 * 1024),
+    "log.cleaner.backoff.ms": "1000",
+    "log.retention.check.interval.ms": "1000",
+}
+
+
+@contextlib.contextmanager
+def apache_kafka(nodes: int) -> Iterator[tuple[str, str]]:
+    """A private Apache Kafka cluster for one run: (bootstrap servers, cluster.json path)."""
+    import tempfile
+
+    from conformance.apache_kafka import STATE_FILE, KafkaCluster
+    from conformance.fixtures import free_port_block
+
+    with tempfile.TemporaryDirectory(prefix="refka-conform-kafka-") as data_dir:
+        cluster = KafkaCluster(nodes=nodes, base_port=free_port_block(2 * nodes), data_dir=data_dir)
+        bootstrap = cluster.start()
+        try:
+            yield bootstrap, str(Path(data_dir) / STATE_FILE)
+        finally:
+            cluster.stop()
 
 
 @contextlib.contextmanager
@@ -45,7 +80,7 @@ def target(bootstrap: str | None) -> Iterator[str]:
     except ImportError as missing:
         raise CommandError("the embedded reference broker (reference/broker/embedded.py) is not available "
                            "yet; pass --bootstrap-server HOST:PORT") from missing
-    embedded = EmbeddedBroker()
+    embedded = EmbeddedBroker(config=EMBEDDED_BROKER_CONFIG)
     bootstrap_address = embedded.start()
     try:
         yield bootstrap_address
@@ -72,8 +107,13 @@ def run(args: argparse.Namespace) -> int:
     results_json = report_dir / "results.json"
     results_json.unlink(missing_ok=True)
     started = time.monotonic()
-    with target(args.bootstrap_server) as bootstrap:
-        command = pytest_command(bootstrap, report_dir, args.clients, args.cluster_state, list(args.pytest_args))
+    with contextlib.ExitStack() as stack:
+        cluster_state = args.cluster_state
+        if args.apache_kafka:
+            bootstrap, cluster_state = stack.enter_context(apache_kafka(args.apache_kafka))
+        else:
+            bootstrap = stack.enter_context(target(args.bootstrap_server))
+        command = pytest_command(bootstrap, report_dir, args.clients, cluster_state, list(args.pytest_args))
         completed = subprocess.run(command)
     if not results_json.exists():
         raise CommandError(f"pytest exited with status {completed.returncode} before writing results")

@@ -408,6 +408,8 @@ class ReplicationModel:
             if self.elr_enabled:
                 elr = self._elr_after_shrink(c, isr, r)
             leader = NO_REPLICA if c.leader == r else c.leader
+            if (leader, isr, elr) == (c.leader, c.isr, c.elr):
+                continue  # already handled: nothing left to change
             controller = Controller(leader, c.leader_epoch + 1, isr, elr)
             yield Transition("ControllerShrinkIsr", (("replica", r),),
                              replace(state, controller=controller, notifications=self._notify(state, controller)),
@@ -553,13 +555,13 @@ class ReplicationModel:
                 situations = ("truncated_suffix",)
             fetch_offset = len(log)
             new_log = log + source.log[fetch_offset:]
-            if new_log == me.log and source.fetched[f] == fetch_offset and \
+            if new_log == me.log and source.fetched[f] == len(new_log) and \
                     me.high_watermark == min(source.high_watermark, len(new_log)):
                 continue  # nothing would change
             follower = replace(me, log=new_log, flushed=min(me.flushed, len(log)),
                                high_watermark=min(source.high_watermark, len(new_log)))
             fetched = list(source.fetched)
-            fetched[f] = fetch_offset
+            fetched[f] = len(new_log)  # the follower's next fetch, already on its way, reports this
             replicas = list(state.replicas)
             replicas[f] = follower
             replicas[leader] = replace(source, fetched=tuple(fetched))

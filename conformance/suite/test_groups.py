@@ -11,6 +11,13 @@ from conformance.clients import ClientLacks, Message
 from reference.errors import Errors
 
 
+@pytest.fixture(scope="module", autouse=True)
+def group_coordinator_ready(bootstrap):
+    """The first group request on a fresh cluster creates __consumer_offsets (50 partitions);
+    wait for a coordinator once so that timing in the tests below is about the group protocol."""
+    raw.group_coordinator(bootstrap.split(",")[0], "refka-conformance-warmup", timeout=60).close()
+
+
 def _member(client, topic, group, config=None):
     try:
         return client.group_member(topic, group, config)

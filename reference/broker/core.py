@@ -80,7 +80,7 @@ class Broker:
 
     def __init__(self, config: BrokerConfig, data_dir: str | Path, now_ms: int) -> None:
         from . import handlers
-        from .groups import GroupService
+        from .group_service import GroupService
         from .producer_ids import ProducerIdManager
         from .replica_manager import ReplicaManager
         from .topics import TopicRegistry

@@ -86,8 +86,12 @@ class BrokerServer:
             deadline = self.broker.next_deadline()
             timeout = None if deadline is None else max(0.0, (deadline - wall_clock_ms()) / 1000)
             self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout if timeout is None else min(timeout, 1.0))
+            # asyncio.timeout, not wait_for: on Python 3.11 a cancel that lands while wait_for is
+            # timing out comes back as TimeoutError, which would be swallowed here and keep the
+            # clock running after stop() cancelled it.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0 if timeout is None else min(timeout, 1.0)):
+                    await self._wake.wait()
             try:
                 self.broker.poll(wall_clock_ms())
             except Exception:  # a bug in a timeout path must not stop the clock

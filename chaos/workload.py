@@ -1,0 +1,396 @@
+"""The client side of a chaos run: producers and consumers that write down everything they see.
+
+Theory of operation
+-------------------
+Two workloads, after Jepsen's Kafka workload and Kafka's ``replication_test``:
+
+* ``at-least-once``: producers with ``acks=all``, ``retries`` unbounded within
+  ``delivery.timeout.ms``, ``enable.idempotence=false`` and
+  ``max.in.flight.requests.per.connection=1`` (so a retry cannot reorder a partition); the topic
+  has replication factor 3 and ``min.insync.replicas=2`` (1 and 1 on a single node).  No
+  acknowledged record may be lost; duplicates are allowed (a retried batch whose answer was lost).
+* ``idempotent``: the same with ``enable.idempotence=true`` (KIP-98: producer id, epoch and
+  per-partition sequence numbers let the leader drop a retried batch); zero duplicates allowed.
+
+Processes (one thread, one client each), all recording into one :class:`~chaos.history.HistoryWriter`:
+
+* producers send ``(key, value)`` pairs, values unique (``<process>/<n>``), at a bounded rate and
+  with a bounded number in flight; each send is an ``invoke``, and its delivery report an ``ok``
+  with partition and offset or an ``info`` (maybe written) with the error;
+* assign consumers ``assign`` every partition and seek (to the beginning, or back to where they
+  were), poll, and now and then re-assign;
+* group consumers ``subscribe`` (the classic JoinGroup/SyncGroup group protocol) and commit
+  synchronously after recording each poll (commit-after-process: at-least-once delivery);
+  rebalances are recorded as they happen;
+* the final read: after producers stopped and faults healed, a fresh consumer assigns every
+  partition, seeks to the beginning and reads up to each partition's high watermark.
+
+Every client talks only to the bootstrap servers the cluster gives it.  Everything is bounded:
+in time (the run's duration, ``delivery.timeout.ms``, the final read's timeout) and in count
+(``max_records``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .checker import AT_LEAST_ONCE, IDEMPOTENT, WORKLOADS
+from .history import FAIL, INFO, OK, HistoryWriter
+
+# librdkafka logs every refused connection; during a fault that is thousands of lines.  Its log goes
+# to this logger, which drops everything below CRITICAL (lower its level to see the clients' logs).
+CLIENT_LOG = logging.getLogger("chaos.librdkafka")
+CLIENT_LOG.setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    name: str = AT_LEAST_ONCE
+    topic: str = "chaos"
+    partitions: int = 3
+    keys: int = 12
+    producers: int = 2
+    assign_consumers: int = 1
+    group_consumers: int = 2
+    sends_per_second: float = 100.0  # per producer
+    max_in_flight: int = 200  # per producer: sends invoked but not yet reported
+    max_records: int = 1_000_000  # per producer
+    delivery_timeout_ms: int = 30_000
+    reassign_every: float = 5.0  # seconds between an assign consumer's re-assignments (mean)
+    final_read_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.name not in WORKLOADS:
+            raise ValueError(f"unknown workload {self.name!r}; expected one of {', '.join(WORKLOADS)}")
+
+
+def topic_settings(config: WorkloadConfig, nodes: int) -> tuple[int, dict[str, str]]:
+    """Replication factor and topic configs: RF 3 and min ISR 2, or 1 and 1 on a single node."""
+    replication_factor = min(3, nodes)
+    min_insync = 2 if replication_factor >= 3 else 1
+    return replication_factor, {"min.insync.replicas": str(min_insync), "unclean.leader.election.enable": "false"}
+
+
+def producer_config(config: WorkloadConfig, bootstrap: str) -> dict[str, Any]:
+    idempotent = config.name == IDEMPOTENT
+    return {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "retries": 2_147_483_647,
+        "enable.idempotence": idempotent,
+        "max.in.flight.requests.per.connection": 5 if idempotent else 1,
+        "delivery.timeout.ms": config.delivery_timeout_ms,
+        "request.timeout.ms": min(10_000, config.delivery_timeout_ms),
+        "linger.ms": 5,
+        "retry.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 1000,
+        "logger": CLIENT_LOG,
+    }
+
+
+def consumer_config(bootstrap: str, group: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "fetch.wait.max.ms": 100,
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1000,
+        "reconnect.backoff.max.ms": 1000,
+        "logger": CLIENT_LOG,
+    }
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def _records(messages: list[Any]) -> list[dict[str, Any]]:
+    return [{"topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
+             "key": _text(m.key()), "value": _text(m.value())}
+            for m in messages if m.error() is None]
+
+
+class Counters:
+    """Live totals for the progress display (approximate: read without a lock)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.acknowledged = 0
+        self.maybe = 0
+        self.read = 0
+
+
+class _Process(threading.Thread):
+    def __init__(self, name: str, history: HistoryWriter, counters: Counters) -> None:
+        super().__init__(name=f"chaos-{name}", daemon=True)
+        self.process = name
+        self.history = history
+        self.counters = counters
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except BaseException as error:  # reported by Workload.stop
+            self.error = error
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+
+class Producer(_Process):
+    def __init__(self, name: str, config: WorkloadConfig, bootstrap: str, history: HistoryWriter,
+                 counters: Counters, rng: random.Random) -> None:
+        super().__init__(name, history, counters)
+        self.config = config
+        self.bootstrap = bootstrap
+        self.rng = rng
+        self.in_flight: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        value = _text(message.value()) or ""
+        with self._lock:
+            sent = self.in_flight.pop(value, None)
+        if sent is None:
+            return
+        if error is None:
+            self.history.record(self.process, OK, "send",
+                                {**sent, "partition": message.partition(), "offset": message.offset()})
+            self.counters.acknowledged += 1
+        else:
+            self.history.record(self.process, INFO, "send", {**sent, "error": str(error.name())})
+            self.counters.maybe += 1
+
+    def work(self) -> None:
+        from confluent_kafka import KafkaException
+        from confluent_kafka import Producer as KafkaProducer
+
+        producer = KafkaProducer(producer_config(self.config, self.bootstrap))
+        interval = 1.0 / self.config.sends_per_second
+        next_send = time.monotonic()
+        count = 0
+        while not self.stopping.is_set() and count < self.config.max_records:
+            producer.poll(max(0.0, min(0.05, next_send - time.monotonic())))
+            if time.monotonic() < next_send or len(self.in_flight) >= self.config.max_in_flight:
+                continue
+            next_send += interval
+            sent = {"topic": self.config.topic, "key": f"k{self.rng.randrange(self.config.keys)}",
+                    "value": f"{self.process}/{count}"}
+            count += 1
+            with self._lock:
+                self.in_flight[sent["value"]] = sent
+            self.history.invoke(self.process, "send", sent)
+            self.counters.sent += 1
+            try:
+                producer.produce(sent["topic"], key=sent["key"], value=sent["value"], on_delivery=self._delivered)
+            except (BufferError, KafkaException) as error:  # never left the client: certainly not written
+                with self._lock:
+                    self.in_flight.pop(sent["value"], None)
+                self.history.record(self.process, FAIL, "send", {**sent, "error": str(error)})
+        producer.flush(self.config.delivery_timeout_ms / 1000 + 5)
+        with self._lock:
+            leftovers, self.in_flight = list(self.in_flight.values()), {}
+        for sent in leftovers:
+            self.history.record(self.process, INFO, "send", {**sent, "error": "no delivery report before the end"})
+
+
+def _partition_list(partitions: list[Any]) -> list[dict[str, Any]]:
+    return [{"topic": p.topic, "partition": p.partition} for p in partitions]
+
+
+class AssignConsumer(_Process):
+    """assign + seek: re-assigns every partition now and then, from the beginning or where it was."""
+
+    def __init__(self, name: str, config: WorkloadConfig, bootstrap: str, history: HistoryWriter,
+                 counters: Counters, rng: random.Random) -> None:
+        super().__init__(name, history, counters)
+        self.config = config
+        self.bootstrap = bootstrap
+        self.rng = rng
+
+    def work(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+        consumer = Consumer(consumer_config(self.bootstrap, f"chaos-assign-{self.process}"))
+        positions: dict[int, int] = {}
+        try:
+            while not self.stopping.is_set():
+                seek: dict[str, Any] = {}
+                assignment = []
+                from_beginning = not positions or self.rng.random() < 0.3
+                for partition in range(self.config.partitions):
+                    offset = OFFSET_BEGINNING if from_beginning or partition not in positions else positions[partition]
+                    seek[str(partition)] = "beginning" if offset == OFFSET_BEGINNING else offset
+                    assignment.append(TopicPartition(self.config.topic, partition, offset))
+                value = {"topic": self.config.topic, "partitions": list(range(self.config.partitions)), "seek": seek}
+                self.history.invoke(self.process, "assign", value)
+                consumer.assign(assignment)
+                self.history.record(self.process, OK, "assign", value)
+                until = time.monotonic() + self.rng.expovariate(1 / self.config.reassign_every)
+                while not self.stopping.is_set() and time.monotonic() < until:
+                    self.history.invoke(self.process, "poll")
+                    try:
+                        messages = consumer.consume(num_messages=500, timeout=0.5)
+                    except KafkaException as error:
+                        self.history.record(self.process, INFO, "poll", {"error": str(error)})
+                        continue
+                    records = _records(messages)
+                    self.history.record(self.process, OK, "poll", {"records": records})
+                    self.counters.read += len(records)
+                    for record in records:
+                        positions[record["partition"]] = record["offset"] + 1
+        finally:
+            consumer.close()
+
+
+class GroupConsumer(_Process):
+    """subscribe, then poll / record / commit synchronously (commit-after-process)."""
+
+    def __init__(self, name: str, config: WorkloadConfig, bootstrap: str, history: HistoryWriter,
+                 counters: Counters, group: str) -> None:
+        super().__init__(name, history, counters)
+        self.config = config
+        self.bootstrap = bootstrap
+        self.group = group
+
+    def _rebalance(self, change: str) -> Callable[[Any, list[Any]], None]:
+        def note(_consumer: Any, partitions: list[Any]) -> None:
+            self.history.record(self.process, INFO, "rebalance", {change: _partition_list(partitions)})
+        return note
+
+    def work(self) -> None:
+        from confluent_kafka import Consumer, KafkaException
+
+        consumer = Consumer(consumer_config(self.bootstrap, self.group))
+        try:
+            value = {"topic": self.config.topic}
+            self.history.invoke(self.process, "subscribe", value)
+            consumer.subscribe([self.config.topic], on_assign=self._rebalance("assigned"),
+                               on_revoke=self._rebalance("revoked"), on_lost=self._rebalance("revoked"))
+            self.history.record(self.process, OK, "subscribe", value)
+            while not self.stopping.is_set():
+                self.history.invoke(self.process, "poll")
+                try:
+                    messages = consumer.consume(num_messages=500, timeout=0.5)
+                except KafkaException as error:
+                    self.history.record(self.process, INFO, "poll", {"error": str(error)})
+                    continue
+                records = _records(messages)
+                self.history.record(self.process, OK, "poll", {"records": records})
+                self.counters.read += len(records)
+                if records:
+                    self._commit(consumer, KafkaException)
+        finally:
+            consumer.close()
+
+    def _commit(self, consumer: Any, kafka_exception: type[Exception]) -> None:
+        self.history.invoke(self.process, "commit")
+        try:
+            committed = consumer.commit(asynchronous=False)
+        except kafka_exception as error:
+            self.history.record(self.process, INFO, "commit", {"error": str(error)})
+            return
+        self.history.record(self.process, OK, "commit", {"offsets": [
+            {"topic": p.topic, "partition": p.partition, "offset": p.offset} for p in committed or []]})
+
+
+def final_read(config: WorkloadConfig, bootstrap: str, history: HistoryWriter, counters: Counters,
+               process: str = "final-reader") -> dict[str, Any]:
+    """A fresh consumer reads every partition from the beginning up to its high watermark."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+    deadline = time.monotonic() + config.final_read_timeout
+    consumer = Consumer(consumer_config(bootstrap, f"chaos-{process}"))
+    high_watermarks: dict[int, int] = {}
+    positions: dict[int, int] = {}
+    try:
+        for partition in range(config.partitions):
+            while partition not in high_watermarks and time.monotonic() < deadline:
+                try:
+                    _low, high = consumer.get_watermark_offsets(TopicPartition(config.topic, partition), timeout=5)
+                    high_watermarks[partition] = high
+                except KafkaException:
+                    time.sleep(0.5)
+        value = {"topic": config.topic, "partitions": list(range(config.partitions)),
+                 "seek": {str(p): "beginning" for p in range(config.partitions)}}
+        history.invoke(process, "assign", value)
+        consumer.assign([TopicPartition(config.topic, p, OFFSET_BEGINNING) for p in range(config.partitions)])
+        history.record(process, OK, "assign", value)
+
+        def done() -> bool:
+            return all(positions.get(p, 0) >= high_watermarks.get(p, 0) for p in range(config.partitions))
+
+        while not done() and time.monotonic() < deadline:
+            history.invoke(process, "poll")
+            try:
+                messages = consumer.consume(num_messages=1000, timeout=0.5)
+            except KafkaException as error:
+                history.record(process, INFO, "poll", {"error": str(error)})
+                continue
+            records = _records(messages)
+            history.record(process, OK, "poll", {"records": records})
+            counters.read += len(records)
+            for record in records:
+                positions[record["partition"]] = record["offset"] + 1
+    finally:
+        consumer.close()
+    report = {"topic": config.topic, "high_watermarks": {str(p): o for p, o in high_watermarks.items()},
+              "positions": {str(p): o for p, o in positions.items()},
+              "complete": len(high_watermarks) == config.partitions and done()}
+    history.invoke(process, "final-read")
+    history.record(process, OK, "final-read", report)
+    return report
+
+
+class Workload:
+    """Starts the producers and consumers, stops them, and runs the final read."""
+
+    def __init__(self, config: WorkloadConfig, bootstrap: str, history: HistoryWriter, seed: int) -> None:
+        self.config = config
+        self.bootstrap = bootstrap
+        self.history = history
+        self.counters = Counters()
+        rng = random.Random(seed)
+        self.producers = [Producer(f"producer-{i}", config, bootstrap, history, self.counters,
+                                   random.Random(rng.random())) for i in range(config.producers)]
+        group = f"chaos-group-{seed}"
+        self.consumers: list[_Process] = [
+            *(AssignConsumer(f"assign-consumer-{i}", config, bootstrap, history, self.counters,
+                             random.Random(rng.random())) for i in range(config.assign_consumers)),
+            *(GroupConsumer(f"group-consumer-{i}", config, bootstrap, history, self.counters, group)
+              for i in range(config.group_consumers)),
+        ]
+
+    def start(self) -> None:
+        for process in [*self.producers, *self.consumers]:
+            process.start()
+
+    def stop_producers(self) -> None:
+        """Stop sending; waits for outstanding delivery reports (bounded by ``delivery.timeout.ms``)."""
+        for producer in self.producers:
+            producer.stopping.set()
+        for producer in self.producers:
+            producer.join(self.config.delivery_timeout_ms / 1000 + 15)
+
+    def stop_consumers(self) -> None:
+        for consumer in self.consumers:
+            consumer.stopping.set()
+        for consumer in self.consumers:
+            consumer.join(30)
+
+    def errors(self) -> list[str]:
+        return [f"{p.process}: {p.error!r}" for p in [*self.producers, *self.consumers] if p.error is not None]
+
+    def final_read(self) -> dict[str, Any]:
+        return final_read(self.config, self.bootstrap, self.history, self.counters)

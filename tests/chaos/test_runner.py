@@ -1,0 +1,72 @@
+"""A whole chaos run without docker: one in-process reference broker, gracefully restarted.
+
+The run must leave every output file behind, with a valid verdict (the reference broker keeps
+every acknowledged write across a graceful restart), and ``refka chaos check`` must reach the
+same verdict from the saved files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chaos.cli import EXIT_VALID
+from chaos.history import read_faults, read_history
+from chaos.runner import LocalCluster, LocalRestart, RunConfig, RunResult, run
+from chaos.workload import WorkloadConfig
+from reference.cli import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    config = RunConfig(
+        workload=WorkloadConfig(sends_per_second=50, delivery_timeout_ms=8000, final_read_timeout=15,
+                                group_consumers=1),
+        duration=4.0, seed=7, nodes=1, target="local", quiet=(0.5, 1.0), fault_length=(0.5, 1.0), catch_up=0.5)
+    cluster = LocalCluster()
+    try:
+        return run(cluster, [LocalRestart(cluster)], config, tmp_path_factory.mktemp("chaos-run"))
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.slow
+def test_a_short_run_with_graceful_restarts_is_valid_and_leaves_every_file(result: RunResult) -> None:
+    out = result.out_dir
+    assert result.workload_errors == []
+    assert result.verdict.verdict == "valid", (out / "summary.txt").read_text()
+    events = read_history(out / "history.jsonl")
+    acknowledged = [e for e in events if e.f == "send" and e.type == "ok"]
+    assert len(acknowledged) > 50 and all("offset" in e.value for e in acknowledged)
+    assert any(e.f == "final-read" and e.type == "ok" and e.value["complete"] for e in events)
+    faults = read_faults(out / "faults.jsonl")
+    assert faults and all(f.nemesis == "restart" and f.end is not None and f.end > f.start for f in faults)
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["verdict"] == "valid" and verdict["stats"]["acknowledged"] == len(acknowledged)
+    assert (out / "summary.txt").read_text().startswith("verdict: VALID")
+    png = (out / "timeline.png").read_bytes()
+    assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000
+
+
+@pytest.mark.slow
+def test_chaos_check_judges_the_saved_history_again(result: RunResult, capsys: pytest.CaptureFixture[str]) -> None:
+    (result.out_dir / "verdict.json").unlink()
+    assert main(["chaos", "check", str(result.out_dir)]) == EXIT_VALID
+    assert json.loads((result.out_dir / "verdict.json").read_text())["verdict"] == "valid"
+    assert "verdict: VALID" in capsys.readouterr().out
+
+
+def test_chaos_run_on_the_local_target_refuses_other_nemeses_and_more_nodes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chaos", "run", "--nemesis", "restart,meteor", "--target", "local", "--nodes", "1"]) == 2
+    assert "unknown nemesis meteor; expected some of restart" in capsys.readouterr().err
+    assert main(["chaos", "run", "--nemesis", "restart", "--target", "local", "--nodes", "3"]) == 2
+    assert "in-process broker" in capsys.readouterr().err
+
+
+def test_chaos_check_without_a_history_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chaos", "check", str(tmp_path)]) == 2
+    assert "no history.jsonl" in capsys.readouterr().err
