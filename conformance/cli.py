@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="start a private N-node Apache Kafka cluster and run the suite against it")
     parser.add_argument("--clients", default=None,
                         help="comma-separated clients (kafka-python, confluent-kafka, aiokafka, kcat); default all")
-    parser.add_argument("--report", default="conformance-report", help="directory for junit.xml and the matrix")
+    parser.add_argument("--report", default="reports/conformance", help="directory for junit.xml and the matrix (default reports/conformance)")
     parser.add_argument("--cluster-state", default=None,
                         help="cluster.json of a local Apache Kafka cluster the fault tests may stop and restart")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")

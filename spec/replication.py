@@ -686,16 +686,59 @@ class ReplicationModel:
         return True
 
     def canonical(self, state: ReplicationState) -> Hashable:
-        """The smallest encoding over all renamings of replica ids (symmetry reduction)."""
-        forget_flush = state.lossy_crashes >= self.max_lossy_crashes
-        return min(self._encode(state, perm, forget_flush) for perm in self.permutations)
+        """One key per class of equivalent states.
 
-    def _encode(self, state: ReplicationState, perm: tuple[int, ...], forget_flush: bool) -> Hashable:
+        Two reductions, both sound because the model never looks at the raw numbers:
+
+        * symmetry: replica ids are names, so renaming them does not change what can happen.  The
+          key is the smallest encoding over the renamings that list replicas in order of their
+          id-free signature (ties are tried in every order);
+        * epochs are only compared, so they are renumbered densely in order of size;
+        * the flushed offset is forgotten once no power loss can happen any more.
+        """
+        forget_flush = state.lossy_crashes >= self.max_lossy_crashes
+        epochs = self._epoch_ranks(state)
+        c = state.controller
+        signatures = [
+            (rep.log, rep.high_watermark, rep.leader_epoch, rep.alive, rep.leader == r, rep.leader == NO_REPLICA,
+             r == c.leader, r in c.isr, r in c.elr, rep.lost_data)
+            for r, rep in enumerate(state.replicas)
+        ]
+        order = sorted(self.ids, key=signatures.__getitem__)
+        groups: list[list[int]] = []
+        for r in order:
+            if groups and signatures[groups[-1][0]] == signatures[r]:
+                groups[-1].append(r)
+            else:
+                groups.append([r])
+        best: Hashable | None = None
+        for arrangement in itertools.product(*(itertools.permutations(g) for g in groups)):
+            perm = [0] * self.replica_count
+            for new_id, old_id in enumerate(itertools.chain.from_iterable(arrangement)):
+                perm[old_id] = new_id
+            key = self._encode(state, perm, forget_flush, epochs)
+            if best is None or key < best:  # type: ignore[operator]
+                best = key
+        return best
+
+    @staticmethod
+    def _epoch_ranks(state: ReplicationState) -> dict[int, int]:
+        values = {state.controller.leader_epoch}
+        values.update(rep.leader_epoch for rep in state.replicas)
+        values.update(e.leader_epoch for rep in state.replicas for e in rep.log)
+        values.update(n.leader_epoch for n in state.notifications)
+        return {epoch: rank for rank, epoch in enumerate(sorted(values))}
+
+    def _encode(self, state: ReplicationState, perm: Sequence[int], forget_flush: bool,
+                epochs: Mapping[int, int]) -> Hashable:
         def rid(r: int) -> int:
             return NO_REPLICA if r == NO_REPLICA else perm[r]
 
-        def rset(members: frozenset[int]) -> tuple[int, ...]:
-            return tuple(sorted(perm[m] for m in members))
+        def rset(members: frozenset[int]) -> int:
+            mask = 0
+            for m in members:
+                mask |= 1 << perm[m]
+            return mask
 
         slots: list[Hashable] = [None] * self.replica_count
         for old, rep in enumerate(state.replicas):
@@ -705,15 +748,17 @@ class ReplicationModel:
                 for who, offset in enumerate(rep.fetched):
                     moved[perm[who]] = offset
                 fetched = tuple(moved)
-            slots[perm[old]] = (rep.log, 0 if forget_flush else rep.flushed, rep.high_watermark, rid(rep.leader),
-                                rep.leader_epoch, rset(rep.isr), fetched, rep.alive, rep.lost_data)
+            log = tuple((epochs[e.leader_epoch], e.record) for e in rep.log)
+            slots[perm[old]] = (log, 0 if forget_flush else rep.flushed, rep.high_watermark, rid(rep.leader),
+                                epochs[rep.leader_epoch], rset(rep.isr), fetched, rep.alive, rep.lost_data)
         c = state.controller
         return (
-            tuple(slots), (rid(c.leader), c.leader_epoch, rset(c.isr), rset(c.elr)),
-            tuple(sorted((rid(n.leader), n.leader_epoch, rset(n.isr)) for n in state.notifications)),
+            tuple(slots), (rid(c.leader), epochs[c.leader_epoch], rset(c.isr), rset(c.elr)),
+            tuple(sorted((rid(n.leader), epochs[n.leader_epoch], rset(n.isr)) for n in state.notifications)),
             tuple(sorted((p.record, perm[p.leader]) for p in state.pending)),
-            state.acknowledged, state.consumed, state.inconsistent_read, state.acknowledged_below_min_isr,
-            state.records_sent, state.leader_changes, state.process_crashes, state.lossy_crashes,
+            tuple(sorted(state.acknowledged)), state.consumed, state.inconsistent_read,
+            state.acknowledged_below_min_isr, state.records_sent, state.leader_changes, state.process_crashes,
+            state.lossy_crashes,
         )
 
     def render(self, state: ReplicationState) -> str:

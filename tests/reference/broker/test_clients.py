@@ -855,19 +855,9 @@ def test_a_topic_name_colliding_on_dot_and_underscore_is_refused(broker: Embedde
         assert client.create_topic(f"collide.{suffix}").error_code == Errors.TOPIC_ALREADY_EXISTS.code
 
 
-KAFKA_PEER = "127.0.0.1:19092"
-
-
-def kafka_peer_up() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 19092), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 @pytest.mark.kafka
-@pytest.mark.skipif(not kafka_peer_up(), reason="no Apache Kafka peer on 127.0.0.1:19092")
-def test_create_topics_error_codes_match_apache_kafka(broker: EmbeddedBroker) -> None:
-    assert create_topic_codes(broker.bootstrap) == create_topic_codes(KAFKA_PEER)
-
+@pytest.mark.xdist_group("apache-kafka-peer")
+def test_create_topics_error_codes_match_apache_kafka(broker: EmbeddedBroker, kafka_peer: tuple[str, int]) -> None:
+    """Invalid names, partition counts and configs get the codes Apache Kafka gives, asked live."""
+    host, port = kafka_peer
+    assert create_topic_codes(broker.bootstrap) == create_topic_codes(f"{host}:{port}")

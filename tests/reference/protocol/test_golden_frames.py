@@ -22,19 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from conformance.apache_kafka import KafkaCluster
-from conformance.fixtures import free_port_block
 from reference.errors import Errors
 from reference.protocol.apis import API_BY_KEY, API_BY_NAME
 from reference.protocol.frames import decode_request, encode_request, encode_response
@@ -115,18 +111,10 @@ def _answers_api_versions(address: Address) -> bool:
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Address]:
-    host, _, port = os.environ.get("REFKA_KAFKA_BOOTSTRAP", "127.0.0.1:19092").rpartition(":")
-    running = (host, int(port))
-    if _answers_api_versions(running):
-        yield running
-        return
-    cluster = KafkaCluster(nodes=1, base_port=free_port_block(2), data_dir=Path(tmp_path_factory.mktemp("kafka")))
-    cluster.start()
-    try:
-        yield ("127.0.0.1", cluster.nodes[0].port)
-    finally:
-        cluster.stop()
+def broker(kafka_peer: Address) -> Address:
+    """The Apache Kafka broker behind the proxy (see ``kafka_peer`` in tests/conftest.py)."""
+    assert _answers_api_versions(kafka_peer), f"the Kafka peer at {kafka_peer} does not answer ApiVersions"
+    return kafka_peer
 
 
 # ---------------------------------------------------------------- client sessions
