@@ -4,8 +4,10 @@ Sub-commands::
 
     refka chaos run --target reference|kafka|local --nodes N --workload at-least-once|idempotent \\
                     --nemesis kill,pause,partition,restart --duration SECONDS --seed S --out DIR
+                    [--unsafe acks1]
     refka chaos check DIR          # judge DIR/history.jsonl again, rewrite verdict/summary/plot
     refka chaos base-image         # build debian:bookworm-slim locally (no registry needed)
+    refka chaos images [TARGET...] # build (or reuse) the reference and/or kafka broker images
     refka chaos engine             # make sure a docker engine answers (install/start dockerd)
 
 ``--target local`` runs one reference broker in this process with the ``restart`` nemesis only:
@@ -31,9 +33,16 @@ from reference.cli import CommandError
 
 from .checker import AT_LEAST_ONCE, INVALID, VALID, WORKLOADS
 from .history import FAULTS_FILE, HISTORY_FILE, read_faults, read_history
+from .workload import UNSAFE_MODES
 
 TARGETS = ("reference", "kafka", "local")
 NEMESES = ("kill", "pause", "partition", "restart")
+DEFAULT_NEMESES = "kill,pause,restart"
+# --unsafe: hit the leader, and cut it off from its followers while the clients still reach it (an
+# acks=1 leader keeps acknowledging what no follower will ever have)
+UNSAFE_NEMESES = "kill-leader,partition-leader"
+UNSAFE_QUIET = (1.0, 3.0)  # seconds between faults
+UNSAFE_FAULT_LENGTH = (6.0, 10.0)  # longer than broker.session.timeout.ms: a new leader is elected
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN = 0, 1, 3
 
 
@@ -43,9 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--target", choices=TARGETS, default="reference")
     run.add_argument("--nodes", type=int, default=3)
     run.add_argument("--workload", choices=WORKLOADS, default=AT_LEAST_ONCE)
-    run.add_argument("--nemesis", default="kill,pause,restart",
+    run.add_argument("--nemesis", default=None,
                      help="comma-separated nemeses (kill, pause, partition, restart, ... as chaos.nemesis names them; "
-                          "'none' for no faults)")
+                          f"'none' for no faults); default {DEFAULT_NEMESES}, or {UNSAFE_NEMESES} with --unsafe")
+    run.add_argument("--unsafe", choices=tuple(UNSAFE_MODES), default=None,
+                     help="a deliberately unsafe configuration that must lose acknowledged writes (acks1: acks=1 "
+                          "producers, faults aimed at leaders, back to back): proves the checker sees loss")
     run.add_argument("--duration", type=float, default=60.0, help="seconds of load under faults")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", type=Path, default=Path("chaos-out"))
@@ -56,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("history_dir", type=Path, metavar="HISTORY_DIR")
     check.add_argument("--workload", choices=WORKLOADS, default=None, help="default: the one recorded in run.json")
     commands.add_parser("base-image", help="build the debian:bookworm-slim base image locally")
+    build = commands.add_parser("images", help="build (or reuse) the broker images")
+    build.add_argument("targets", nargs="*", choices=("reference", "kafka"), default=["reference", "kafka"],
+                       metavar="TARGET", help="reference and/or kafka (default both)")
     commands.add_parser("engine", help="make sure a docker engine is running")
 
 
@@ -68,6 +83,16 @@ def run(args: argparse.Namespace) -> int:
     if command == "base-image":
         engine = _import("chaos.engine", "the docker engine support")
         engine.build_base_image(_ensure_engine(engine))
+        return 0
+    if command == "images":
+        client = _ensure_engine(_import("chaos.engine", "the docker engine support"))
+        images = _import("chaos.images", "the broker images")
+        for target in args.targets:
+            try:
+                built = images.ensure_image(client, target)
+            except (ValueError, RuntimeError) as error:
+                raise CommandError(str(error)) from error
+            print(f"{target}: {built.tag} ({built.image_id[:19]})")
         return 0
     if command == "engine":
         client = _ensure_engine(_import("chaos.engine", "the docker engine support"))
@@ -112,7 +137,7 @@ def _open_cluster(args: argparse.Namespace, topic: str) -> tuple[Any, list[Any]]
     from .runner import LocalCluster, LocalRestart
 
     if args.target == "local":
-        names = _nemesis_names(args.nemesis, ("restart",))
+        names = _nemesis_names(args.nemesis_list, ("restart",))
         if args.nodes != 1:
             raise CommandError("--target local is one in-process broker: use --nodes 1 (and --nemesis restart or none)")
         local = LocalCluster()
@@ -121,7 +146,7 @@ def _open_cluster(args: argparse.Namespace, topic: str) -> tuple[Any, list[Any]]
     images = _import("chaos.images", "the broker images")
     cluster_module = _import("chaos.cluster", "the docker cluster support")
     nemesis_module = _import("chaos.nemesis", "the fault injection support")
-    names = _nemesis_names(args.nemesis, tuple(getattr(nemesis_module, "NEMESIS_NAMES", NEMESES)))
+    names = _nemesis_names(args.nemesis_list, tuple(getattr(nemesis_module, "NEMESIS_NAMES", NEMESES)))
     client = _ensure_engine(engine)
     try:
         image = images.ensure_image(client, args.target)
@@ -143,9 +168,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.nodes < 1 or args.duration <= 0:
         raise CommandError("--nodes must be at least 1 and --duration positive")
+    if args.unsafe and (args.target != "kafka" or args.nodes < 3):
+        raise CommandError("--unsafe needs replication to lose: use --target kafka --nodes 3")
+    args.nemesis_list = args.nemesis or (UNSAFE_NEMESES if args.unsafe else DEFAULT_NEMESES)
+    schedule = {"quiet": UNSAFE_QUIET, "fault_length": UNSAFE_FAULT_LENGTH} if args.unsafe else {}
     config = RunConfig(workload=WorkloadConfig(name=args.workload, partitions=args.partitions,
-                                               sends_per_second=args.rate),
-                       duration=args.duration, seed=args.seed, nodes=args.nodes, target=args.target)
+                                               sends_per_second=args.rate, unsafe=args.unsafe),
+                       duration=args.duration, seed=args.seed, nodes=args.nodes, target=args.target, **schedule)
     cluster, nemeses = _open_cluster(args, config.workload.topic)
     progress = None if args.no_progress else _ProgressBar(args.duration)
     try:

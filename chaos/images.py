@@ -181,7 +181,27 @@ def ensure_image(client: docker.DockerClient, target: str, log: Callable[[str], 
         if image_exists(client, tag):
             log(f"{tag} is up to date")
             return BuiltImage(target, tag, str(client.images.get(tag).id), 0.0)
-        return build_image(client, context, f"Dockerfile.{target}", tag, target, log)
+        built = build_image(client, context, f"Dockerfile.{target}", tag, target, log)
+        if target == "reference":
+            remove_stale_images(client, target, keep=tag)
+        return built
+
+
+def remove_stale_images(client: docker.DockerClient, target: str, keep: str) -> list[str]:
+    """Untag (and so delete) older ``refka-chaos/<target>:<digest>`` builds; each working-tree
+    change makes a new one.  An image still used by a container is left alone.  Returns the tags removed."""
+    repository = f"{IMAGE_REPOSITORY}/{target}"
+    removed = []
+    for image in client.images.list(name=repository):
+        for tag in image.tags:
+            if tag in (keep, f"{repository}:latest") or not tag.startswith(repository + ":"):
+                continue
+            try:
+                client.images.remove(tag, noprune=False)
+            except docker.errors.APIError:  # in use by a container (or already gone)
+                continue
+            removed.append(tag)
+    return removed
 
 
 def build_image(client: docker.DockerClient, context: Path, dockerfile: str, tag: str, target: str,

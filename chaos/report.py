@@ -34,6 +34,9 @@ def summary(verdict: Verdict, faults: Sequence[Fault], metadata: dict[str, Any])
     if metadata:
         lines.append(f"target {metadata.get('target')} with {metadata.get('nodes')} node(s), seed {metadata.get('seed')}, "
                      f"{metadata.get('duration')} s, nemeses {', '.join(metadata.get('nemeses', [])) or 'none'}")
+        unsafe = (metadata.get("workload") or {}).get("unsafe")
+        if unsafe:
+            lines.append(f"UNSAFE configuration {unsafe}: loss is expected here")
     stats = verdict.stats
     lines.append(f"sends {stats.get('sends', 0)}: acknowledged {stats.get('acknowledged', 0)}, "
                  f"maybe written {stats.get('maybe_written', 0)}, failed {stats.get('failed', 0)}")

@@ -11,7 +11,8 @@ list of :class:`Nemesis` objects (``chaos.nemesis``, or :class:`LocalRestart` he
 2. start the producers and consumers of ``chaos.workload``;
 3. until ``duration`` runs out: wait a quiet interval, pick a nemesis with the seeded RNG, start
    its fault, hold it, heal it -- one fault at a time, each recorded in ``faults.jsonl`` with its
-   start and end on the history's clock;
+   start and end on the history's clock.  Nemeses are drawn from a shuffled bag (each one once,
+   in a seeded order, before any repeats), so a short run still exercises every nemesis it names;
 4. heal everything (also on error or Ctrl-C), stop the producers (their last delivery reports
    arrive within ``delivery.timeout.ms``), let the consumers catch up, stop them;
 5. the final read; then ``chaos.checker`` judges ``history.jsonl`` and ``chaos.report`` writes
@@ -197,8 +198,11 @@ class _Schedule:
     def _run(self) -> None:
         if not self.nemeses:
             return
+        bag: list[Nemesis] = []
         while not self.stopping.wait(self.rng.uniform(*self.config.quiet)):
-            nemesis = self.rng.choice(self.nemeses)
+            if not bag:
+                bag = self.rng.sample(self.nemeses, len(self.nemeses))
+            nemesis = bag.pop()
             length = self.rng.uniform(*self.config.fault_length)
             index = self.faults.begin(nemesis.name, {})  # the window opens when we start injecting
             try:

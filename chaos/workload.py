@@ -12,6 +12,13 @@ Two workloads, after Jepsen's Kafka workload and Kafka's ``replication_test``:
 * ``idempotent``: the same with ``enable.idempotence=true`` (KIP-98: producer id, epoch and
   per-partition sequence numbers let the leader drop a retried batch); zero duplicates allowed.
 
+One deliberately *unsafe* variant (``WorkloadConfig.unsafe="acks1"``) exists to prove the checker
+sees loss: producers send with ``acks=1`` (the leader acknowledges before any follower has the
+record; idempotence off, since it requires ``acks=all``).  A leader that dies, or is cut off from the
+other brokers while clients still reach it, takes its unreplicated tail with it: the new leader
+never had those records, and the old one truncates them when it rejoins.  The topic keeps its safe
+settings; they cannot help a producer that does not wait for them.
+
 Processes (one thread, one client each), all recording into one :class:`~chaos.history.HistoryWriter`:
 
 * producers send ``(key, value)`` pairs, values unique (``<process>/<n>``), at a bounded rate and
@@ -64,10 +71,21 @@ class WorkloadConfig:
     delivery_timeout_ms: int = 30_000
     reassign_every: float = 5.0  # seconds between an assign consumer's re-assignments (mean)
     final_read_timeout: float = 60.0
+    unsafe: str | None = None  # None (safe settings), or one of UNSAFE_MODES
 
     def __post_init__(self) -> None:
         if self.name not in WORKLOADS:
             raise ValueError(f"unknown workload {self.name!r}; expected one of {', '.join(WORKLOADS)}")
+        if self.unsafe is not None and self.unsafe not in UNSAFE_MODES:
+            raise ValueError(f"unknown unsafe mode {self.unsafe!r}; expected one of {', '.join(UNSAFE_MODES)}")
+
+    @property
+    def acks(self) -> str:
+        return "1" if self.unsafe == UNSAFE_ACKS1 else "all"
+
+
+UNSAFE_ACKS1 = "acks1"
+UNSAFE_MODES = {UNSAFE_ACKS1: "acks=1 producers (the leader acknowledges before replicating)"}
 
 
 def topic_settings(config: WorkloadConfig, nodes: int) -> tuple[int, dict[str, str]]:
@@ -78,10 +96,11 @@ def topic_settings(config: WorkloadConfig, nodes: int) -> tuple[int, dict[str, s
 
 
 def producer_config(config: WorkloadConfig, bootstrap: str) -> dict[str, Any]:
-    idempotent = config.name == IDEMPOTENT
+    # idempotence needs acks=all (librdkafka refuses the combination otherwise)
+    idempotent = config.name == IDEMPOTENT and config.acks == "all"
     return {
         "bootstrap.servers": bootstrap,
-        "acks": "all",
+        "acks": config.acks,
         "retries": 2_147_483_647,
         "enable.idempotence": idempotent,
         "max.in.flight.requests.per.connection": 5 if idempotent else 1,

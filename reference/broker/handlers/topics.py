@@ -19,6 +19,7 @@ as Kafka's controller applies it:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ...errors import Errors, KafkaError
@@ -43,22 +44,24 @@ PARTITIONS_RESULT = CREATE_PARTITIONS.response.struct("CreatePartitionsTopicResu
 CLUSTER_BROKER = DESCRIBE_CLUSTER.response.struct("DescribeClusterBroker")
 
 
-def _duplicates(names: list[str]) -> set[str]:
-    return {name for name, count in Counter(names).items() if count > 1}
+def _once_each(entries: list[Data]) -> Iterator[tuple[Data, bool]]:
+    """Each named entry once, with whether its name appeared more than once in the request
+    (Kafka answers a duplicated name once, with INVALID_REQUEST)."""
+    counts = Counter(entry.name for entry in entries)
+    answered: set[str] = set()
+    for entry in entries:
+        if entry.name not in answered:
+            answered.add(entry.name)
+            yield entry, counts[entry.name] > 1
 
 
 def handle_create_topics(broker: Broker, request: Request, now_ms: int) -> Data:
     body = request.body
-    duplicated = _duplicates([t.name for t in body.topics])
     results = []
-    answered: set[str] = set()
-    for topic in body.topics:
-        if topic.name in answered:
-            continue
-        answered.add(topic.name)
+    for topic, duplicated in _once_each(body.topics):
         result = CREATED.make(name=topic.name, topic_id=ZERO_UUID, configs=[])
         try:
-            if topic.name in duplicated:
+            if duplicated:
                 raise KafkaError(Errors.INVALID_REQUEST, "Duplicate topic name.")
             partitions, replication_factor = _shape(broker, topic)
             configs = {c.name: c.value for c in topic.configs}
@@ -133,16 +136,11 @@ def handle_delete_topics(broker: Broker, request: Request, now_ms: int) -> Data:
 
 def handle_create_partitions(broker: Broker, request: Request, now_ms: int) -> Data:
     body = request.body
-    duplicated = _duplicates([t.name for t in body.topics])
     results = []
-    answered: set[str] = set()
-    for topic in body.topics:
-        if topic.name in answered:
-            continue
-        answered.add(topic.name)
+    for topic, duplicated in _once_each(body.topics):
         result = PARTITIONS_RESULT.make(name=topic.name)
         try:
-            if topic.name in duplicated:
+            if duplicated:
                 raise KafkaError(Errors.INVALID_REQUEST, "Duplicate topic in request.")
             registered = broker.topics.check_partition_increase(topic.name, topic.count)
             if topic.assignments is not None:

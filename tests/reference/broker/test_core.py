@@ -269,3 +269,12 @@ def test_records_and_committed_offsets_survive_a_restart(harness: Harness) -> No
     body = harness.call("OffsetFetch", 7, group_id="g", topics=[
         fetch_api.request.struct("OffsetFetchRequestTopic").make(name="t", partition_indexes=[0])])
     assert body.topics[0].partitions[0].committed_offset == 1
+
+
+def test_a_topic_named_twice_in_create_topics_is_answered_once_with_invalid_request(harness: Harness) -> None:
+    """Apache Kafka 4.3 answers a duplicated name once, INVALID_REQUEST, and creates nothing."""
+    api = API_BY_NAME["CreateTopics"]
+    topic = api.request.struct("CreatableTopic").make(name="twice", num_partitions=1, replication_factor=1)
+    body = harness.call("CreateTopics", 7, topics=[topic, topic], timeout_ms=1000)
+    assert [(t.name, t.error_code) for t in body.topics] == [("twice", Errors.INVALID_REQUEST.code)]
+    assert "twice" not in harness.broker.topics

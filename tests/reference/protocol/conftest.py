@@ -115,3 +115,30 @@ def sample_value(message: Message, version: int) -> Data:
 def sample_value_fixture() -> Callable[[Message, int], Data]:
     """The :func:`sample_value` helper, for tests that take it as a fixture."""
     return sample_value
+
+
+def message_versions(api_keys: list[int]) -> list[Any]:
+    """One pytest case per (message, version) of the requests and responses of ``api_keys``."""
+    from reference.protocol.apis import API_BY_KEY
+
+    cases: list[Any] = []
+    for key in api_keys:
+        api = API_BY_KEY[key]
+        for message in (api.request, api.response):
+            assert message.valid.high is not None
+            for version in range(message.valid.low, message.valid.high + 1):
+                cases.append(pytest.param(message, version, id=f"{message.name}-v{version}"))
+    return cases
+
+
+def round_trip(message: Message, value: Data, version: int) -> bytes:
+    """Encode, decode and re-encode ``value``: the same value, the same bytes, nothing left over."""
+    from reference.protocol.primitives import Reader
+
+    encoded = message.encode(value, version)
+    reader = Reader(encoded)
+    decoded = message.decode(reader, version)
+    assert reader.remaining() == 0, f"{reader.remaining()} bytes left after decoding"
+    assert decoded == value
+    assert message.encode(decoded, version) == encoded
+    return encoded

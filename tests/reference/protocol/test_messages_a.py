@@ -22,33 +22,13 @@ import kafka.protocol.sasl
 import pytest
 
 from reference.protocol.apis import API_BY_KEY
-from reference.protocol.primitives import Reader
 from reference.protocol.schema import Data, Message
 
-from .conftest import null_every_nullable
+from .conftest import message_versions, null_every_nullable, round_trip
 
 BATCH_A_KEYS = [0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23]
 
 
-def _cases() -> list[Any]:
-    cases: list[Any] = []
-    for key in BATCH_A_KEYS:
-        api = API_BY_KEY[key]
-        for message in (api.request, api.response):
-            assert message.valid.high is not None
-            for version in range(message.valid.low, message.valid.high + 1):
-                cases.append(pytest.param(message, version, id=f"{message.name}-v{version}"))
-    return cases
-
-
-def _round_trip(message: Message, value: Data, version: int) -> bytes:
-    encoded = message.encode(value, version)
-    reader = Reader(encoded)
-    decoded = message.decode(reader, version)
-    assert reader.remaining() == 0, f"{reader.remaining()} bytes left after decoding"
-    assert decoded == value
-    assert message.encode(decoded, version) == encoded
-    return encoded
 
 
 def test_every_batch_a_api_is_registered() -> None:
@@ -56,23 +36,23 @@ def test_every_batch_a_api_is_registered() -> None:
     assert set(BATCH_A_KEYS) <= set(API_BY_KEY), f"missing: {sorted(set(BATCH_A_KEYS) - set(API_BY_KEY))}"
 
 
-@pytest.mark.parametrize(("message", "version"), _cases())
-def test_every_field_survives_a_round_trip(
+@pytest.mark.parametrize(("message", "version"), message_versions(BATCH_A_KEYS))
+def test_every_field_survives_around_trip(
     message: Message, version: int, sample_value: Callable[[Message, int], Data],
 ) -> None:
     """A value with every field of the version set survives encode -> decode -> encode unchanged."""
-    _round_trip(message, sample_value(message, version), version)
+    round_trip(message, sample_value(message, version), version)
 
 
-@pytest.mark.parametrize(("message", "version"), _cases())
-def test_nulls_survive_a_round_trip(
+@pytest.mark.parametrize(("message", "version"), message_versions(BATCH_A_KEYS))
+def test_nulls_survive_around_trip(
     message: Message, version: int, sample_value: Callable[[Message, int], Data],
 ) -> None:
     """Every nullable field set to null survives the round trip (and the rest is still set)."""
     value = sample_value(message, version)
     if null_every_nullable(message.body, value, version, message.is_flexible(version)) == 0:
         return  # nothing nullable in this version; the plain round trip covers it
-    _round_trip(message, value, version)
+    round_trip(message, value, version)
 
 
 _KAFKA_PYTHON_PACKAGES = (kafka.protocol.producer, kafka.protocol.consumer, kafka.protocol.metadata,
@@ -86,7 +66,7 @@ def _kafka_python_class(name: str) -> Any:
     raise AssertionError(f"kafka-python has no class {name}")
 
 
-@pytest.mark.parametrize(("message", "version"), _cases())
+@pytest.mark.parametrize(("message", "version"), message_versions(BATCH_A_KEYS))
 def test_kafka_python_reads_and_rewrites_the_same_bytes(
     message: Message, version: int, sample_value: Callable[[Message, int], Data],
 ) -> None:

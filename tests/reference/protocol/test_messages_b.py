@@ -21,35 +21,16 @@ import kafka.protocol.producer
 import pytest
 
 from reference.protocol.apis import API_BY_KEY
-from reference.protocol.primitives import DecodeError, Reader, Writer
-from reference.protocol.schema import Array, Data, Message, Struct
+from reference.protocol.primitives import DecodeError, Writer
+from reference.protocol.schema import Data, Message
 
-from .conftest import is_present, sample_value
+from .conftest import message_versions, null_every_nullable, round_trip, sample_value
 
 BATCH_B_KEYS = [24, 25, 26, 27, 28, 32, 33, 37, 42, 43, 44, 47, 52, 53, 54, 55, 56, 60, 61, 62, 63, 65, 66]
 # The replication and KRaft APIs: kafka-python does not implement them.
 NOT_IN_KAFKA_PYTHON = {52, 53, 54, 56, 62, 63}
 
 
-def _cases(keys: list[int]) -> list[Any]:
-    cases: list[Any] = []
-    for key in keys:
-        api = API_BY_KEY[key]
-        for message in (api.request, api.response):
-            assert message.valid.high is not None
-            for version in range(message.valid.low, message.valid.high + 1):
-                cases.append(pytest.param(message, version, id=f"{message.name}-v{version}"))
-    return cases
-
-
-def _round_trip(message: Message, value: Data, version: int) -> bytes:
-    encoded = message.encode(value, version)
-    reader = Reader(encoded)
-    decoded = message.decode(reader, version)
-    assert reader.remaining() == 0, f"{reader.remaining()} bytes left after decoding"
-    assert decoded == value
-    assert message.encode(decoded, version) == encoded
-    return encoded
 
 
 def test_every_batch_b_api_is_registered() -> None:
@@ -57,28 +38,11 @@ def test_every_batch_b_api_is_registered() -> None:
     assert set(BATCH_B_KEYS) <= set(API_BY_KEY), f"missing: {sorted(set(BATCH_B_KEYS) - set(API_BY_KEY))}"
 
 
-@pytest.mark.parametrize(("message", "version"), _cases(BATCH_B_KEYS))
-def test_every_field_survives_a_round_trip(message: Message, version: int) -> None:
+@pytest.mark.parametrize(("message", "version"), message_versions(BATCH_B_KEYS))
+def test_every_field_survives_around_trip(message: Message, version: int) -> None:
     """A value with every field of the version set survives encode -> decode -> encode unchanged."""
-    _round_trip(message, sample_value(message, version), version)
+    round_trip(message, sample_value(message, version), version)
 
-
-def _null_every_nullable(struct: Struct, value: Data, version: int, flexible: bool) -> int:
-    """Set every nullable field present in ``version`` to null, at every depth; return how many."""
-    nulled = 0
-    for f in struct.fields:
-        if not is_present(f, version, flexible):
-            continue
-        if version in f.nullable_range:
-            setattr(value, f.attribute, None)
-            nulled += 1
-            continue
-        element = f.type.element if isinstance(f.type, Array) else f.type
-        if isinstance(element, Struct):
-            current = getattr(value, f.attribute)
-            for item in current if isinstance(f.type, Array) else [current]:
-                nulled += _null_every_nullable(element, item, version, flexible)
-    return nulled
 
 
 def _with_nullable_fields(cases: list[Any]) -> list[Any]:
@@ -87,17 +51,17 @@ def _with_nullable_fields(cases: list[Any]) -> list[Any]:
     for case in cases:
         message, version = case.values
         probe = sample_value(message, version)  # arrays of structs hold elements to look into
-        if _null_every_nullable(message.body, probe, version, message.is_flexible(version)):
+        if null_every_nullable(message.body, probe, version, message.is_flexible(version)):
             kept.append(case)
     return kept
 
 
-@pytest.mark.parametrize(("message", "version"), _with_nullable_fields(_cases(BATCH_B_KEYS)))
-def test_nulls_survive_a_round_trip(message: Message, version: int) -> None:
+@pytest.mark.parametrize(("message", "version"), _with_nullable_fields(message_versions(BATCH_B_KEYS)))
+def test_nulls_survive_around_trip(message: Message, version: int) -> None:
     """Every nullable field set to null survives the round trip (and the rest is still set)."""
     value = sample_value(message, version)
-    assert _null_every_nullable(message.body, value, version, message.is_flexible(version)) > 0
-    _round_trip(message, value, version)
+    assert null_every_nullable(message.body, value, version, message.is_flexible(version)) > 0
+    round_trip(message, value, version)
 
 
 def _kafka_python_class(name: str) -> Any:
@@ -110,7 +74,7 @@ def _kafka_python_class(name: str) -> Any:
 KAFKA_PYTHON_KEYS = [key for key in BATCH_B_KEYS if key not in NOT_IN_KAFKA_PYTHON]
 
 
-@pytest.mark.parametrize(("message", "version"), _cases(KAFKA_PYTHON_KEYS))
+@pytest.mark.parametrize(("message", "version"), message_versions(KAFKA_PYTHON_KEYS))
 def test_kafka_python_reads_and_rewrites_the_same_bytes(message: Message, version: int) -> None:
     """kafka-python's codec decodes refka's encoding and re-encodes it to identical bytes."""
     encoded = message.encode(sample_value(message, version), version)
