@@ -407,13 +407,21 @@ class ReplicationModel:
             elr = c.elr
             if self.elr_enabled:
                 elr = self._elr_after_shrink(c, isr, r)
-            leader = NO_REPLICA if c.leader == r else c.leader
-            if (leader, isr, elr) == (c.leader, c.isr, c.elr):
+            if (isr, elr) == (c.isr, c.elr) and c.leader != r:
                 continue  # already handled: nothing left to change
-            controller = Controller(leader, c.leader_epoch + 1, isr, elr)
+            if c.leader != r:
+                # A follower leaves: no leader change, so no new epoch; the leader learns the new
+                # ISR with the metadata update (as under KRaft, where only the partition epoch moves).
+                next_state = replace(state, controller=Controller(c.leader, c.leader_epoch, isr, elr))
+                if c.leader != NO_REPLICA and self.is_true_leader(state, c.leader):
+                    leader_replica = replace(state.replicas[c.leader], isr=isr)
+                    next_state = replace(next_state, replicas=self._with(state, c.leader, leader_replica))
+                yield Transition("ControllerShrinkIsr", (("replica", r),), next_state, "follower removed")
+                continue
+            controller = Controller(NO_REPLICA, c.leader_epoch + 1, isr, elr)
             yield Transition("ControllerShrinkIsr", (("replica", r),),
                              replace(state, controller=controller, notifications=self._notify(state, controller)),
-                             f"epoch {controller.leader_epoch}")
+                             f"leader removed, partition offline, epoch {controller.leader_epoch}")
 
     def _elr_after_shrink(self, c: Controller, isr: frozenset[int], removed: int) -> frozenset[int]:
         """KIP-966: a replica leaving an ISR that is then below min.insync.replicas joins the ELR."""
@@ -525,7 +533,8 @@ class ReplicationModel:
             for acks in self.acks_choices:
                 args = (("leader", leader), ("acks", acks))
                 if acks == "all" and self.guarded("min_insync_replicas") and len(me.isr) < self.min_isr:
-                    yield Transition("Produce", args, replace(state, records_sent=record + 1),
+                    # Nothing changes: the producer will retry the same record later.
+                    yield Transition("Produce", args, state,
                                      f"rejected: {Errors.NOT_ENOUGH_REPLICAS.name}", ("not_enough_replicas",))
                     continue
                 appended = replace(me, log=me.log + (Entry(me.leader_epoch, record),))

@@ -102,7 +102,13 @@ def test_describe_and_alter_configs(admin, topics):
     outcome = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"segment.ms": "600000"})],
                                   incremental=True)
     assert _alter_error(outcome, topic) == 0, outcome
+    # In a cluster the change reaches the other brokers through the metadata log, a moment later;
+    # DescribeConfigs may be answered by one that has not applied it yet.
+    deadline = time.monotonic() + 15
     after = _topic_config(admin, topic)
+    while after["segment.ms"] != "600000" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        after = _topic_config(admin, topic)
     assert (after["segment.ms"], after["retention.ms"]) == ("600000", "123456")
 
 

@@ -8,13 +8,15 @@ same verdict from the saved files.
 from __future__ import annotations
 
 import json
+import random
+import time
 from pathlib import Path
 
 import pytest
 
 from chaos.cli import EXIT_VALID
-from chaos.history import read_faults, read_history
-from chaos.runner import LocalCluster, LocalRestart, RunConfig, RunResult, run
+from chaos.history import Clock, FaultLog, read_faults, read_history
+from chaos.runner import LocalCluster, LocalRestart, RunConfig, RunResult, _Schedule, run
 from chaos.workload import WorkloadConfig
 from reference.cli import main
 
@@ -70,3 +72,38 @@ def test_chaos_run_on_the_local_target_refuses_other_nemeses_and_more_nodes(caps
 def test_chaos_check_without_a_history_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["chaos", "check", str(tmp_path)]) == 2
     assert "no history.jsonl" in capsys.readouterr().err
+
+
+def test_unsafe_mode_needs_a_replicated_kafka_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chaos", "run", "--unsafe", "acks1", "--target", "reference", "--nodes", "1"]) == 2
+    assert "--unsafe needs replication to lose" in capsys.readouterr().err
+
+
+class _Recorder:
+    """A nemesis that only notes when it runs."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name = name
+        self.log = log
+
+    def start(self, rng: random.Random) -> dict[str, str]:
+        self.log.append(self.name)
+        return {"fault": self.name}
+
+    def heal(self) -> None:
+        return None
+
+
+def test_the_schedule_runs_every_nemesis_once_before_any_repeats(tmp_path: Path) -> None:
+    log: list[str] = []
+    names = sorted(["kill", "pause", "partition", "restart"])
+    config = RunConfig(seed=3, quiet=(0.001, 0.002), fault_length=(0.001, 0.002))
+    faults = FaultLog(tmp_path / "faults.jsonl", Clock())
+    schedule = _Schedule([_Recorder(name, log) for name in names], config, faults)
+    schedule.thread.start()
+    deadline = time.monotonic() + 5
+    while len(log) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    schedule.stop()
+    assert sorted(log[:4]) == names and sorted(log[4:8]) == names
+    assert all(fault.end is not None for fault in faults.faults)
