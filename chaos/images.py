@@ -50,6 +50,18 @@ REFERENCE_NATIVE_WHEELS = ("crc32c", "cramjam")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def working_tree() -> Path:
+    """Where the reference image's source comes from: ``$REFKA_SOURCE``, else the tree this module
+    was imported from (an editable install), else the current directory (a tox or pip-installed
+    copy run from a checkout)."""
+    import os
+
+    for candidate in (os.environ.get("REFKA_SOURCE"), PROJECT_ROOT, Path.cwd()):
+        if candidate and (Path(candidate) / "pyproject.toml").exists() and (Path(candidate) / "reference").is_dir():
+            return Path(candidate)
+    return PROJECT_ROOT
+
+
 class ImageBuildError(RuntimeError):
     """An image could not be built; the message carries the build's last log lines."""
 
@@ -77,8 +89,9 @@ def _copy_resource(name: str, context: Path, mode: int = 0o644) -> None:
 
 
 # ---------------------------------------------------------------- build contexts
-def reference_context(context: Path, project_root: Path = PROJECT_ROOT) -> None:
+def reference_context(context: Path, project_root: Path | None = None) -> None:
     """Fill ``context`` with the reference broker's Dockerfile, entrypoint and wheels."""
+    project_root = project_root or working_tree()
     if not (project_root / "pyproject.toml").exists():
         raise ImageBuildError(f"no working tree at {project_root} (pyproject.toml missing): "
                               "the reference image installs refka from its source")

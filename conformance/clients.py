@@ -164,7 +164,14 @@ class KafkaPythonClient(Client):
                                     "auto_offset_reset": "earliest", "enable_auto_commit": False,
                                     "session_timeout_ms": 10000, "heartbeat_interval_ms": 1000}
         settings.update(config or {})
-        consumer = KafkaConsumer(topic, **settings)
+        consumer = KafkaConsumer(**settings)
+        # kafka-python 3.0 quirk: a member that joins before its first metadata answer names the
+        # topic assigns itself nothing, rejoins when the metadata arrives, and can then drop the
+        # SyncGroup answer of that rejoin under load (seen against any broker; the wire exchange is
+        # correct).  Fetching the topic's partitions before subscribing keeps the join from racing
+        # the metadata, as a real application that looks up its topic first does.
+        consumer.partitions_for_topic(topic)
+        consumer.subscribe([topic])
         return _KafkaPythonMember(consumer)
 
 

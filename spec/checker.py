@@ -294,7 +294,7 @@ def format_result(model: Model[State], result: Result[State]) -> str:
     lines.append("non-vacuity coverage (times each situation was reached):")
     for situation in result.situations:
         count = result.coverage.get(situation.name, 0)
-        mark = "" if situation.applies else "  (not reachable at these bounds)"
+        mark = "" if situation.applies else "  (not required for this variant and bounds)"
         if situation.applies and count == 0:
             mark = "  NOT REACHED: the pass is vacuous for this situation"
         lines.append(f"  {count:>9}  {situation.name}: {situation.description}{mark}")

@@ -7,7 +7,8 @@ retries and up to ``window`` requests in flight (``max.in.flight.requests.per.co
 most 5 in Kafka because the broker remembers 5 batches).  Each batch carries the producer epoch
 and a sequence number.  Up to ``losses`` times the connection breaks, and a producer whose request got no answer
 sends it again (a retry keeps the batch's epoch and sequence).  Requests share one connection,
-so the broker reads them in the order they were sent; losing one means the connection broke, and
+so the broker reads them and answers them in the order they were sent (Kafka mutes a connection
+while one of its requests is being handled); losing one means the connection broke, and
 everything not yet read or answered on it is lost with it.
 
 The partition has a leader and one in-sync follower whose log is a prefix of the leader's; the
@@ -18,7 +19,8 @@ it.  The broker's producer state follows ``shared/KAFKA-NOTES.md``:
 * same epoch: a batch equal to a cached one is a duplicate, answered with its original offset
   and not appended; otherwise the sequence must be last + 1, else OUT_OF_ORDER_SEQUENCE_NUMBER;
 * a lower epoch is refused with INVALID_PRODUCER_EPOCH; a new epoch must start at sequence 0;
-* no state known (never written, or lost): any sequence is accepted.
+* no state known (never written, or lost): any sequence is accepted; with the guard
+  ``first_sequence_zero`` (Kafka 4's rule for transactions-v2 producers) only sequence 0.
 
 The table is rebuilt from the log, so it is rolled back with the log when a leader change
 truncates the unreplicated tail, and a follower that becomes leader has it (Kafka rebuilds it
@@ -69,7 +71,7 @@ class IdempotenceState:
     assigned: tuple[Batch, ...] = ()  # each sent record's current (epoch, sequence)
     in_flight: frozenset[int] = frozenset()
     requests: tuple[Batch, ...] = ()  # one connection: processed in the order sent
-    responses: frozenset[Response] = frozenset()
+    responses: tuple[Response, ...] = ()  # answered in the order the requests were read
     acknowledged: tuple[tuple[int, int], ...] = ()  # (record, offset), in the order answers arrived
     failed: frozenset[int] = frozenset()
     losses: int = 0
@@ -82,31 +84,35 @@ GUARDS: dict[str, Guard] = {
     for guard in (
         Guard("five_batch_window", "the broker remembers the last `window` batches, not only the last one",
               "a retry of an older in-flight batch is refused, the client bumps its epoch and writes it twice",
-              {"records": 2, "window": 2, "losses": 1, "failovers": 0, "epoch_bumps": 1}),
+              {"records": 2, "window": 2, "losses": 0, "failovers": 1, "epoch_bumps": 1}),
         Guard("in_flight_within_window", "the client keeps at most `window` requests in flight",
               "a retry arrives after the window moved past it and is written twice",
-              {"records": 3, "window": 2, "losses": 1, "failovers": 0, "epoch_bumps": 1}),
+              {"records": 2, "window": 1, "losses": 0, "failovers": 1, "epoch_bumps": 1}),
         Guard("sequence_check", "in one epoch, a batch's sequence must be the last one + 1",
               "a retried batch lands after a later one: acknowledged offsets out of send order",
-              {"records": 2, "window": 2, "losses": 1, "failovers": 0, "epoch_bumps": 0}),
+              {"records": 3, "window": 2, "losses": 1, "failovers": 0, "epoch_bumps": 0}),
         Guard("epoch_fencing", "a batch with an older producer epoch is refused (INVALID_PRODUCER_EPOCH)",
               "a stale request from before an epoch bump is written again",
-              {"records": 2, "window": 2, "losses": 1, "failovers": 0, "epoch_bumps": 1}),
+              {"records": 3, "window": 2, "losses": 2, "failovers": 1, "epoch_bumps": 1}),
         Guard("bump_only_for_oldest",
               "the client bumps its epoch on OUT_OF_ORDER_SEQUENCE_NUMBER only for its oldest unanswered batch",
               "a batch refused only because an earlier one is still in flight makes the client resend "
               "batches that were already written",
-              {"records": 3, "window": 3, "losses": 0, "failovers": 0, "epoch_bumps": 1}),
+              {"records": 2, "window": 2, "losses": 1, "failovers": 0, "epoch_bumps": 1}),
+        Guard("first_sequence_zero",
+              "with no producer state the broker accepts only sequence 0 (Kafka 4, transactions v2)",
+              "the first batch is refused with a retriable error, the second is written first",
+              {"records": 2, "window": 2, "losses": 1, "failovers": 0, "epoch_bumps": 1}),
         Guard("followers_keep_producer_state", "a follower rebuilds the producer state from its log",
               "after a leader change the new leader accepts a retry of a batch it already holds",
-              {"records": 1, "window": 2, "losses": 1, "failovers": 1, "epoch_bumps": 0}),
+              {"records": 1, "window": 1, "losses": 0, "failovers": 1, "epoch_bumps": 0}),
     )
 }
 
 BOUNDS = (
     BoundSpec("records", 3, "records the producer sends, one batch each"),
     BoundSpec("window", 5, "batches the broker remembers per producer = max in flight (Kafka: 5)", minimum=1),
-    BoundSpec("losses", 2, "requests or responses lost"),
+    BoundSpec("losses", 2, "faults: broken connections or retriable rejections (NOT_ENOUGH_REPLICAS)"),
     BoundSpec("failovers", 1, "leader changes (the follower takes over)"),
     BoundSpec("epoch_bumps", 1, "client epoch bumps after OUT_OF_ORDER_SEQUENCE_NUMBER (KIP-360)"),
 )
@@ -173,12 +179,17 @@ class IdempotenceModel:
         yield from self.replicate(state)
         yield from self.receive_response(state)
         yield from self.lose(state)
+        yield from self.reject_retriable(state)
         yield from self.failover(state)
 
     def send(self, state: IdempotenceState) -> Iterator[Transition[IdempotenceState]]:
         """Send: the next record goes out as a new batch, if the in-flight limit allows."""
-        if state.next_record >= self.records or len(state.in_flight) >= self.max_in_flight:
+        if state.next_record >= self.records:
             return
+        if state.in_flight and state.next_record - min(state.in_flight) >= self.max_in_flight:
+            return  # the oldest unanswered batch must stay among the broker's cached ones
+        if any(self._needs_retry(state, record) for record in state.in_flight):
+            return  # batches go out in sequence order: a batch awaiting its retry goes first
         batch = Batch(state.next_record, state.producer_epoch, state.next_sequence)
         yield Transition("Send", (("record", batch.record),),
                          replace(state, next_record=batch.record + 1, next_sequence=batch.sequence + 1,
@@ -190,11 +201,16 @@ class IdempotenceModel:
         """Retry: the oldest batch with no request or answer on its way is sent again, unchanged."""
         for record in sorted(state.in_flight):
             batch = state.assigned[record]
-            if batch in state.requests or any(r.batch == batch for r in state.responses):
+            if not self._needs_retry(state, record):
                 continue
             yield Transition("Retry", (("record", record),), replace(state, requests=state.requests + (batch,)),
                              f"epoch {batch.producer_epoch}, sequence {batch.sequence}")
             return
+
+    @staticmethod
+    def _needs_retry(state: IdempotenceState, record: int) -> bool:
+        batch = state.assigned[record]
+        return batch not in state.requests and not any(r.batch == batch for r in state.responses)
 
     def handle_request(self, state: IdempotenceState) -> Iterator[Transition[IdempotenceState]]:
         """HandleProduce: the leader checks the batch against the producer state."""
@@ -203,21 +219,19 @@ class IdempotenceModel:
             verdict, detail = self._judge(state, batch)
             situations: tuple[str, ...] = ()
             if verdict == "append":
-                next_state = replace(state, requests=requests, log=state.log + (batch,), producer_state_lost=False)
+                answer = Response(batch, "NONE", len(state.log))  # sent once the high watermark passes it
+                next_state = replace(state, requests=requests, log=state.log + (batch,), producer_state_lost=False,
+                                     responses=state.responses + (answer,))
                 note = f"appended at offset {len(state.log)}"
             elif verdict == "duplicate":
                 offset = detail
                 situations = ("duplicate_answered",)
-                if offset < state.high_watermark:
-                    answer = Response(batch, "NONE", offset)
-                    next_state = replace(state, requests=requests, responses=state.responses | {answer})
-                    note = f"duplicate of offset {offset}: answered with it"
-                else:
-                    next_state = replace(state, requests=requests)
-                    note = f"duplicate of offset {offset}: waits for the original's answer"
+                answer = Response(batch, "NONE", offset)
+                next_state = replace(state, requests=requests, responses=state.responses + (answer,))
+                note = f"duplicate of offset {offset}: answered with it"
             else:
                 situations = ("out_of_order",) if verdict == Errors.OUT_OF_ORDER_SEQUENCE_NUMBER.name else ("fenced_epoch",)
-                next_state = replace(state, requests=requests, responses=state.responses | {Response(batch, verdict, -1)})
+                next_state = replace(state, requests=requests, responses=state.responses + (Response(batch, verdict, -1),))
                 note = verdict
             yield Transition("HandleProduce", (("record", batch.record), ("epoch", batch.producer_epoch),
                                                ("sequence", batch.sequence)), next_state, note, situations)
@@ -225,6 +239,8 @@ class IdempotenceModel:
     def _judge(self, state: IdempotenceState, batch: Batch) -> tuple[str, int]:
         known = self.producer_state(state)
         if known is None:
+            if batch.sequence != 0 and self.guarded("first_sequence_zero"):
+                return Errors.OUT_OF_ORDER_SEQUENCE_NUMBER.name, -1
             return "append", -1  # no state: any sequence is accepted
         epoch, cached = known
         if batch.producer_epoch < epoch and self.guarded("epoch_fencing"):
@@ -247,15 +263,15 @@ class IdempotenceModel:
             return
         offset = state.high_watermark
         batch = state.log[offset]
-        yield Transition("Replicate", (("offset", offset),),
-                         replace(state, high_watermark=offset + 1,
-                                 responses=state.responses | {Response(batch, "NONE", offset)}),
-                         f"high watermark {offset + 1}, record {batch.record} answered")
+        yield Transition("Replicate", (("offset", offset),), replace(state, high_watermark=offset + 1),
+                         f"high watermark {offset + 1} (record {batch.record} committed)")
 
     def receive_response(self, state: IdempotenceState) -> Iterator[Transition[IdempotenceState]]:
         """ReceiveResponse: the client learns the outcome of one request."""
-        for response in sorted(state.responses):
-            rest = replace(state, responses=state.responses - {response})
+        if state.responses and (state.responses[0].error != "NONE"
+                                or state.responses[0].offset < state.high_watermark):
+            response = state.responses[0]  # acks=all: a success leaves once the high watermark passes it
+            rest = replace(state, responses=state.responses[1:])
             record = response.batch.record
             current = record in state.in_flight and state.assigned[record] == response.batch
             if response.error == "NONE":
@@ -265,8 +281,9 @@ class IdempotenceModel:
                 yield Transition("ReceiveResponse", (("record", record),),
                                  replace(rest, in_flight=rest.in_flight - {record}, acknowledged=acknowledged),
                                  f"acknowledged at offset {response.offset}")
-            elif not current or response.error == Errors.INVALID_PRODUCER_EPOCH.name:
-                yield Transition("ReceiveResponse", (("record", record),), rest, f"{response.error}, stale: ignored")
+            elif not current or response.error in (Errors.INVALID_PRODUCER_EPOCH.name,
+                                                    Errors.NOT_ENOUGH_REPLICAS.name):
+                yield Transition("ReceiveResponse", (("record", record),), rest, f"{response.error}: retry later")
             elif record != min(state.in_flight) and self.guarded("bump_only_for_oldest"):
                 # An earlier batch is unresolved: this one is out of order because of it.  The
                 # client retries it later instead of bumping (as the Java producer does).
@@ -293,8 +310,19 @@ class IdempotenceModel:
         """Disconnect: the connection breaks; requests not yet read and answers not yet received are lost."""
         if state.losses >= self.max_losses or not (state.requests or state.responses):
             return
-        yield Transition("Disconnect", (), replace(state, requests=(), responses=frozenset(), losses=state.losses + 1),
+        yield Transition("Disconnect", (), replace(state, requests=(), responses=(), losses=state.losses + 1),
                          f"lost {len(state.requests)} requests and {len(state.responses)} responses")
+
+    def reject_retriable(self, state: IdempotenceState) -> Iterator[Transition[IdempotenceState]]:
+        """RejectRetriable: the leader refuses the next request without appending it
+        (NOT_ENOUGH_REPLICAS, a transient error the client retries); requests behind it go on."""
+        if state.losses >= self.max_losses or not state.requests:
+            return
+        batch = state.requests[0]
+        answer = Response(batch, Errors.NOT_ENOUGH_REPLICAS.name, -1)
+        yield Transition("RejectRetriable", (("record", batch.record),),
+                         replace(state, requests=state.requests[1:], responses=state.responses + (answer,),
+                                 losses=state.losses + 1), Errors.NOT_ENOUGH_REPLICAS.name)
 
     def failover(self, state: IdempotenceState) -> Iterator[Transition[IdempotenceState]]:
         """Failover: the follower becomes leader; the unreplicated tail is truncated away."""
@@ -302,7 +330,10 @@ class IdempotenceModel:
             return
         lost_state = not self.guarded("followers_keep_producer_state")
         situations = ("failover_with_data",) if state.log else ()
-        yield Transition("Failover", (), replace(state, log=state.log[: state.high_watermark],
+        # The connection to the old leader dies with it: queued requests and answers are lost
+        # (the client sees NOT_LEADER_OR_FOLLOWER or a timeout and retries at the new leader).
+        yield Transition("Failover", (), replace(state, log=state.log[: state.high_watermark], requests=(),
+                                                 responses=(),
                                                  producer_state_lost=lost_state, failovers=state.failovers + 1),
                          f"new leader keeps offsets below {state.high_watermark}", situations)
 
@@ -321,7 +352,7 @@ class IdempotenceModel:
         return "\n".join((
             f"leader log [{log}]; HW {state.high_watermark}; producer state: {table}",
             f"producer: epoch {state.producer_epoch}, in flight {sorted(state.in_flight)}, "
-            f"acknowledged {['r%d@%d' % pair for pair in state.acknowledged]}",
+            f"acknowledged {[f'r{record}@{offset}' for record, offset in state.acknowledged]}",
             f"network: requests {sorted(tuple(b) for b in state.requests)}, "
             f"responses {sorted((r.batch.record, r.error, r.offset) for r in state.responses)}",
         ))
@@ -357,8 +388,10 @@ class IdempotenceModel:
         applies = {
             "duplicate_answered": self.max_losses > 0 and self.records > 0,
             "out_of_order": self.max_losses > 0 and self.records > 1,
-            "epoch_bump": self.max_bumps > 0 and self.max_losses > 0 and self.records > 1,
-            "fenced_epoch": self.max_bumps > 0 and self.max_losses > 0 and self.records > 1,
+            # Reached only by mutants: with every guard on, no batch is ever refused in a way that
+            # calls for a KIP-360 bump within these faults (reported, not required).
+            "epoch_bump": False,
+            "fenced_epoch": False,
             "failover_with_data": self.max_failovers > 0 and self.records > 0,
         }
         return tuple(Situation(name, text, applies[name]) for name, text in SITUATIONS)

@@ -47,8 +47,8 @@ Simplifications, chosen because they do not remove any failure the variants are 
 a fetch is one atomic request/response; becoming follower includes the OffsetForLeaderEpoch
 round trip; a leader forgets a follower's fetch offset when the follower crashes (its fetch
 session is gone); a restarted broker accepts only the controller's current notification or newer
-(stale requests died with its connections), and a broker that led before crashing waits for a
-new decision.  Epochs are compared, never counted, so their numbers mean nothing beyond order.
+(stale requests died with its connections), and a broker the controller still names leader
+restarts only after the controller has handled its failure (moved leadership away).  Epochs are compared, never counted, so their numbers mean nothing beyond order.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ GUARDS: dict[str, Guard] = {
     for guard in (
         Guard("clean_election", "the controller elects a leader only from the ISR",
               "a replica missing acknowledged records becomes leader",
-              {"replicas": 2, "records": 1, "leader_changes": 1, "process_crashes": 0}),
+              {"replicas": 3, "records": 1, "leader_changes": 1, "process_crashes": 0}),
         Guard("hw_waits_for_isr", "the high watermark is the smallest fetch offset of the ISR",
               "a record is acknowledged before the ISR holds it",
               {"replicas": 2, "records": 1, "leader_changes": 1, "process_crashes": 0}),
@@ -199,7 +199,7 @@ GUARDS: dict[str, Guard] = {
         Guard("elr_only_below_min_isr",
               "only replicas removed while the ISR is below min.insync.replicas join the ELR (KIP-966)",
               "an ELR member that missed committed records is elected",
-              {"replicas": 3, "records": 1, "leader_changes": 1, "process_crashes": 1, "lossy_crashes": 0},
+              {"replicas": 3, "records": 1, "leader_changes": 1, "process_crashes": 2, "lossy_crashes": 0},
               "kip-966"),
     )
 }
@@ -343,16 +343,24 @@ class ReplicationModel:
                 return min(mine.high_watermark, mine.log_end_offset)
             return min(answer, mine.log_end_offset)
         # KIP-279: the leader answers with the largest epoch <= mine it knows and where it ends;
-        # the follower truncates to the smaller of that and its own end of that epoch.
-        known = [(epoch, start) for epoch, start in cache if epoch <= my_epoch]
-        if not known:
-            return min(cache[0][1] if cache else 0, mine.log_end_offset)
-        epoch, _ = known[-1]
-        later = [start for e, start in cache if e > epoch]
-        leader_epoch_end = later[0] if later else leader_end
-        own_later = [start for e, start in self._epoch_starts(mine.log) if e > epoch]
-        own_epoch_end = own_later[0] if own_later else mine.log_end_offset
-        return min(leader_epoch_end, own_epoch_end)
+        # the follower truncates to the smaller of that and its own end of that epoch, and asks
+        # again with its new last epoch until both name the same epoch.
+        log = mine.log
+        while log:
+            my_epoch = log[-1].leader_epoch
+            known = [(epoch, start) for epoch, start in cache if epoch <= my_epoch]
+            if not known:
+                return min(cache[0][1] if cache else 0, len(log))
+            epoch, _ = known[-1]
+            later = [start for e, start in cache if e > epoch]
+            leader_epoch_end = later[0] if later else leader_end
+            own_later = [start for e, start in self._epoch_starts(log) if e > epoch]
+            own_epoch_end = own_later[0] if own_later else len(log)
+            offset = min(leader_epoch_end, own_epoch_end, len(log))
+            if epoch == my_epoch or offset == len(log):
+                return offset
+            log = log[:offset]
+        return 0
 
     # --- actions --------------------------------------------------------------------------------
 
@@ -673,9 +681,9 @@ class ReplicationModel:
         c = state.controller
         for r in self.ids:
             replica = state.replicas[r]
-            if replica.alive:
-                continue
-            floor = c.leader_epoch if c.leader == r else c.leader_epoch - 1
+            if replica.alive or c.leader == r:
+                continue  # a former leader re-registers only after the controller handled its failure
+            floor = c.leader_epoch - 1
             restarted = replace(replica, alive=True, leader=NO_REPLICA, leader_epoch=floor)
             next_state = replace(state, replicas=self._with(state, r, restarted))
             note = ""

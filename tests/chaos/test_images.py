@@ -107,3 +107,15 @@ def test_the_reference_image_runs_the_broker_installed_from_the_working_tree() -
     output = client.containers.run(built.tag, ["--help"], entrypoint=["refka", "broker"], remove=True,
                                    network_mode="none")
     assert b"--data-dir" in output
+
+
+def test_the_reference_source_is_found_from_an_installed_copy_run_in_a_checkout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REFKA_SOURCE", raising=False)
+    monkeypatch.setattr(images, "PROJECT_ROOT", tmp_path / "site-packages")  # no pyproject.toml there
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent.parent)
+    assert (images.working_tree() / "reference").is_dir()
+    monkeypatch.setenv("REFKA_SOURCE", str(tmp_path))
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "reference").mkdir()
+    assert images.working_tree() == tmp_path

@@ -1,0 +1,89 @@
+"""``refka spec``: model-check refka's executable specifications from the command line.
+
+    refka spec check MODEL [--variant V] [--bound NAME=VALUE ...] [--invariant NAME ...]
+    refka spec mutants MODEL [--variant V]
+    refka spec list
+
+``check`` exits 0 when every invariant holds within the bounds and every applicable non-vacuity
+situation was reached, 1 otherwise (printing the shortest counterexample).  ``mutants`` exits 1
+when a guard's mutant survives.  Bad input raises :class:`reference.cli.CommandError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from reference.cli import CommandError
+from spec.checker import check, format_result
+from spec.model import SpecError
+from spec.mutants import format_table, run_mutants
+from spec.registry import MODELS, entry
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="spec_command", metavar="ACTION", required=True)
+    checking = actions.add_parser("check", help="model-check one model within bounds")
+    checking.add_argument("model", help=f"one of: {', '.join(MODELS)}")
+    checking.add_argument("--variant", help="protocol variant (default: the model's default)")
+    checking.add_argument("--bound", action="append", default=[], metavar="NAME=VALUE",
+                          help="override one bound; repeatable")
+    checking.add_argument("--invariant", action="append", default=[], metavar="NAME",
+                          help="check only these invariants; repeatable")
+    checking.add_argument("--max-states", type=int, default=None, help="stop after this many states")
+    mutants = actions.add_parser("mutants", help="switch off each guard and report the invariant it protects")
+    mutants.add_argument("model", help=f"one of: {', '.join(MODELS)}")
+    mutants.add_argument("--variant", help="variant whose guards are mutated (default: the strongest)")
+    actions.add_parser("list", help="list models, variants, bounds and guards")
+
+
+def _bounds(pairs: list[str]) -> dict[str, str]:
+    bounds: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CommandError(f"--bound wants NAME=VALUE, not {pair!r}")
+        bounds[name.strip()] = value.strip()
+    return bounds
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.spec_command == "list":
+            return _list()
+        model = entry(args.model)
+        variant = model.check_variant(args.variant) if args.variant or args.spec_command == "check" else None
+        if args.spec_command == "mutants":
+            results = run_mutants(model, variant)
+            print(f"mutants of {model.name} (each guard switched off alone, at its witness bounds):")
+            print(format_table(results))
+            survivors = [r.guard.name for r in results if not r.killed]
+            if survivors:
+                print(f"SURVIVED: {', '.join(survivors)}: these guards are not shown necessary")
+                return 1
+            print(f"all {len(results)} mutants killed")
+            return 0
+        assert variant is not None
+        built = model.build(variant, _bounds(args.bound), frozenset())
+        result = check(built, max_states=args.max_states, only=args.invariant or None)
+    except (SpecError, ValueError) as error:
+        raise CommandError(str(error)) from error
+    print(format_result(built, result))
+    if result.violated or not result.complete:
+        return 1
+    if result.unreached:
+        print(f"VACUOUS: never reached {', '.join(result.unreached)}")
+        return 1
+    return 0
+
+
+def _list() -> int:
+    for model in MODELS.values():
+        print(f"{model.name}: {model.summary}")
+        for name, text in model.variants.items():
+            marker = " (default)" if name == model.default_variant else ""
+            print(f"  variant {name}{marker}: {text}")
+        for bound in model.bounds:
+            print(f"  bound {bound.name}={bound.default}: {bound.meaning}")
+        for guard in model.guards(model.mutant_variant):
+            print(f"  guard {guard.name}: {guard.rule}")
+    return 0

@@ -1,0 +1,46 @@
+"""The table of models the command line and the tests can check, with their variants and guards."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from spec import delivery, idempotence, replication
+from spec.checker import Model
+from spec.model import Guard, ModelEntry, SpecError
+
+
+def _replication(variant: str, bounds: Mapping[str, int | str], disabled: frozenset[str]) -> Model[object]:
+    return replication.ReplicationModel(variant, bounds, disabled)  # type: ignore[return-value]
+
+
+def _idempotence(variant: str, bounds: Mapping[str, int | str], disabled: frozenset[str]) -> Model[object]:
+    return idempotence.IdempotenceModel(variant, bounds, disabled)  # type: ignore[return-value]
+
+
+def _delivery(variant: str, bounds: Mapping[str, int | str], disabled: frozenset[str]) -> Model[object]:
+    return delivery.DeliveryModel(variant, bounds, disabled)  # type: ignore[return-value]
+
+
+def _replication_guards(variant: str) -> Sequence[Guard]:
+    return [replication.GUARDS[name] for name in replication.VARIANTS[variant]]
+
+
+MODELS: dict[str, ModelEntry] = {
+    "replication": ModelEntry(
+        "replication", "one partition's leaders, followers, ISR and high watermark",
+        replication.VARIANT_SUMMARIES, "kip-320", replication.BOUNDS, _replication, _replication_guards, "kip-966"),
+    "idempotence": ModelEntry(
+        "idempotence", "the idempotent producer against the broker's producer-state table",
+        idempotence.VARIANTS, "default", idempotence.BOUNDS, _idempotence,
+        lambda variant: list(idempotence.GUARDS.values()), "default"),
+    "delivery": ModelEntry(
+        "delivery", "consumer-group delivery: at-least-once and at-most-once",
+        delivery.VARIANTS, "at-least-once", delivery.BOUNDS, _delivery,
+        lambda variant: list(delivery.GUARDS.values()) if variant == "at-most-once" else [], "at-most-once"),
+}
+
+
+def entry(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise SpecError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return MODELS[name]

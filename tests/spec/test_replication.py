@@ -1,0 +1,100 @@
+"""The replication model: each variant's historical counterexample, and passes where Kafka is safe."""
+
+from __future__ import annotations
+
+import pytest
+
+from spec.checker import check
+from spec.replication import ReplicationModel
+
+
+def _bounds(replicas: int, records: int, leader_changes: int, process_crashes: int = 0,
+            lossy_crashes: int = 0) -> dict[str, int | str]:
+    return {"replicas": replicas, "records": records, "leader_changes": leader_changes,
+            "process_crashes": process_crashes, "lossy_crashes": lossy_crashes}
+
+
+def test_truncate_to_hw_a_restarted_follower_drops_an_acknowledged_record_and_is_elected() -> None:
+    """Before KIP-101: 2 replicas, 1 record, 1 leader change, 1 restart."""
+    model = ReplicationModel("truncate-to-hw", _bounds(2, 1, 1, process_crashes=1))
+    first = check(model)
+    assert "StrongIsr" in first.violated and len(first.trace) - 1 == 6
+    assert first.trace[-1].transition is not None and first.trace[-1].transition.action == "BecomeFollower"
+    loss = check(model, only=["LeaderCompleteness"])
+    assert loss.violated == ("LeaderCompleteness",)
+    assert len(loss.trace) - 1 == 7
+    assert sorted(s.transition.action for s in loss.trace[1:]) == sorted([  # type: ignore[union-attr]
+        "Produce", "FollowerFetch", "AdvanceHighWatermark", "Crash", "Restart", "BecomeFollower", "ElectLeader"])
+    assert loss.trace[-1].state.controller.leader == 1 and not loss.trace[-1].state.replicas[1].log
+
+
+def test_kip_101_logs_diverge_below_the_high_watermark_after_two_fast_leader_changes() -> None:
+    """KAFKA-6361: 2 replicas, 3 records, 2 leader changes."""
+    result = check(ReplicationModel("kip-101", _bounds(2, 3, 2)), only=["LogMatching"])
+    assert result.violated == ("LogMatching",)
+    assert len(result.trace) - 1 == 10
+    assert sum(1 for s in result.trace[1:] if s.transition and s.transition.action == "ElectLeader") == 2
+
+
+def test_kip_279_a_follower_truncates_against_a_deposed_leader() -> None:
+    """3 replicas, 1 record, 2 leader changes: a stale notification points at a leader no longer in charge."""
+    result = check(ReplicationModel("kip-279", _bounds(3, 1, 2)))
+    assert "StrongIsr" in result.violated
+    assert len(result.trace) - 1 == 9
+    final = result.trace[-1].state
+    assert final.controller.leader == 0
+    truncations = [s for s in result.trace if s.transition and s.transition.action == "BecomeFollower"]
+    assert truncations and truncations[-1].transition.arg("epoch") < final.controller.leader_epoch  # type: ignore[union-attr]
+
+
+def test_unclean_election_exposes_then_loses_a_record() -> None:
+    result = check(ReplicationModel("unclean", _bounds(2, 1, 1, process_crashes=1)))
+    assert "ConsistentRead" in result.violated
+    assert len(result.trace) - 1 == 6
+    elections = [s.transition.note for s in result.trace if s.transition and s.transition.action == "ElectLeader"]
+    assert elections and elections[-1].startswith("unclean")
+
+
+def test_kip_320_loses_an_acknowledged_record_after_a_power_loss() -> None:
+    model = ReplicationModel("kip-320", _bounds(2, 1, 1, lossy_crashes=1))
+    result = check(model, only=["NoCommittedRecordLost"])
+    assert result.violated == ("NoCommittedRecordLost",)
+    assert len(result.trace) - 1 == 8
+
+
+def test_kip_966_closes_the_power_loss_hole_at_the_same_bounds() -> None:
+    result = check(ReplicationModel("kip-966", _bounds(2, 1, 1, lossy_crashes=1)))
+    assert result.passed, result.violated
+    assert result.coverage["lossy_crash"] > 0
+
+
+@pytest.mark.parametrize("variant", ["kip-320", "kip-966"])
+def test_the_default_and_kip_966_pass_at_small_bounds_with_every_situation_reached(variant: str) -> None:
+    result = check(ReplicationModel(variant, _bounds(2, 2, 2, process_crashes=1)))
+    assert result.passed, result.violated
+    assert result.unreached == ()
+
+
+@pytest.mark.slow
+def test_the_default_passes_with_three_replicas_one_record_and_a_crash() -> None:
+    result = check(ReplicationModel("kip-320", _bounds(3, 1, 1, process_crashes=1)))
+    assert result.passed, result.violated
+    assert result.unreached == ()
+
+
+def test_symmetry_merges_states_that_differ_only_by_replica_names() -> None:
+    model = ReplicationModel("kip-320", _bounds(3, 1, 1))
+    state = next(iter(model.initial_states()))
+    elect_b = next(t for t in model.elect_leader(state) if t.arg("replica") == 1)
+    elect_c = next(t for t in model.elect_leader(state) if t.arg("replica") == 2)
+    assert model.canonical(elect_b.state) == model.canonical(elect_c.state)
+    assert model.canonical(elect_b.state) != model.canonical(state)
+
+
+def test_a_produce_below_min_insync_replicas_is_refused_with_not_enough_replicas() -> None:
+    model = ReplicationModel("kip-320", _bounds(2, 1, 0))
+    state = next(iter(model.initial_states()))
+    shrink = next(model.leader_shrink_isr(state))
+    refusal = next(model.produce(shrink.state))
+    assert refusal.note == "rejected: NOT_ENOUGH_REPLICAS"
+    assert refusal.state == shrink.state
