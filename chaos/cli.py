@@ -170,6 +170,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError("--nodes must be at least 1 and --duration positive")
     if args.unsafe and (args.target != "kafka" or args.nodes < 3):
         raise CommandError("--unsafe needs replication to lose: use --target kafka --nodes 3")
+    if args.unsafe and args.workload != AT_LEAST_ONCE:
+        raise CommandError("--unsafe acks1 cannot be idempotent (idempotence needs acks=all): use --workload at-least-once")
     args.nemesis_list = args.nemesis or (UNSAFE_NEMESES if args.unsafe else DEFAULT_NEMESES)
     schedule = {"quiet": UNSAFE_QUIET, "fault_length": UNSAFE_FAULT_LENGTH} if args.unsafe else {}
     config = RunConfig(workload=WorkloadConfig(name=args.workload, partitions=args.partitions,

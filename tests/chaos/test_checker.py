@@ -227,3 +227,15 @@ def test_a_history_survives_the_file_round_trip_including_a_torn_last_line(tmp_p
         out.write('{"process": "p0", "type": "inv')
     assert read_history(path) == events
     assert check(read_history(path)).verdict == VALID
+
+
+def test_a_reordering_with_consistent_offsets_fails_only_the_idempotent_workload() -> None:
+    # a1 was sent after a0 but acknowledged, and read, at the lower offset: the client reordered them
+    story = Story().send("p0", "a", "a0", outcome=INVOKE).send("p0", "a", "a1", outcome=INVOKE)
+    story._add("p0", OK, "send", {"topic": TOPIC, "key": "a", "value": "a1", "partition": 0, "offset": 0})
+    story._add("p0", OK, "send", {"topic": TOPIC, "key": "a", "value": "a0", "partition": 0, "offset": 1})
+    story.assign("final-reader", [0]).poll("final-reader", (0, 0, "a", "a1"), (0, 1, "a", "a0")).final(**{"0": 2})
+    at_least_once = check(story.events, AT_LEAST_ONCE)
+    assert at_least_once.verdict == VALID and at_least_once.counts["order"] == 1
+    idempotent = check(story.events, IDEMPOTENT)
+    assert idempotent.verdict == INVALID and idempotent.failing == ["order"]
