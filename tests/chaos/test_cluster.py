@@ -87,7 +87,11 @@ def test_the_reference_broker_is_single_node_until_it_replicates() -> None:
 
 
 # ---------------------------------------------------------------- real containers
+# One subnet per cluster a test starts: the reference cluster (a module fixture) and the Kafka
+# cluster may be alive at the same time on the same engine, and a cluster removes leftovers of its
+# own subnet when it starts.
 TEST_SUBNET = "172.28.250.0/24"
+KAFKA_TEST_SUBNET = "172.28.251.0/24"
 
 
 def _client_or_skip():  # type: ignore[no-untyped-def]
@@ -174,7 +178,7 @@ def test_isolated_clients_and_a_paused_broker_get_no_answer_until_healed(referen
 def test_a_three_node_kafka_cluster_fails_over_when_the_leader_is_cut_off() -> None:
     client = _client_or_skip()
     built = images.ensure_image(client, "kafka", log=lambda line: None)
-    cluster = DockerCluster(client, "kafka", 3, subnet=TEST_SUBNET, seed=1, image=built.tag,
+    cluster = DockerCluster(client, "kafka", 3, subnet=KAFKA_TEST_SUBNET, seed=1, image=built.tag,
                             broker_config={"broker.session.timeout.ms": "4000",
                                            "broker.heartbeat.interval.ms": "500"})
     try:
