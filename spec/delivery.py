@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from reference.errors import Errors
 from spec.checker import Invariant, Situation, Transition
-from spec.model import BoundSpec, Guard, SpecError, parse_bounds
+from spec.model import BoundSpec, Guard, check_variant_and_guards, parse_bounds
 
 NO_MEMBER = -1
 UNKNOWN = -1
@@ -101,11 +101,7 @@ class DeliveryModel:
 
     def __init__(self, variant: str = "at-least-once", bounds: Mapping[str, int | str] | None = None,
                  disabled: frozenset[str] = frozenset()) -> None:
-        if variant not in VARIANTS:
-            raise SpecError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-        unknown = disabled - set(GUARDS)
-        if unknown:
-            raise SpecError(f"unknown guard {', '.join(sorted(unknown))}")
+        check_variant_and_guards(variant, VARIANTS, disabled, GUARDS)
         self.variant = variant
         self.commit_first = variant == "at-most-once"
         self.bounds = parse_bounds(BOUNDS, bounds or {})

@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 from reference.errors import Errors
 from spec.checker import Invariant, Situation, Transition
-from spec.model import BoundSpec, Guard, SpecError, parse_bounds
+from spec.model import BoundSpec, Guard, check_variant_and_guards, parse_bounds
 
 
 class Batch(NamedTuple):
@@ -133,11 +133,7 @@ class IdempotenceModel:
 
     def __init__(self, variant: str = "default", bounds: Mapping[str, int | str] | None = None,
                  disabled: frozenset[str] = frozenset()) -> None:
-        if variant not in VARIANTS:
-            raise SpecError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-        unknown = disabled - set(GUARDS)
-        if unknown:
-            raise SpecError(f"unknown guard {', '.join(sorted(unknown))}")
+        check_variant_and_guards(variant, VARIANTS, disabled, GUARDS)
         self.variant = variant
         self.bounds = parse_bounds(BOUNDS, bounds or {})
         self.records = int(self.bounds["records"])

@@ -18,7 +18,7 @@ into checked integers (or a few named choices, such as ``acks=all``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from spec.checker import Model
@@ -92,3 +92,15 @@ class ModelEntry:
         if chosen not in self.variants:
             raise SpecError(f"unknown variant {chosen!r} of {self.name}; known: {', '.join(self.variants)}")
         return chosen
+
+
+def check_variant_and_guards(
+    variant: str, variants: Iterable[str], disabled: frozenset[str], guards: Iterable[str]
+) -> None:
+    """Refuse an unknown variant or an unknown guard name with a one-line :class:`SpecError`."""
+    variants = list(variants)
+    if variant not in variants:
+        raise SpecError(f"unknown variant {variant!r}; known: {', '.join(variants)}")
+    unknown = disabled - set(guards)
+    if unknown:
+        raise SpecError(f"unknown guard {', '.join(sorted(unknown))}")
