@@ -166,6 +166,22 @@ class _Process(threading.Thread):
     def work(self) -> None:
         raise NotImplementedError
 
+    def poll_and_record(self, consumer: Any) -> list[dict[str, Any]] | None:
+        """One recorded poll: invoke, consume, then ok with the records read (None on a client
+        error, recorded as info: nothing is known to have been read)."""
+        from confluent_kafka import KafkaException
+
+        self.history.invoke(self.process, "poll")
+        try:
+            messages = consumer.consume(num_messages=500, timeout=0.5)
+        except KafkaException as error:
+            self.history.record(self.process, INFO, "poll", {"error": str(error)})
+            return None
+        records = _records(messages)
+        self.history.record(self.process, OK, "poll", {"records": records})
+        self.counters.read += len(records)
+        return records
+
 
 class Producer(_Process):
     def __init__(self, name: str, config: WorkloadConfig, bootstrap: str, history: HistoryWriter,
@@ -239,7 +255,7 @@ class AssignConsumer(_Process):
         self.rng = rng
 
     def work(self) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         consumer = Consumer(consumer_config(self.bootstrap, f"chaos-assign-{self.process}"))
         positions: dict[int, int] = {}
@@ -258,16 +274,8 @@ class AssignConsumer(_Process):
                 self.history.record(self.process, OK, "assign", value)
                 until = time.monotonic() + self.rng.expovariate(1 / self.config.reassign_every)
                 while not self.stopping.is_set() and time.monotonic() < until:
-                    self.history.invoke(self.process, "poll")
-                    try:
-                        messages = consumer.consume(num_messages=500, timeout=0.5)
-                    except KafkaException as error:
-                        self.history.record(self.process, INFO, "poll", {"error": str(error)})
-                        continue
-                    records = _records(messages)
-                    self.history.record(self.process, OK, "poll", {"records": records})
-                    self.counters.read += len(records)
-                    for record in records:
+                    records = self.poll_and_record(consumer)
+                    for record in records or ():
                         positions[record["partition"]] = record["offset"] + 1
         finally:
             consumer.close()
@@ -299,16 +307,7 @@ class GroupConsumer(_Process):
                                on_revoke=self._rebalance("revoked"), on_lost=self._rebalance("revoked"))
             self.history.record(self.process, OK, "subscribe", value)
             while not self.stopping.is_set():
-                self.history.invoke(self.process, "poll")
-                try:
-                    messages = consumer.consume(num_messages=500, timeout=0.5)
-                except KafkaException as error:
-                    self.history.record(self.process, INFO, "poll", {"error": str(error)})
-                    continue
-                records = _records(messages)
-                self.history.record(self.process, OK, "poll", {"records": records})
-                self.counters.read += len(records)
-                if records:
+                if self.poll_and_record(consumer):
                     self._commit(consumer, KafkaException)
         finally:
             consumer.close()
