@@ -211,12 +211,14 @@ class DockerCluster:
         """Create the network and the containers, and wait until every node lists all brokers."""
         self._remove_leftovers()
         self._check_subnet_free()
-        self.client.networks.create(
+        network = self.client.networks.create(
             self.network_name, driver="bridge", internal=True, labels={LABEL: self.network_name},
             ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=self.subnet, gateway=self.gateway)]),
         )
+        # Containers name the network by id: a name can still resolve to a just-removed network
+        # of the same name (seen when a cluster on this subnet was torn down a moment before).
         for node in self.addresses:
-            self._create_container(node)
+            self._create_container(node, network.id)
         for node in self.addresses:
             self._container(node.node_id).start()
         self.wait_ready(timeout)
@@ -232,11 +234,11 @@ class DockerCluster:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _create_container(self, node: NodeAddress) -> None:
+    def _create_container(self, node: NodeAddress, network_id: str) -> None:
         environment = node_environment(self.target, node, self.addresses, self.cluster_id, self.broker_config)
         endpoint = self.client.api.create_endpoint_config(ipv4_address=node.ip)
-        networking = self.client.api.create_networking_config({self.network_name: endpoint})
-        host_config = self.client.api.create_host_config(cap_add=["NET_ADMIN"], network_mode=self.network_name)
+        networking = self.client.api.create_networking_config({network_id: endpoint})
+        host_config = self.client.api.create_host_config(cap_add=["NET_ADMIN"], network_mode=network_id)
         self.client.api.create_container(
             self.image, name=node.container_name, hostname=node.container_name, environment=environment,
             labels={LABEL: self.network_name, "refka.chaos.node": str(node.node_id)},

@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import queue
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,15 +165,7 @@ class KafkaPythonClient(Client):
                                     "auto_offset_reset": "earliest", "enable_auto_commit": False,
                                     "session_timeout_ms": 10000, "heartbeat_interval_ms": 1000}
         settings.update(config or {})
-        consumer = KafkaConsumer(**settings)
-        # kafka-python 3.0 quirk: a member that joins before its first metadata answer names the
-        # topic assigns itself nothing, rejoins when the metadata arrives, and can then drop the
-        # SyncGroup answer of that rejoin under load (seen against any broker; the wire exchange is
-        # correct).  Fetching the topic's partitions before subscribing keeps the join from racing
-        # the metadata, as a real application that looks up its topic first does.
-        consumer.partitions_for_topic(topic)
-        consumer.subscribe([topic])
-        return _KafkaPythonMember(consumer)
+        return _KafkaPythonMember(lambda: KafkaConsumer(**settings), topic)
 
 
 def _from_kafka_python(record: Any) -> Message:
@@ -181,21 +174,94 @@ def _from_kafka_python(record: Any) -> Message:
 
 
 class _KafkaPythonMember(GroupMember):
-    def __init__(self, consumer: Any) -> None:
-        self.consumer = consumer
+    """A kafka-python group member polled by a thread of its own, as applications run consumers.
+
+    kafka-python 3.0 cannot share one thread between members of the same group: a member whose
+    ``poll()`` times out while its JoinGroup/SyncGroup is in flight drops the finished exchange and
+    sends a new JoinGroup on its next poll.  When that member is the leader, the new JoinGroup
+    starts another rebalance, which again outlasts the poll because the other member only rejoins
+    when *its* poll runs -- a rebalance storm against any broker.  Here each member polls
+    continuously on its own thread; the test thread reads what it buffered.  The consumer is only
+    ever touched by that thread (KafkaConsumer is not thread-safe): commit and close are handed
+    over as commands.
+    """
+
+    POLL_MS = 500
+
+    def __init__(self, make_consumer: Callable[[], Any], topic: str) -> None:
+        self._commands: queue.SimpleQueue[tuple[str, Future[None]]] = queue.SimpleQueue()
+        self._received: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self._assignment: frozenset[int] = frozenset()
+        self._failure: BaseException | None = None
+        started: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run, args=(make_consumer, topic, started),
+                                        name="kafka-python-member", daemon=True)
+        self._thread.start()
+        started.result(60)
+
+    def _run(self, make_consumer: Callable[[], Any], topic: str, started: Future[None]) -> None:
+        try:
+            consumer = make_consumer()
+            consumer.subscribe([topic])
+            # kafka-python 3.0 also keeps a snapshot of the subscribed topics' partitions that only
+            # a metadata answer arriving *after* subscribe() fills; a leader assigning before that
+            # answer assigns from an empty snapshot and must rebalance again when it comes.
+            # Fetching the cluster's topics after subscribing fills it before the first join, as an
+            # application that looks up its topics first does.
+            consumer.topics()
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            started.set_exception(error)
+            return
+        started.set_result(None)
+        try:
+            while True:
+                while not self._commands.empty():
+                    command, done = self._commands.get()
+                    try:
+                        if command == "close":
+                            consumer.close(autocommit=False)
+                            done.set_result(None)
+                            return
+                        consumer.commit()
+                        done.set_result(None)
+                    except BaseException as error:  # noqa: BLE001
+                        done.set_exception(error)
+                for records in consumer.poll(timeout_ms=self.POLL_MS).values():
+                    for record in records:
+                        self._received.put(_from_kafka_python(record))
+                self._assignment = frozenset(tp.partition for tp in consumer.assignment())
+        except BaseException as error:  # noqa: BLE001
+            self._failure = error
+            with contextlib.suppress(Exception):
+                consumer.close(autocommit=False)
+
+    def _command(self, command: str, timeout: float = 60.0) -> None:
+        if self._failure is not None:
+            raise self._failure
+        done: Future[None] = Future()
+        self._commands.put((command, done))
+        done.result(timeout)
 
     def poll(self, timeout: float = 0.2) -> list[Message]:
-        batches = self.consumer.poll(timeout_ms=int(timeout * 1000))
-        return [_from_kafka_python(record) for records in batches.values() for record in records]
+        if self._failure is not None:
+            raise self._failure
+        messages: list[Message] = []
+        with contextlib.suppress(queue.Empty):
+            messages.append(self._received.get(timeout=timeout))
+            while True:
+                messages.append(self._received.get_nowait())
+        return messages
 
     def assignment(self) -> set[int]:
-        return {tp.partition for tp in self.consumer.assignment()}
+        return set(self._assignment)
 
     def commit(self) -> None:
-        self.consumer.commit()
+        self._command("commit")
 
     def close(self) -> None:
-        self.consumer.close(autocommit=False)
+        if self._thread.is_alive():
+            self._command("close")
+        self._thread.join(10)
 
 
 # ---------------------------------------------------------------- confluent-kafka (librdkafka)
