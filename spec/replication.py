@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 One partition, replicated on ``replicas`` brokers.  Each replica keeps a log of
-``(offset, leader epoch, record id)`` entries (the offset is the position in the log), a flushed
-offset (what survives a power loss), a high watermark, the leader epoch it last heard of and whom
+``(offset, leader epoch, record id)`` entries (the offset is the position in the log), a high
+watermark, the leader epoch it last heard of and whom
 it believes to be the leader.  A replica that believes itself leader also keeps its own view of
 the ISR and, per follower, the offset of that follower's last fetch in the current epoch.
 
@@ -32,11 +32,17 @@ Actions (each a named step; guards are checked where the rule is written in Kafk
   acks=all and fewer than ``min.insync.replicas`` in its ISR it answers NOT_ENOUGH_REPLICAS.
 * ``FollowerFetch``: a follower fetches from its leader; the leader records the fetch offset,
   the follower appends what follows and takes ``min(leader high watermark, its end offset)``.
+  ``FollowerFetchLost``: the leader handles the request, which adds the follower to the ISR,
+  but the response is lost.
 * ``AdvanceHighWatermark``: the leader moves its high watermark to the smallest fetch offset of
   its ISR; waiting acks=all produce requests below it are answered (or failed with
   NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR is below ``min.insync.replicas``).
-* ``Flush``, ``Crash`` (a process crash keeps the page cache; a power loss keeps only what was
-  flushed) and ``Restart``.
+* ``Crash`` (a process crash keeps the page cache; a power loss keeps only what was flushed) and
+  ``Restart``.  There is no separate ``Flush`` step and no flushed offset: a power loss keeps *any*
+  prefix of the log, chosen at the crash.  Whatever was fsynced is a prefix of the log, so this
+  covers every flush schedule at once (Kafka fsyncs only when a segment rolls unless ``flush.*``
+  is set), and a pass holds whatever the flush policy.  It spares the search the interleavings of
+  flushes with everything else, which multiply the state space by the flushed offsets.
 
 Ghost state records history, so invariants judge against it and not against what the logs hold
 now: the records acknowledged with acks=all, the prefix a consumer has read, whether a read ever
@@ -55,7 +61,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from reference.errors import Errors
@@ -73,10 +78,8 @@ class Entry(NamedTuple):
     record: int
 
 
-@dataclass(frozen=True, slots=True)
-class Replica:
+class Replica(NamedTuple):
     log: tuple[Entry, ...] = ()
-    flushed: int = 0
     high_watermark: int = 0
     leader: int = NO_REPLICA
     leader_epoch: int = -1
@@ -90,8 +93,7 @@ class Replica:
         return len(self.log)
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
+class Notification(NamedTuple):
     """A LeaderAndIsr request from the controller."""
 
     leader: int
@@ -99,24 +101,21 @@ class Notification:
     isr: frozenset[int]
 
 
-@dataclass(frozen=True, slots=True)
-class Controller:
+class Controller(NamedTuple):
     leader: int
     leader_epoch: int
     isr: frozenset[int]
     elr: frozenset[int] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class PendingAck:
+class PendingAck(NamedTuple):
     """An acks=all produce request waiting in the leader's purgatory for the high watermark."""
 
     record: int
     leader: int
 
 
-@dataclass(frozen=True, slots=True)
-class ReplicationState:
+class ReplicationState(NamedTuple):
     replicas: tuple[Replica, ...]
     controller: Controller
     notifications: frozenset[Notification]
@@ -209,7 +208,7 @@ BOUNDS = (
     BoundSpec("records", 2, "produce requests sent in total"),
     BoundSpec("leader_changes", 2, "elections after the first"),
     BoundSpec("process_crashes", 1, "crashes that keep the page cache"),
-    BoundSpec("lossy_crashes", 0, "power losses that drop everything past the flushed offset"),
+    BoundSpec("lossy_crashes", 0, "power losses that drop an unflushed tail of the log"),
     BoundSpec("min_insync_replicas", 2, "min.insync.replicas", minimum=1),
     BoundSpec("acks", "all", "acks of each produce request (mixed: each request picks 0, 1 or all)",
               choices=("all", "1", "0", "mixed")),
@@ -373,7 +372,6 @@ class ReplicationModel:
         yield from self.produce(state)
         yield from self.follower_fetch(state)
         yield from self.advance_high_watermark(state)
-        yield from self.flush(state)
         yield from self.crash(state)
         yield from self.restart(state)
 
@@ -399,7 +397,7 @@ class ReplicationModel:
             situations = ("leader_change_over_data",) if state.replicas[r].log else ()
             yield Transition(
                 "ElectLeader", (("replica", r),),
-                replace(state, controller=controller, notifications=self._notify(state, controller),
+                state._replace(controller=controller, notifications=self._notify(state, controller),
                         leader_changes=state.leader_changes + 1),
                 f"{kind} election, epoch {controller.leader_epoch}", situations)
 
@@ -420,15 +418,22 @@ class ReplicationModel:
             if c.leader != r:
                 # A follower leaves: no leader change, so no new epoch; the leader learns the new
                 # ISR with the metadata update (as under KRaft, where only the partition epoch moves).
-                next_state = replace(state, controller=Controller(c.leader, c.leader_epoch, isr, elr))
+                # The leader reads its partition's metadata in order: when it takes up leadership of
+                # this epoch it sees this ISR too, so the pending notification of the epoch carries
+                # it.  (A leader acting on the older ISR would have its AlterPartition refused for a
+                # stale partition epoch: nothing it could do with the older view takes effect.)
+                current = frozenset(n._replace(isr=isr) if n.leader_epoch == c.leader_epoch else n
+                                    for n in state.notifications)
+                next_state = state._replace(controller=Controller(c.leader, c.leader_epoch, isr, elr),
+                                            notifications=current)
                 if c.leader != NO_REPLICA and self.is_true_leader(state, c.leader):
-                    leader_replica = replace(state.replicas[c.leader], isr=isr)
-                    next_state = replace(next_state, replicas=self._with(state, c.leader, leader_replica))
+                    leader_replica = state.replicas[c.leader]._replace(isr=isr)
+                    next_state = next_state._replace(replicas=self._with(state, c.leader, leader_replica))
                 yield Transition("ControllerShrinkIsr", (("replica", r),), next_state, "follower removed")
                 continue
             controller = Controller(NO_REPLICA, c.leader_epoch + 1, isr, elr)
             yield Transition("ControllerShrinkIsr", (("replica", r),),
-                             replace(state, controller=controller, notifications=self._notify(state, controller)),
+                             state._replace(controller=controller, notifications=self._notify(state, controller)),
                              f"leader removed, partition offline, epoch {controller.leader_epoch}")
 
     def _elr_after_shrink(self, c: Controller, isr: frozenset[int], removed: int) -> frozenset[int]:
@@ -456,18 +461,18 @@ class ReplicationModel:
                         yield step
 
     def _become_leader(self, state: ReplicationState, r: int, n: Notification) -> Transition[ReplicationState]:
-        replica = replace(state.replicas[r], leader=r, leader_epoch=n.leader_epoch, isr=n.isr,
+        replica = state.replicas[r]._replace(leader=r, leader_epoch=n.leader_epoch, isr=n.isr,
                           fetched=self._no_fetches())
         return Transition("BecomeLeader", (("replica", r), ("epoch", n.leader_epoch)),
-                          replace(state, replicas=self._with(state, r, replica)))
+                          state._replace(replicas=self._with(state, r, replica)))
 
     def _become_follower(self, state: ReplicationState, r: int, n: Notification) -> Transition[ReplicationState] | None:
         replica = state.replicas[r]
         pending = frozenset(p for p in state.pending if p.leader != r)
         if n.leader == NO_REPLICA:
-            follower = replace(replica, leader=NO_REPLICA, leader_epoch=n.leader_epoch, isr=frozenset(), fetched=())
+            follower = replica._replace(leader=NO_REPLICA, leader_epoch=n.leader_epoch, isr=frozenset(), fetched=())
             return Transition("BecomeFollower", (("replica", r), ("epoch", n.leader_epoch)),
-                              replace(state, replicas=self._with(state, r, follower), pending=pending), "no leader")
+                              state._replace(replicas=self._with(state, r, follower), pending=pending), "no leader")
         if self.guarded("truncate_by_leader_epoch"):
             # OffsetForLeaderEpoch goes to the named leader; a non-leader answers NOT_LEADER_OR_FOLLOWER.
             if not self.presumes_leadership(state, n.leader):
@@ -476,19 +481,18 @@ class ReplicationModel:
                 return None  # FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH: retry later
         offset = self._truncation_offset(state, r, n.leader)
         truncated = replica.log_end_offset - offset
-        follower = replace(
-            replica, log=replica.log[:offset], flushed=min(replica.flushed, offset),
+        follower = replica._replace(log=replica.log[:offset],
             high_watermark=min(replica.high_watermark, offset), leader=n.leader,
             leader_epoch=n.leader_epoch, isr=frozenset(), fetched=())
         note = f"truncate to offset {offset}" + (f", dropping {truncated}" if truncated else "")
         return Transition("BecomeFollower", (("replica", r), ("epoch", n.leader_epoch)),
-                          replace(state, replicas=self._with(state, r, follower), pending=pending), note,
+                          state._replace(replicas=self._with(state, r, follower), pending=pending), note,
                           ("truncated_suffix",) if truncated else ())
 
     def _set_isr(self, state: ReplicationState, leader: int, isr: frozenset[int], elr: frozenset[int]) -> ReplicationState:
-        replica = replace(state.replicas[leader], isr=isr)
-        controller = replace(state.controller, isr=isr, elr=elr)
-        return replace(state, replicas=self._with(state, leader, replica), controller=controller)
+        replica = state.replicas[leader]._replace(isr=isr)
+        controller = state.controller._replace(isr=isr, elr=elr)
+        return state._replace(replicas=self._with(state, leader, replica), controller=controller)
 
     def leader_shrink_isr(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
         """LeaderShrinkIsr: the leader drops a follower that lags its end offset (AlterPartition)."""
@@ -509,25 +513,30 @@ class ReplicationModel:
         for leader in self.ids:
             if not self.is_true_leader(state, leader):
                 continue
-            me = state.replicas[leader]
-            epoch_start = self._leader_epoch_cache(state, leader)[-1][1]
             for f in self.ids:
-                if f in me.isr or me.fetched[f] == NOT_FETCHED:
-                    continue
-                if self.guarded("expand_needs_caught_up") and me.fetched[f] < me.high_watermark:
-                    continue
-                if self.guarded("expand_after_epoch_start") and me.fetched[f] < epoch_start:
-                    continue
-                isr = me.isr | {f}
-                elr = state.controller.elr - {f}
-                if len(isr) >= self.min_isr and self.guarded("elr_only_below_min_isr"):
-                    elr = frozenset()
-                next_state = self._set_isr(state, leader, isr, elr if self.elr_enabled else frozenset())
-                follower = next_state.replicas[f]
-                if follower.lost_data:
-                    next_state = replace(next_state, replicas=self._with(next_state, f, replace(follower, lost_data=False)))
-                yield Transition("LeaderExpandIsr", (("leader", leader), ("follower", f)), next_state,
-                                 situations=("isr_reexpanded",))
+                expanded = self._expanded(state, leader, f)
+                if expanded is not None:
+                    yield Transition("LeaderExpandIsr", (("leader", leader), ("follower", f)), expanded,
+                                     situations=("isr_reexpanded",))
+
+    def _expanded(self, state: ReplicationState, leader: int, f: int) -> ReplicationState | None:
+        """The state after ``leader`` adds ``f`` to the ISR, or None when its guards refuse."""
+        me = state.replicas[leader]
+        if f in me.isr or me.fetched[f] == NOT_FETCHED:
+            return None
+        if self.guarded("expand_needs_caught_up") and me.fetched[f] < me.high_watermark:
+            return None
+        if self.guarded("expand_after_epoch_start") and me.fetched[f] < self._leader_epoch_cache(state, leader)[-1][1]:
+            return None
+        isr = me.isr | {f}
+        elr = state.controller.elr - {f}
+        if len(isr) >= self.min_isr and self.guarded("elr_only_below_min_isr"):
+            elr = frozenset()
+        next_state = self._set_isr(state, leader, isr, elr if self.elr_enabled else frozenset())
+        follower = next_state.replicas[f]
+        if follower.lost_data:
+            next_state = next_state._replace(replicas=self._with(next_state, f, follower._replace(lost_data=False)))
+        return next_state
 
     def produce(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
         """Produce: a replica that believes it leads appends the next record."""
@@ -545,11 +554,11 @@ class ReplicationModel:
                     yield Transition("Produce", args, state,
                                      f"rejected: {Errors.NOT_ENOUGH_REPLICAS.name}", ("not_enough_replicas",))
                     continue
-                appended = replace(me, log=me.log + (Entry(me.leader_epoch, record),))
+                appended = me._replace(log=me.log + (Entry(me.leader_epoch, record),))
                 pending = state.pending | {PendingAck(record, leader)} if acks == "all" else state.pending
                 acknowledged = state.acknowledged
                 yield Transition("Produce", args,
-                                 replace(state, replicas=self._with(state, leader, appended), pending=pending,
+                                 state._replace(replicas=self._with(state, leader, appended), pending=pending,
                                          acknowledged=acknowledged, records_sent=record + 1),
                                  f"record r{record} appended at offset {me.log_end_offset}")
 
@@ -564,6 +573,21 @@ class ReplicationModel:
             if self.guarded("fence_fetch_epoch") and source.leader_epoch != me.leader_epoch:
                 continue  # FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH
             log = me.log
+            if f not in source.isr and len(log) <= source.log_end_offset and self.is_true_leader(state, leader):
+                # The leader handles the request: it learns that the follower holds everything
+                # below its fetch offset and, that being enough, adds it to the ISR; then the
+                # response is lost (the leader failed or the connection broke before sending it).
+                # The ISR now holds a replica that has only what it had before (KAFKA-7128).  Only
+                # modelled when the request changes the ISR: otherwise the leader learns no more
+                # than the next fetch tells it.
+                fetched = list(source.fetched)
+                fetched[f] = len(log)
+                informed = state._replace(replicas=self._with(state, leader, source._replace(fetched=tuple(fetched))))
+                expanded = self._expanded(informed, leader, f)
+                if expanded is not None:
+                    yield Transition("FollowerFetchLost", (("follower", f), ("leader", leader)), expanded,
+                                     f"fetch offset {len(log)} handled, ISR expanded, response lost",
+                                     ("isr_reexpanded",))
             note = ""
             situations: tuple[str, ...] = ()
             if len(log) > source.log_end_offset:  # OFFSET_OUT_OF_RANGE: reset to the leader's end
@@ -575,16 +599,16 @@ class ReplicationModel:
             if new_log == me.log and source.fetched[f] == len(new_log) and \
                     me.high_watermark == min(source.high_watermark, len(new_log)):
                 continue  # nothing would change
-            follower = replace(me, log=new_log, flushed=min(me.flushed, len(log)),
+            follower = me._replace(log=new_log,
                                high_watermark=min(source.high_watermark, len(new_log)))
             fetched = list(source.fetched)
             fetched[f] = len(new_log)  # the follower's next fetch, already on its way, reports this
             replicas = list(state.replicas)
             replicas[f] = follower
-            replicas[leader] = replace(source, fetched=tuple(fetched))
+            replicas[leader] = source._replace(fetched=tuple(fetched))
             note += f"fetch offset {fetch_offset}, +{len(new_log) - len(log)} records"
             yield Transition("FollowerFetch", (("follower", f), ("leader", leader)),
-                             replace(state, replicas=tuple(replicas)), note, situations)
+                             state._replace(replicas=tuple(replicas)), note, situations)
 
     def advance_high_watermark(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
         """AdvanceHighWatermark: to the smallest fetch offset of the ISR; answer waiting producers."""
@@ -625,38 +649,32 @@ class ReplicationModel:
             inconsistent = True
         else:
             consumed = longer
-        replicas = self._with(state, leader, replace(me, high_watermark=target))
+        replicas = self._with(state, leader, me._replace(high_watermark=target))
         situations = ("hw_with_isr",) if len(me.isr) >= 2 else ()
         return Transition("AdvanceHighWatermark", (("leader", leader),),
-                          replace(state, replicas=replicas, pending=state.pending - answered,
+                          state._replace(replicas=replicas, pending=state.pending - answered,
                                   acknowledged=acknowledged, acknowledged_below_min_isr=below_min,
                                   consumed=consumed, inconsistent_read=inconsistent),
                           ", ".join(notes), situations)
 
-    def flush(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
-        """Flush: fsync the log; only matters while a power loss may still come."""
-        if state.lossy_crashes >= self.max_lossy_crashes:
-            return
-        for r in self.ids:
-            replica = state.replicas[r]
-            if replica.alive and replica.flushed < replica.log_end_offset:
-                yield Transition("Flush", (("replica", r),),
-                                 replace(state, replicas=self._with(state, r, replace(replica, flushed=replica.log_end_offset))))
-
     def crash(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
-        """Crash: a process crash (page cache survives) or a power loss (unflushed tail lost)."""
+        """Crash: a process crash (page cache survives) or a power loss that keeps ``kept`` records.
+
+        A power loss that would keep the whole log is a process crash as far as the log goes, so a
+        power loss always drops at least one record."""
         for r in self.ids:
             replica = state.replicas[r]
             if not replica.alive:
                 continue
-            kinds = []
+            kinds: list[int | None] = []  # None: process crash; k: power loss keeping k records
             if state.process_crashes < self.max_process_crashes:
-                kinds.append(False)
+                kinds.append(None)
             if state.lossy_crashes < self.max_lossy_crashes:
-                kinds.append(True)
-            for lossy in kinds:
-                log = replica.log[: replica.flushed] if lossy else replica.log
-                crashed = replace(replica, log=log, alive=False, leader=NO_REPLICA, isr=frozenset(), fetched=(),
+                kinds.extend(range(replica.log_end_offset))
+            for kept in kinds:
+                lossy = kept is not None
+                log = replica.log if kept is None else replica.log[:kept]
+                crashed = replica._replace(log=log, alive=False, leader=NO_REPLICA, isr=frozenset(), fetched=(),
                                   high_watermark=min(replica.high_watermark, len(log)),
                                   lost_data=replica.lost_data or len(log) < replica.log_end_offset)
                 replicas = list(state.replicas)
@@ -666,14 +684,16 @@ class ReplicationModel:
                     if peer.fetched and peer.fetched[r] != NOT_FETCHED:
                         fetched = list(peer.fetched)
                         fetched[r] = NOT_FETCHED
-                        replicas[other] = replace(peer, fetched=tuple(fetched))
-                next_state = replace(
-                    state, replicas=tuple(replicas), pending=frozenset(p for p in state.pending if p.leader != r),
+                        replicas[other] = peer._replace(fetched=tuple(fetched))
+                next_state = state._replace(replicas=tuple(replicas), pending=frozenset(p for p in state.pending if p.leader != r),
                     process_crashes=state.process_crashes + (0 if lossy else 1),
                     lossy_crashes=state.lossy_crashes + (1 if lossy else 0))
                 lost = replica.log_end_offset - len(log)
                 situations = ("lossy_crash",) if lossy and lost else ()
-                yield Transition("Crash", (("replica", r), ("power_loss", lossy)), next_state,
+                args: tuple[tuple[str, object], ...] = (("replica", r), ("power_loss", lossy))
+                if kept is not None:
+                    args += (("kept", kept),)
+                yield Transition("Crash", args, next_state,
                                  f"lost {lost} unflushed records" if lossy else "page cache kept", situations)
 
     def restart(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
@@ -684,15 +704,15 @@ class ReplicationModel:
             if replica.alive or c.leader == r:
                 continue  # a former leader re-registers only after the controller handled its failure
             floor = c.leader_epoch - 1
-            restarted = replace(replica, alive=True, leader=NO_REPLICA, leader_epoch=floor)
-            next_state = replace(state, replicas=self._with(state, r, restarted))
+            restarted = replica._replace(alive=True, leader=NO_REPLICA, leader_epoch=floor)
+            next_state = state._replace(replicas=self._with(state, r, restarted))
             note = ""
             if self.elr_enabled and replica.lost_data and self.guarded("unclean_shutdown_leaves_isr"):
                 isr, elr = c.isr - {r}, c.elr - {r}
                 if isr != c.isr or elr != c.elr:
                     leader = NO_REPLICA if c.leader == r else c.leader
                     controller = Controller(leader, c.leader_epoch + 1, isr, elr)
-                    next_state = replace(next_state, controller=controller,
+                    next_state = next_state._replace(controller=controller,
                                          notifications=self._notify(next_state, controller))
                     note = "unclean shutdown: removed from ISR and ELR"
             yield Transition("Restart", (("replica", r),), next_state, note)
@@ -710,10 +730,8 @@ class ReplicationModel:
         * symmetry: replica ids are names, so renaming them does not change what can happen.  The
           key is the smallest encoding over the renamings that list replicas in order of their
           id-free signature (ties are tried in every order);
-        * epochs are only compared, so they are renumbered densely in order of size;
-        * the flushed offset is forgotten once no power loss can happen any more.
+        * epochs are only compared, so they are renumbered densely in order of size.
         """
-        forget_flush = state.lossy_crashes >= self.max_lossy_crashes
         epochs = self._epoch_ranks(state)
         c = state.controller
         signatures = [
@@ -733,7 +751,7 @@ class ReplicationModel:
             perm = [0] * self.replica_count
             for new_id, old_id in enumerate(itertools.chain.from_iterable(arrangement)):
                 perm[old_id] = new_id
-            key = self._encode(state, perm, forget_flush, epochs)
+            key = self._encode(state, perm, epochs)
             if best is None or key < best:  # type: ignore[operator]
                 best = key
         return best
@@ -746,8 +764,7 @@ class ReplicationModel:
         values.update(n.leader_epoch for n in state.notifications)
         return {epoch: rank for rank, epoch in enumerate(sorted(values))}
 
-    def _encode(self, state: ReplicationState, perm: Sequence[int], forget_flush: bool,
-                epochs: Mapping[int, int]) -> Hashable:
+    def _encode(self, state: ReplicationState, perm: Sequence[int], epochs: Mapping[int, int]) -> Hashable:
         def rid(r: int) -> int:
             return NO_REPLICA if r == NO_REPLICA else perm[r]
 
@@ -766,7 +783,7 @@ class ReplicationModel:
                     moved[perm[who]] = offset
                 fetched = tuple(moved)
             log = tuple((epochs[e.leader_epoch], e.record) for e in rep.log)
-            slots[perm[old]] = (log, 0 if forget_flush else rep.flushed, rep.high_watermark, rid(rep.leader),
+            slots[perm[old]] = (log, rep.high_watermark, rid(rep.leader),
                                 epochs[rep.leader_epoch], rset(rep.isr), fetched, rep.alive, rep.lost_data)
         c = state.controller
         return (
@@ -794,8 +811,7 @@ class ReplicationModel:
             else:
                 role = f"follows {_name(rep.leader)}"
             log = " ".join(f"r{e.record}@e{e.leader_epoch}" for e in rep.log) or "(empty)"
-            flushed = f", flushed {rep.flushed}" if self.max_lossy_crashes else ""
-            lines.append(f"{_name(r)}: epoch {rep.leader_epoch}, {role}; HW {rep.high_watermark}{flushed}; log [{log}]")
+            lines.append(f"{_name(r)}: epoch {rep.leader_epoch}, {role}; HW {rep.high_watermark}; log [{log}]")
         ghost = f"acknowledged {{{', '.join(f'r{x}' for x in sorted(state.acknowledged))}}}"
         ghost += f"; consumed [{' '.join(f'r{x}' for x in state.consumed)}]"
         lines.append(ghost)

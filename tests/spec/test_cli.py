@@ -42,6 +42,14 @@ def test_mutants_prints_the_table_and_exits_0_when_all_are_killed(capsys: pytest
     assert "| generation_fencing | at-most-once | NoDuplicate |" in out
 
 
-def test_mutants_exits_1_when_a_guard_survives(capsys: pytest.CaptureFixture[str]) -> None:
+def test_mutants_exits_1_when_a_guard_survives(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guard the model never consults cannot be necessary: its mutant survives and the run fails."""
+    import spec.idempotence
+    from spec.model import Guard
+
+    bounds = {"records": 1, "window": 1, "losses": 0, "failovers": 0, "epoch_bumps": 0, "zombies": 0, "timeouts": 0}
+    monkeypatch.setitem(spec.idempotence.GUARDS, "never_consulted",
+                        Guard("never_consulted", "a rule no action looks at", "nothing", bounds))
     assert main(["spec", "mutants", "idempotence"]) == 1
-    assert "SURVIVED: epoch_fencing" in capsys.readouterr().out
+    assert "SURVIVED: never_consulted" in capsys.readouterr().out

@@ -37,14 +37,28 @@ def test_kip_101_logs_diverge_below_the_high_watermark_after_two_fast_leader_cha
 
 
 def test_kip_279_a_follower_truncates_against_a_deposed_leader() -> None:
-    """3 replicas, 1 record, 2 leader changes: a stale notification points at a leader no longer in charge."""
-    result = check(ReplicationModel("kip-279", _bounds(3, 1, 2)))
-    assert "StrongIsr" in result.violated
+    """3 replicas, 1 record, 2 leader changes: a stale notification points at a leader no longer in
+    charge.  (The variant's overall shortest counterexample is KAFKA-7128, below; this one breaks
+    the leader's own ISR view, which KAFKA-7128 does not.)"""
+    result = check(ReplicationModel("kip-279", _bounds(3, 1, 2)), only=["WeakIsr"])
+    assert result.violated == ("WeakIsr",)
     assert len(result.trace) - 1 == 9
     final = result.trace[-1].state
     assert final.controller.leader == 0
     truncations = [s for s in result.trace if s.transition and s.transition.action == "BecomeFollower"]
     assert truncations and truncations[-1].transition.arg("epoch") < final.controller.leader_epoch  # type: ignore[union-attr]
+
+
+def test_kafka_7128_a_follower_whose_fetch_response_was_lost_joins_the_isr_below_the_epoch_start() -> None:
+    """Before KIP-320's epoch-start rule: a new leader with a lagging high watermark adds a follower
+    on the strength of a fetch request whose response never arrived; the deposed leader then
+    commits a record that ISR member does not hold."""
+    result = check(ReplicationModel("kip-279", _bounds(3, 1, 2)))
+    assert "StrongIsr" in result.violated and "WeakIsr" not in result.violated
+    assert len(result.trace) - 1 == 8
+    actions = [s.transition.action for s in result.trace[1:] if s.transition]
+    assert actions[-2:] == ["FollowerFetchLost", "AdvanceHighWatermark"]
+    assert check(ReplicationModel("kip-320", _bounds(3, 1, 2))).passed
 
 
 def test_unclean_election_exposes_then_loses_a_record() -> None:

@@ -448,6 +448,8 @@ class GroupCoordinator:
         previous_leader = group.leader_id or ""
         self._timers.cancel(_heartbeat_timer(group.group_id, old_member_id))
         member = group.replace_static_member(request.group_instance_id, old_member_id, new_member_id)
+        # The old id no longer owes a SyncGroup; if it was the last one, the sync timer goes too.
+        self._remove_pending_sync_member(group, old_member_id)
         self._reschedule_heartbeat(group, member, now_ms)
         member.protocols = list(request.protocols)
         member.rebalance_timeout_ms = self._rebalance_timeout(request)
