@@ -96,7 +96,16 @@ def test_isr_shrink_blocks_acks_all(topics, capabilities, cluster_control, boots
         # Ask the leader itself: it applies the ISR change from the metadata log, perhaps after others.
         leader_address = broker.leader_address(topic)
         _wait_for(lambda: follower not in _partition(leader_address, topic).isr, 45, "the ISR to shrink")
-        refused = raw.produce(conn, topic, 0, raw.record_batch([raw.Record(None, b"all")]), acks=-1)
+        # The metadata answer can show the shrink a moment before the leader's partition applies
+        # it; a request appended in that moment waits for the dead follower and times out
+        # (REQUEST_TIMED_OUT, 7).  That, and only that, is retried: once the shrink is in effect
+        # the answer must be NOT_ENOUGH_REPLICAS.
+        deadline = time.monotonic() + 60
+        while True:
+            refused = raw.produce(conn, topic, 0, raw.record_batch([raw.Record(None, b"all")]), acks=-1,
+                                  timeout_ms=3000)
+            if refused.error_code != Errors.REQUEST_TIMED_OUT.code or time.monotonic() > deadline:
+                break
         assert refused.error_code in (Errors.NOT_ENOUGH_REPLICAS.code, Errors.NOT_ENOUGH_REPLICAS_AFTER_APPEND.code), \
             f"expected 19, observed {refused}"
         accepted = raw.produce(conn, topic, 0, raw.record_batch([raw.Record(None, b"one")]), acks=1)
