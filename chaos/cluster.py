@@ -357,7 +357,8 @@ class DockerCluster:
         deadline = time.monotonic() + timeout
         while any(self.leader_of(name, p) is None for p in range(partitions)):
             if time.monotonic() > deadline:
-                raise ClusterError(f"topic {name} has partitions without a leader after {timeout:.0f} s")
+                tails = "; ".join(f"node {n}: {self.logs(n, 5)!r}" for n in self.node_ids())
+                raise ClusterError(f"topic {name} has partitions without a leader after {timeout:.0f} s ({tails})")
             time.sleep(0.2)
 
     def logs(self, node_id: int, lines: int = 50) -> str:

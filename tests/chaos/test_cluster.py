@@ -145,7 +145,7 @@ def reference_cluster() -> Iterator[DockerCluster]:
 def test_a_killed_reference_broker_comes_back_with_its_log(reference_cluster: DockerCluster) -> None:
     cluster = reference_cluster
     assert cluster.bootstrap_servers() == "172.28.250.11:9092"
-    cluster.create_topic("chaos", 3, 1)
+    cluster.create_topic("chaos", 3, 1, timeout=90.0)  # generous: the engine shares 2 cores with the suite
     assert cluster.leader_of("chaos", 0) == 1 and cluster.partitions_of("chaos") == [0, 1, 2]
     _produce(cluster.bootstrap_servers(), "chaos", 60)
     cluster.kill(1)
