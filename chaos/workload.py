@@ -149,9 +149,14 @@ class Counters:
 
 
 class _Process(threading.Thread):
-    def __init__(self, name: str, history: HistoryWriter, counters: Counters) -> None:
+    """One client of the workload on a thread of its own; what it does is recorded in ``history``."""
+
+    def __init__(self, name: str, config: WorkloadConfig, bootstrap: str, history: HistoryWriter,
+                 counters: Counters) -> None:
         super().__init__(name=f"chaos-{name}", daemon=True)
         self.process = name
+        self.config = config
+        self.bootstrap = bootstrap
         self.history = history
         self.counters = counters
         self.stopping = threading.Event()
@@ -186,9 +191,7 @@ class _Process(threading.Thread):
 class Producer(_Process):
     def __init__(self, name: str, config: WorkloadConfig, bootstrap: str, history: HistoryWriter,
                  counters: Counters, rng: random.Random) -> None:
-        super().__init__(name, history, counters)
-        self.config = config
-        self.bootstrap = bootstrap
+        super().__init__(name, config, bootstrap, history, counters)
         self.rng = rng
         self.in_flight: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -249,9 +252,7 @@ class AssignConsumer(_Process):
 
     def __init__(self, name: str, config: WorkloadConfig, bootstrap: str, history: HistoryWriter,
                  counters: Counters, rng: random.Random) -> None:
-        super().__init__(name, history, counters)
-        self.config = config
-        self.bootstrap = bootstrap
+        super().__init__(name, config, bootstrap, history, counters)
         self.rng = rng
 
     def work(self) -> None:
@@ -286,9 +287,7 @@ class GroupConsumer(_Process):
 
     def __init__(self, name: str, config: WorkloadConfig, bootstrap: str, history: HistoryWriter,
                  counters: Counters, group: str) -> None:
-        super().__init__(name, history, counters)
-        self.config = config
-        self.bootstrap = bootstrap
+        super().__init__(name, config, bootstrap, history, counters)
         self.group = group
 
     def _rebalance(self, change: str) -> Callable[[Any, list[Any]], None]:

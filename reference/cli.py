@@ -33,6 +33,17 @@ class CommandError(Exception):
     """A failure to report as one line on the command line (bad input, missing tool, ...)."""
 
 
+def parse_assignments(pairs: Sequence[str], option: str, name: str = "KEY") -> dict[str, str]:
+    """Repeated ``option NAME=VALUE`` arguments as a dict; a malformed one is a CommandError."""
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise CommandError(f"{option} expects {name}=VALUE, got {pair!r}")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="refka", description=__doc__.splitlines()[0])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from reference.cli import CommandError
+from reference.cli import CommandError, parse_assignments
 from spec.checker import check, format_result
 from spec.model import SpecError
 from spec.mutants import format_table, run_mutants
@@ -36,16 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions.add_parser("list", help="list models, variants, bounds and guards")
 
 
-def _bounds(pairs: list[str]) -> dict[str, str]:
-    bounds: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise CommandError(f"--bound wants NAME=VALUE, not {pair!r}")
-        bounds[name.strip()] = value.strip()
-    return bounds
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         if args.spec_command == "list":
@@ -63,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"all {len(results)} mutants killed")
             return 0
         assert variant is not None
-        built = model.build(variant, _bounds(args.bound), frozenset())
+        built = model.build(variant, parse_assignments(args.bound, "--bound", "NAME"), frozenset())
         result = check(built, max_states=args.max_states, only=args.invariant or None)
     except (SpecError, ValueError) as error:
         raise CommandError(str(error)) from error

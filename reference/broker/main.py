@@ -15,7 +15,7 @@ import logging
 import signal
 from pathlib import Path
 
-from ..cli import CommandError
+from ..cli import CommandError, parse_assignments
 from .configs import BrokerConfig, ConfigError
 from .core import Broker
 from .server import serve, wall_clock_ms
@@ -39,13 +39,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def parse_settings(pairs: list[str], node_id: int) -> dict[str, str]:
-    settings = {"node.id": str(node_id)}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator or not key:
-            raise CommandError(f"--set expects KEY=VALUE, got {pair!r}")
-        settings[key.strip()] = value.strip()
-    return settings
+    return {"node.id": str(node_id), **parse_assignments(pairs, "--set")}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -165,21 +165,36 @@ def ck_read(bootstrap: str, topic: str, count: int, partitions: int = PARTITIONS
     return read
 
 
+Produce = Callable[[str, str, str, str, list[tuple[bytes | None, bytes]]], list[Sent]]
+ReadBack = Callable[..., list[Read]]
+
+
+def produce_and_read_back_with_every_acks(bootstrap: str, prefix: str, codec: str,
+                                          produce: Produce, read: ReadBack) -> None:
+    """One topic per acks setting: what was sent is read back, at the offsets reported."""
+    for acks in ACKS:
+        topic = new_topic(bootstrap, f"{prefix}-{codec}-{acks}")
+        sent = produce(bootstrap, topic, acks, codec, records_to_send(f"{codec}{acks}"))
+        check_read_back(sent, read(bootstrap, topic, len(sent)), acks)
+
+
+def read_from_latest(bootstrap: str, prefix: str, codec: str, produce: Produce, read: ReadBack) -> None:
+    """A consumer positioned at the end sees only what is produced after it got there."""
+    topic = new_topic(bootstrap, f"{prefix}-latest")
+    produce(bootstrap, topic, "all", "none", records_to_send("old"))
+    new: list[Sent] = []
+    received = read(bootstrap, topic, 2 * RECORDS_PER_KIND, from_end=True, then=lambda: new.extend(
+        produce(bootstrap, topic, "all", codec, records_to_send("new"))))
+    check_read_back(new, received, "all")
+
+
 @pytest.mark.parametrize("codec", CODECS)
 def test_confluent_kafka_produces_and_reads_back_with_every_acks(broker: EmbeddedBroker, codec: str) -> None:
-    for acks in ACKS:
-        topic = new_topic(broker.bootstrap, f"ck-{codec}-{acks}")
-        sent = ck_produce(broker.bootstrap, topic, acks, codec, records_to_send(f"{codec}{acks}"))
-        check_read_back(sent, ck_read(broker.bootstrap, topic, len(sent)), acks)
+    produce_and_read_back_with_every_acks(broker.bootstrap, "ck", codec, ck_produce, ck_read)
 
 
 def test_confluent_kafka_reads_from_latest(broker: EmbeddedBroker) -> None:
-    topic = new_topic(broker.bootstrap, "ck-latest")
-    ck_produce(broker.bootstrap, topic, "all", "none", records_to_send("old"))
-    new: list[Sent] = []
-    read = ck_read(broker.bootstrap, topic, 2 * RECORDS_PER_KIND, from_end=True, then=lambda: new.extend(
-        ck_produce(broker.bootstrap, topic, "all", "lz4", records_to_send("new"))))
-    check_read_back(new, read, "all")
+    read_from_latest(broker.bootstrap, "ck", "lz4", ck_produce, ck_read)
 
 
 # -- kafka-python ---------------------------------------------------------------------------------
@@ -232,19 +247,11 @@ def kp_read(bootstrap: str, topic: str, count: int, partitions: int = PARTITIONS
 
 @pytest.mark.parametrize("codec", CODECS)
 def test_kafka_python_produces_and_reads_back_with_every_acks(broker: EmbeddedBroker, codec: str) -> None:
-    for acks in ACKS:
-        topic = new_topic(broker.bootstrap, f"kp-{codec}-{acks}")
-        sent = kp_produce(broker.bootstrap, topic, acks, codec, records_to_send(f"{codec}{acks}"))
-        check_read_back(sent, kp_read(broker.bootstrap, topic, len(sent)), acks)
+    produce_and_read_back_with_every_acks(broker.bootstrap, "kp", codec, kp_produce, kp_read)
 
 
 def test_kafka_python_reads_from_latest(broker: EmbeddedBroker) -> None:
-    topic = new_topic(broker.bootstrap, "kp-latest")
-    kp_produce(broker.bootstrap, topic, "all", "none", records_to_send("old"))
-    new: list[Sent] = []
-    read = kp_read(broker.bootstrap, topic, 2 * RECORDS_PER_KIND, from_end=True, then=lambda: new.extend(
-        kp_produce(broker.bootstrap, topic, "all", "gzip", records_to_send("new"))))
-    check_read_back(new, read, "all")
+    read_from_latest(broker.bootstrap, "kp", "gzip", kp_produce, kp_read)
 
 
 # -- aiokafka -------------------------------------------------------------------------------------
@@ -358,10 +365,7 @@ def parse_kcat_line(line: bytes) -> Read:
 @needs_kcat
 @pytest.mark.parametrize("codec", CODECS)
 def test_kcat_produces_and_reads_back_with_every_acks(broker: EmbeddedBroker, codec: str) -> None:
-    for acks in ACKS:
-        topic = new_topic(broker.bootstrap, f"kcat-{codec}-{acks}")
-        sent = kcat_produce(broker.bootstrap, topic, acks, codec, records_to_send(f"{codec}{acks}"))
-        check_read_back(sent, kcat_read(broker.bootstrap, topic, len(sent)), acks)
+    produce_and_read_back_with_every_acks(broker.bootstrap, "kcat", codec, kcat_produce, kcat_read)
 
 
 @needs_kcat
