@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -90,7 +91,10 @@ def test_the_reference_broker_is_single_node_until_it_replicates() -> None:
 # One subnet per cluster a test starts: the reference cluster (a module fixture) and the Kafka
 # cluster may be alive at the same time on the same engine, and a cluster removes leftovers of its
 # own subnet when it starts.
-TEST_SUBNET = "172.28.250.0/24"
+# Under pytest-xdist the module fixture can be set up on more than one worker at once (seen in CI
+# despite the xdist_group), so each worker gets a subnet, and with it a network, of its own.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+TEST_SUBNET = f"172.28.{240 + _WORKER % 10}.0/24"
 KAFKA_TEST_SUBNET = "172.28.251.0/24"
 
 
@@ -144,7 +148,7 @@ def reference_cluster() -> Iterator[DockerCluster]:
 @pytest.mark.xdist_group("docker")
 def test_a_killed_reference_broker_comes_back_with_its_log(reference_cluster: DockerCluster) -> None:
     cluster = reference_cluster
-    assert cluster.bootstrap_servers() == "172.28.250.11:9092"
+    assert cluster.bootstrap_servers() == TEST_SUBNET.replace(".0/24", ".11:9092")
     cluster.create_topic("chaos", 3, 1, timeout=90.0)  # generous: the engine shares 2 cores with the suite
     assert cluster.leader_of("chaos", 0) == 1 and cluster.partitions_of("chaos") == [0, 1, 2]
     _produce(cluster.bootstrap_servers(), "chaos", 60)
