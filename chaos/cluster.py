@@ -34,10 +34,8 @@ For ``target="reference"`` only ``nodes=1`` is valid until the reference broker 
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -47,6 +45,7 @@ from docker.models.containers import Container
 from docker.types import IPAMConfig, IPAMPool
 
 from chaos.images import TARGETS
+from reference.protocol.primitives import random_uuid_string
 
 CLIENT_PORT = 9092
 CONTROLLER_PORT = 9093
@@ -165,8 +164,7 @@ def node_environment(target: str, node: NodeAddress, addresses: Sequence[NodeAdd
 
 def new_cluster_id(seed: int | None) -> str:
     """A KRaft cluster id (16 bytes, base64url without padding), fixed by the seed when given."""
-    raw = uuid.UUID(int=seed & ((1 << 128) - 1)).bytes if seed is not None else uuid.uuid4().bytes
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return random_uuid_string(seed)
 
 
 # ---------------------------------------------------------------- the cluster

@@ -37,7 +37,6 @@ them against any broker.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import fcntl
 import json
@@ -49,7 +48,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import uuid
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -58,6 +56,7 @@ from pathlib import Path
 
 from conformance import raw
 from reference.cli import CommandError
+from reference.protocol.primitives import random_uuid_string
 
 POM_RESOURCE = "kafka-pom.xml"
 LOG4J_RESOURCE = "kafka-log4j2.properties"
@@ -290,7 +289,7 @@ class KafkaCluster:
     def _format(self, java: str) -> None:
         cluster_id_file = self.data_dir / "cluster-id"
         if not cluster_id_file.exists():
-            cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+            cluster_id_file.write_text(random_uuid_string() + "\n")
         cluster_id = cluster_id_file.read_text().strip()
         for node in self.nodes:
             self.node_dir(node.node_id).mkdir(parents=True, exist_ok=True)

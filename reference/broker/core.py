@@ -48,7 +48,7 @@ from ..protocol.frames import (
     decode_request,
     encode_response,
 )
-from ..protocol.primitives import DecodeError
+from ..protocol.primitives import DecodeError, random_uuid_string
 from ..protocol.schema import Data
 from .configs import DYNAMIC_CONFIG_FILE, BrokerConfig
 from .pending import Pending, Purgatory
@@ -193,14 +193,11 @@ class Broker:
 
 def _load_or_create_cluster_id(data_dir: Path) -> str:
     """Kafka keeps the cluster id in ``meta.properties`` in every log dir; so does refka."""
-    import base64
-    import uuid
-
     meta = data_dir / "meta.properties"
     if meta.exists():
         for line in meta.read_text().splitlines():
             if line.startswith("cluster.id="):
                 return line.split("=", 1)[1].strip()
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = random_uuid_string()
     meta.write_text(f"version=1\ncluster.id={cluster_id}\n")
     return cluster_id

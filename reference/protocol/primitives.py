@@ -34,6 +34,8 @@ Invariants kept against hostile input
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import struct
 import uuid
 
@@ -49,6 +51,32 @@ MAX_VARINT_BYTES = 5
 MAX_VARLONG_BYTES = 10
 
 ZERO_UUID = uuid.UUID(int=0)
+METADATA_TOPIC_UUID = uuid.UUID(int=1)  # the id of KRaft's __cluster_metadata topic
+
+
+def uuid_string(value: uuid.UUID) -> str:
+    """Kafka's text form of a UUID: base64url of the 16 bytes, without padding (22 characters)."""
+    return base64.urlsafe_b64encode(value.bytes).decode("ascii").rstrip("=")
+
+
+def random_uuid_string(seed: int | None = None) -> str:
+    """A fresh id in text form, as Kafka's ``Uuid.randomUuid`` makes cluster and topic ids.
+
+    Kafka draws again for the two reserved values and for any id whose text starts with ``-``:
+    the storage tool's argument parser would read ``--cluster-id -abc...`` as a missing value and
+    an option (about one id in 64 starts that way).  A ``seed`` makes the id reproducible: the
+    draws are then hashes of the seed and an attempt counter.
+    """
+    attempt = 0
+    while True:
+        if seed is None:
+            value = uuid.uuid4()
+        else:
+            value = uuid.UUID(bytes=hashlib.sha256(f"{seed}/{attempt}".encode()).digest()[:16])
+            attempt += 1
+        text = uuid_string(value)
+        if value not in (ZERO_UUID, METADATA_TOPIC_UUID) and not text.startswith("-"):
+            return text
 
 
 class DecodeError(ValueError):

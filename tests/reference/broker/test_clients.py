@@ -453,12 +453,18 @@ class KafkaPythonMember(threading.Thread):
     def run(self) -> None:
         from kafka import KafkaConsumer
 
-        consumer = KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group,
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group,
                                  session_timeout_ms=6000, heartbeat_interval_ms=200,
                                  enable_auto_commit=False, fetch_max_wait_ms=100)
+        # As conformance.clients._KafkaPythonMember does, for the same two kafka-python 3.0 bugs:
+        # look the topics up after subscribing (else the leader may assign from an empty partition
+        # snapshot), and poll long enough that a JoinGroup/SyncGroup exchange on a loaded machine
+        # finishes inside one poll (a poll that times out mid-exchange throws the answer away).
+        consumer.subscribe([self.topic])
+        consumer.topics()
         try:
             while not self.leave.is_set():
-                consumer.poll(timeout_ms=100)
+                consumer.poll(timeout_ms=500)
                 self.partitions = {tp.partition for tp in consumer.assignment()}
         finally:
             consumer.close()

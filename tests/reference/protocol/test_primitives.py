@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.protocol.primitives import DecodeError, Reader, Writer
+from reference.protocol.primitives import DecodeError, Reader, Writer, random_uuid_string, uuid_string
 
 
 def encoded(method: str, *args: object) -> bytes:
@@ -124,3 +124,23 @@ def test_any_bytes_give_a_value_or_a_decode_error(data: bytes) -> None:
             getattr(Reader(data), compact_method)(True)
         except DecodeError:
             pass
+
+
+def test_uuid_string_is_base64url_without_padding() -> None:
+    # Kafka prints topic id 0x00..01 (the metadata topic) as AAAAAAAAAAAAAAAAAAAAAQ.
+    assert uuid_string(uuid.UUID(int=1)) == "AAAAAAAAAAAAAAAAAAAAAQ"
+    assert uuid_string(uuid.UUID(int=(0xF8 << 120))).startswith("-")
+
+
+def test_random_uuid_string_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first draws would print as "-..." and as the reserved metadata-topic id: both redrawn.
+    draws = iter([uuid.UUID(int=0xF8 << 120), uuid.UUID(int=1), uuid.UUID(int=0), uuid.UUID(int=5 << 120)])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
+    assert random_uuid_string() == uuid_string(uuid.UUID(int=5 << 120))
+
+
+def test_seeded_random_uuid_strings_are_reproducible_and_valid() -> None:
+    ids = [random_uuid_string(seed) for seed in range(2000)]
+    assert ids == [random_uuid_string(seed) for seed in range(2000)]
+    assert len(set(ids)) == 2000
+    assert all(len(text) == 22 and not text.startswith("-") for text in ids)
