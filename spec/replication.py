@@ -69,6 +69,7 @@ from spec.model import BoundSpec, Guard, SpecError, parse_bounds
 
 NO_REPLICA = -1
 NOT_FETCHED = -1
+NO_EPOCH = -1  # what the canonical key says for a crashed replica's epoch: it restarts at the controller's
 
 
 class Entry(NamedTuple):
@@ -252,6 +253,12 @@ class ReplicationModel:
         self.unclean_enabled = variant == "unclean"
         self.ids = tuple(range(self.replica_count))
         self.permutations = tuple(itertools.permutations(self.ids))
+        # For each renaming (new id of each old id), every replica-set bit mask renamed.
+        self._renamed_masks: dict[tuple[int, ...], tuple[int, ...]] = {
+            perm: tuple(sum(1 << perm[m] for m in self.ids if mask >> m & 1) for mask in range(1 << self.replica_count))
+            for perm in self.permutations
+        }
+        self._masks: dict[frozenset[int], int] = {}
 
     def guarded(self, name: str) -> bool:
         return name in self.guards
@@ -725,18 +732,25 @@ class ReplicationModel:
     def canonical(self, state: ReplicationState) -> Hashable:
         """One key per class of equivalent states.
 
-        Two reductions, both sound because the model never looks at the raw numbers:
+        Three reductions, all sound because the model never looks at what they forget:
 
         * symmetry: replica ids are names, so renaming them does not change what can happen.  The
           key is the smallest encoding over the renamings that list replicas in order of their
           id-free signature (ties are tried in every order);
-        * epochs are only compared, so they are renumbered densely in order of size.
+        * epochs are only compared, so they are renumbered densely in order of size;
+        * dead letters are dropped: a notification no replica can ever apply again
+          (:meth:`_live_notifications`), and a crashed replica's epoch, which its restart replaces.
+
+        This is half the checker's time, so it is written for speed: replica sets become bit masks
+        once, and renaming a mask is a table lookup.
         """
-        epochs = self._epoch_ranks(state)
+        live = self._live_notifications(state)
+        epochs = self._epoch_ranks(state, live)
         c = state.controller
+        c_leader, c_isr, c_elr = c.leader, c.isr, c.elr
         signatures = [
-            (rep.log, rep.high_watermark, rep.leader_epoch, rep.alive, rep.leader == r, rep.leader == NO_REPLICA,
-             r == c.leader, r in c.isr, r in c.elr, rep.lost_data)
+            (rep.log, rep.high_watermark, rep.leader_epoch if rep.alive else NO_EPOCH, rep.alive, rep.leader == r,
+             rep.leader == NO_REPLICA, r == c_leader, r in c_isr, r in c_elr, rep.lost_data)
             for r, rep in enumerate(state.replicas)
         ]
         order = sorted(self.ids, key=signatures.__getitem__)
@@ -746,50 +760,81 @@ class ReplicationModel:
                 groups[-1].append(r)
             else:
                 groups.append([r])
+        if len(groups) == self.replica_count:
+            perm = [0] * self.replica_count
+            for new_id, old_id in enumerate(order):
+                perm[old_id] = new_id
+            return self._encode(state, perm, epochs, live)
         best: Hashable | None = None
         for arrangement in itertools.product(*(itertools.permutations(g) for g in groups)):
             perm = [0] * self.replica_count
             for new_id, old_id in enumerate(itertools.chain.from_iterable(arrangement)):
                 perm[old_id] = new_id
-            key = self._encode(state, perm, epochs)
+            key = self._encode(state, perm, epochs, live)
             if best is None or key < best:  # type: ignore[operator]
                 best = key
         return best
 
+    def _live_notifications(self, state: ReplicationState) -> list[Notification]:
+        """The notifications some replica can still apply, now or later.
+
+        A live replica applies one newer than its epoch, and its epoch only grows while it lives; a
+        crashed replica restarts at the controller's epoch minus one, so only the controller's
+        current notification can reach it.  Any other notification is a dead letter forever.
+        """
+        current = floor = state.controller.leader_epoch
+        for rep in state.replicas:
+            if rep.alive and rep.leader_epoch < floor:
+                floor = rep.leader_epoch
+        return [n for n in state.notifications if n.leader_epoch > floor or n.leader_epoch >= current]
+
     @staticmethod
-    def _epoch_ranks(state: ReplicationState) -> dict[int, int]:
+    def _epoch_ranks(state: ReplicationState, live: Sequence[Notification]) -> dict[int, int]:
         values = {state.controller.leader_epoch}
-        values.update(rep.leader_epoch for rep in state.replicas)
-        values.update(e.leader_epoch for rep in state.replicas for e in rep.log)
-        values.update(n.leader_epoch for n in state.notifications)
+        for rep in state.replicas:
+            if rep.alive:
+                values.add(rep.leader_epoch)
+            for entry in rep.log:
+                values.add(entry.leader_epoch)
+        for n in live:
+            values.add(n.leader_epoch)
         return {epoch: rank for rank, epoch in enumerate(sorted(values))}
 
-    def _encode(self, state: ReplicationState, perm: Sequence[int], epochs: Mapping[int, int]) -> Hashable:
-        def rid(r: int) -> int:
-            return NO_REPLICA if r == NO_REPLICA else perm[r]
+    def _mask(self, members: frozenset[int]) -> int:
+        mask = self._masks.get(members)
+        if mask is None:
+            mask = sum(1 << m for m in members)
+            self._masks[members] = mask
+        return mask
 
-        def rset(members: frozenset[int]) -> int:
-            mask = 0
-            for m in members:
-                mask |= 1 << perm[m]
-            return mask
-
-        slots: list[Hashable] = [None] * self.replica_count
+    def _encode(self, state: ReplicationState, perm: Sequence[int], epochs: Mapping[int, int],
+                live: Sequence[Notification]) -> Hashable:
+        renamed_masks = self._renamed_masks[tuple(perm)]
+        mask = self._mask
+        count = self.replica_count
+        slots: list[Hashable] = [None] * count
         for old, rep in enumerate(state.replicas):
             fetched: tuple[int, ...] = ()
             if rep.fetched:
-                moved = [NOT_FETCHED] * self.replica_count
+                moved = [NOT_FETCHED] * count
                 for who, offset in enumerate(rep.fetched):
                     moved[perm[who]] = offset
                 fetched = tuple(moved)
-            log = tuple((epochs[e.leader_epoch], e.record) for e in rep.log)
-            slots[perm[old]] = (log, rep.high_watermark, rid(rep.leader),
-                                epochs[rep.leader_epoch], rset(rep.isr), fetched, rep.alive, rep.lost_data)
+            log = tuple([(epochs[e.leader_epoch], e.record) for e in rep.log])
+            leader = NO_REPLICA if rep.leader == NO_REPLICA else perm[rep.leader]
+            epoch = epochs[rep.leader_epoch] if rep.alive else NO_EPOCH
+            slots[perm[old]] = (log, rep.high_watermark, leader, epoch, renamed_masks[mask(rep.isr)], fetched,
+                                rep.alive, rep.lost_data)
         c = state.controller
+        notifications = sorted([
+            (NO_REPLICA if n.leader == NO_REPLICA else perm[n.leader], epochs[n.leader_epoch], renamed_masks[mask(n.isr)])
+            for n in live])
         return (
-            tuple(slots), (rid(c.leader), epochs[c.leader_epoch], rset(c.isr), rset(c.elr)),
-            tuple(sorted((rid(n.leader), epochs[n.leader_epoch], rset(n.isr)) for n in state.notifications)),
-            tuple(sorted((p.record, perm[p.leader]) for p in state.pending)),
+            tuple(slots),
+            (NO_REPLICA if c.leader == NO_REPLICA else perm[c.leader], epochs[c.leader_epoch],
+             renamed_masks[mask(c.isr)], renamed_masks[mask(c.elr)]),
+            tuple(notifications),
+            tuple(sorted([(p.record, perm[p.leader]) for p in state.pending])),
             tuple(sorted(state.acknowledged)), state.consumed, state.inconsistent_read,
             state.acknowledged_below_min_isr, state.records_sent, state.leader_changes, state.process_crashes,
             state.lossy_crashes,
