@@ -18,6 +18,12 @@ list of :class:`Nemesis` objects (``chaos.nemesis``, or :class:`LocalRestart` he
 5. the final read; then ``chaos.checker`` judges ``history.jsonl`` and ``chaos.report`` writes
    ``verdict.json``, ``summary.txt`` and ``timeline.png``.
 
+Besides the history, a run keeps what is needed to *explain* a verdict afterwards: the clients'
+librdkafka log (``client.log``, see ``chaos.workload.ClientLog``), open from topic creation to the
+end of the final read, and, when the cluster can give them (:class:`BrokerLogs`: the docker
+cluster can, the in-process one cannot), each broker's own log as ``broker-<node id>.log``, saved
+before the cluster is torn down, also when the run fails.
+
 The schedule depends only on the seed (which nemesis, when, for how long); what the faults hit
 (``leader_of`` at that moment) and the clients' timing do not replay exactly -- real brokers are
 not simulated.
@@ -32,15 +38,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from . import report
 from .checker import Verdict, check
 from .history import FAULTS_FILE, HISTORY_FILE, Clock, FaultLog, HistoryWriter
-from .workload import Counters, Workload, WorkloadConfig, topic_settings
+from .workload import CLIENT_LOG_FILE, ClientLog, Counters, Workload, WorkloadConfig, topic_settings
 
 RUN_FILE = "run.json"
 VERDICT_FILE = "verdict.json"
+BROKER_LOG_LINES = 1_000_000  # per node: a 60-120 s Kafka run writes a few thousand lines
 
 
 class Cluster(Protocol):
@@ -55,6 +62,41 @@ class Cluster(Protocol):
     def create_topic(self, name: str, partitions: int, replication_factor: int, configs: dict[str, str]) -> None: ...
 
     def stop(self) -> None: ...
+
+
+@runtime_checkable
+class BrokerLogs(Protocol):
+    """A cluster whose brokers' logs can be read (``chaos.cluster.DockerCluster``: the containers' output)."""
+
+    def node_ids(self) -> list[int]: ...
+
+    def logs(self, node_id: int, lines: int = 50) -> str: ...
+
+
+def broker_log_name(node_id: int) -> str:
+    return f"broker-{node_id}.log"
+
+
+def save_broker_logs(cluster: object, out_dir: Path, lines: int = BROKER_LOG_LINES) -> dict[str, Path]:
+    """Write each node's log to ``out_dir/broker-<id>.log``; nothing if the cluster keeps no logs.
+
+    Best effort: a node whose log cannot be read gets a file saying why, and the run goes on."""
+    if not isinstance(cluster, BrokerLogs):
+        return {}
+    saved: dict[str, Path] = {}
+    try:
+        node_ids = cluster.node_ids()
+    except Exception:  # an engine that stopped answering: there is nothing to save
+        return saved
+    for node_id in node_ids:
+        path = out_dir / broker_log_name(node_id)
+        try:
+            text = cluster.logs(node_id, lines)
+        except Exception as error:
+            text = f"(could not read the log of node {node_id}: {error!r})"
+        path.write_text(text + "\n", encoding="utf-8")
+        saved[path.name] = path
+    return saved
 
 
 class Nemesis(Protocol):
@@ -73,9 +115,10 @@ class Nemesis(Protocol):
 def _admin(bootstrap: str) -> Any:
     from confluent_kafka.admin import AdminClient
 
-    from .workload import CLIENT_LOG
+    from .workload import client_logger
 
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "reconnect.backoff.max.ms": 1000, "logger": CLIENT_LOG}
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "reconnect.backoff.max.ms": 1000,
+                              "logger": client_logger("admin")}
     return AdminClient(config)
 
 
@@ -240,30 +283,36 @@ def run(cluster: Cluster, nemeses: Sequence[Nemesis], config: RunConfig, out_dir
         on_progress: Callable[[Progress], None] | None = None) -> RunResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {name: out_dir / name for name in (HISTORY_FILE, FAULTS_FILE, RUN_FILE, VERDICT_FILE,
-                                                report.SUMMARY_FILE, report.TIMELINE_FILE)}
+                                                report.SUMMARY_FILE, report.TIMELINE_FILE, CLIENT_LOG_FILE)}
     clock = Clock()
     history = HistoryWriter(files[HISTORY_FILE], clock)
     faults = FaultLog(files[FAULTS_FILE], clock)
+    client_log = ClientLog(files[CLIENT_LOG_FILE], clock)
     metadata = {"target": config.target, "nodes": config.nodes, "seed": config.seed, "duration": config.duration,
                 "nemeses": [n.name for n in nemeses], "workload": asdict(config.workload),
                 "started": clock.wall()}
-    replication_factor, topic_configs = topic_settings(config.workload, config.nodes)
-    cluster.create_topic(config.workload.topic, config.workload.partitions, replication_factor, topic_configs)
-    metadata["topic"] = {"replication_factor": replication_factor, "configs": topic_configs}
-    workload = Workload(config.workload, cluster.bootstrap_servers(), history, config.seed)
-    schedule = _Schedule(nemeses, config, faults)
     try:
-        workload.start()
-        schedule.thread.start()
-        _wait(config, workload, schedule, faults, on_progress)
+        replication_factor, topic_configs = topic_settings(config.workload, config.nodes)
+        cluster.create_topic(config.workload.topic, config.workload.partitions, replication_factor, topic_configs)
+        metadata["topic"] = {"replication_factor": replication_factor, "configs": topic_configs}
+        workload = Workload(config.workload, cluster.bootstrap_servers(), history, config.seed)
+        schedule = _Schedule(nemeses, config, faults)
+        try:
+            workload.start()
+            schedule.thread.start()
+            _wait(config, workload, schedule, faults, on_progress)
+        finally:
+            schedule.stop()
+            faults.write()
+            workload.stop_producers()
+            time.sleep(config.catch_up)
+            workload.stop_consumers()
+        workload.final_read()
     finally:
-        schedule.stop()
-        faults.write()
-        workload.stop_producers()
-        time.sleep(config.catch_up)
-        workload.stop_consumers()
-    workload.final_read()
-    history.close()
+        history.close()
+        client_log.close()
+        files.update(save_broker_logs(cluster, out_dir))
+    metadata["client_log"] = {"bytes": client_log.bytes_written, "lines_dropped": client_log.lines_dropped}
     errors = workload.errors()
     verdict = check(history.events, config.workload.name)
     metadata["workload_errors"] = errors

@@ -35,6 +35,28 @@ Processes (one thread, one client each), all recording into one :class:`~chaos.h
 Every client talks only to the bootstrap servers the cluster gives it.  Everything is bounded:
 in time (the run's duration, ``delivery.timeout.ms``, the final read's timeout) and in count
 (``max_records``).
+
+The clients' own account: ``client.log``
+-----------------------------------------
+The history says what each client was told; to explain an anomaly one also needs what the client
+*did*: which broker a batch went to, which batches were retried, when the idempotent producer
+bumped its epoch.  librdkafka says so in its log, which confluent-kafka hands to a Python logger
+(``logger`` in the client's config; ``log.queue`` is turned on, so the lines are served, in
+librdkafka's order and interleaved with the delivery reports, by the thread that calls ``poll``).
+Every client logs to a child of :data:`CLIENT_LOG` named after its process, and
+:class:`ClientLog` writes them to the run's ``client.log`` stamped with the run's clock (seconds
+since the start, the ``time`` of ``history.jsonl``) and the UTC wall clock (the brokers' logs use
+wall-clock time).  A line is stamped when the client hands it over, not when librdkafka wrote it:
+a producer polls at least every 50 ms, a consumer every 500 ms, so a stamp may lag by that much.
+
+Idempotent producers also turn on librdkafka's debug contexts :data:`IDEMPOTENT_PRODUCER_DEBUG`
+(see librdkafka's CONFIGURATION.md, ``debug``): ``eos`` (producer id and epoch: ``GETPID``,
+``DRAIN`` "bumped epoch to PID{...}", ``IDEMPSTATE``, and the idempotence error paths ``ERRSEQ``,
+``DUPSEQ``, ``UNKPID``), ``msg`` (every batch built, with its broker, first MsgId, BaseSeq and PID:
+``PRODUCE``; its outcome: ``MSGSET`` delivered / "encountered error ... (actions ...)"; timeouts)
+and ``protocol`` (every request sent and response received, with its broker and correlation id).
+Other clients log at librdkafka's default level (connection failures, errors).  Volume is bounded
+by ``ClientLog.max_bytes``: past it, one line says so and the rest is dropped.
 """
 
 from __future__ import annotations
@@ -45,15 +67,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from .checker import AT_LEAST_ONCE, IDEMPOTENT, WORKLOADS
-from .history import FAIL, INFO, OK, HistoryWriter
+from .history import FAIL, INFO, OK, Clock, HistoryWriter
 
-# librdkafka logs every refused connection; during a fault that is thousands of lines.  Its log goes
-# to this logger, which drops everything below CRITICAL (lower its level to see the clients' logs).
+# Every client's librdkafka log goes to a child of this logger (one per process).  Outside a run it
+# drops everything below CRITICAL and does not propagate: librdkafka logs every refused connection,
+# thousands of lines on stderr during a fault.  During a run, ClientLog lowers the level and writes
+# everything to client.log.
 CLIENT_LOG = logging.getLogger("chaos.librdkafka")
 CLIENT_LOG.setLevel(logging.CRITICAL)
+CLIENT_LOG.propagate = False
+CLIENT_LOG_FILE = "client.log"
+
+# librdkafka debug contexts for the idempotent producer (CONFIGURATION.md, ``debug``): producer id,
+# epoch bumps and the idempotence error paths (eos); each batch with its broker, MsgId, BaseSeq and
+# PID, its retries and outcome (msg); each request and response with its broker (protocol).
+IDEMPOTENT_PRODUCER_DEBUG = "eos,msg,protocol"
 
 
 @dataclass(frozen=True)
@@ -95,11 +127,14 @@ def topic_settings(config: WorkloadConfig, nodes: int) -> tuple[int, dict[str, s
     return replication_factor, {"min.insync.replicas": str(min_insync), "unclean.leader.election.enable": "false"}
 
 
-def producer_config(config: WorkloadConfig, bootstrap: str) -> dict[str, Any]:
+def producer_config(config: WorkloadConfig, bootstrap: str, logger: logging.Logger = CLIENT_LOG,
+                    client_id: str = "rdkafka") -> dict[str, Any]:
     # idempotence needs acks=all (librdkafka refuses the combination otherwise)
     idempotent = config.name == IDEMPOTENT and config.acks == "all"
+    debug = {"debug": IDEMPOTENT_PRODUCER_DEBUG} if idempotent else {}
     return {
         "bootstrap.servers": bootstrap,
+        "client.id": client_id,  # in the brokers' request logs, and in every client.log line
         "acks": config.acks,
         "retries": 2_147_483_647,
         "enable.idempotence": idempotent,
@@ -109,13 +144,16 @@ def producer_config(config: WorkloadConfig, bootstrap: str) -> dict[str, Any]:
         "linger.ms": 5,
         "retry.backoff.ms": 100,
         "reconnect.backoff.max.ms": 1000,
-        "logger": CLIENT_LOG,
+        "logger": logger,
+        **debug,
     }
 
 
-def consumer_config(bootstrap: str, group: str) -> dict[str, Any]:
+def consumer_config(bootstrap: str, group: str, logger: logging.Logger = CLIENT_LOG,
+                    client_id: str = "rdkafka") -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
+        "client.id": client_id,
         "group.id": group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -124,8 +162,88 @@ def consumer_config(bootstrap: str, group: str) -> dict[str, Any]:
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1000,
         "reconnect.backoff.max.ms": 1000,
-        "logger": CLIENT_LOG,
+        "logger": logger,
     }
+
+
+def client_logger(process: str) -> logging.Logger:
+    """The logger a process's librdkafka client writes to (a child of CLIENT_LOG, named after it)."""
+    return CLIENT_LOG.getChild(process)
+
+
+MAX_CLIENT_LOG_BYTES = 50_000_000
+
+
+class ClientLog(logging.Handler):
+    """Writes the records of :data:`CLIENT_LOG` and its children to ``path``, one line each::
+
+        <s since the run began> <UTC wall clock> <process> <LEVEL> <facility> [<client>] [thrd:<thread>]: <text>
+
+    for example ``35.001 2026-11-21T23:35:46.230Z producer-1 DEBUG MSGSET [producer-1#producer-14]
+    [thrd:172.28.0.13:9092/3]: 172.28.0.13:9092/3: chaos [1]: MessageSet with 1 message(s) (MsgId
+    876, BaseSeq 875) delivered`` (a batch of partition 1 acknowledged by node 3; librdkafka's MsgId
+    counts per partition from 1).  While open, :data:`CLIENT_LOG` lets DEBUG through;
+    :meth:`close` restores its level and detaches.  At most ``max_bytes`` are written: the line
+    that would cross it is replaced by a note, and later lines are counted, not written.
+    """
+
+    def __init__(self, path: Path, clock: Clock, max_bytes: int = MAX_CLIENT_LOG_BYTES) -> None:
+        super().__init__(logging.DEBUG)
+        self.path = path
+        self.clock = clock
+        self.max_bytes = max_bytes
+        self.bytes_written = 0
+        self.lines_dropped = 0
+        self._file: TextIO | None = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close)
+        self._level_before = CLIENT_LOG.level
+        CLIENT_LOG.addHandler(self)
+        CLIENT_LOG.setLevel(logging.DEBUG)
+
+    def line(self, record: logging.LogRecord) -> str:
+        seconds = self.clock.now() / 1e9
+        wall = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        millis = int(record.created * 1000) % 1000
+        process = record.name[len(CLIENT_LOG.name) + 1:] or "-"
+        text = record.getMessage().replace("\n", " ")
+        return f"{seconds:.3f} {wall}.{millis:03d}Z {process} {record.levelname} {text}\n"
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held
+        if self._file is None:
+            return
+        try:
+            line = self.line(record)
+            if self.bytes_written + len(line) > self.max_bytes:
+                if not self.lines_dropped:
+                    self._file.write(f"{self.clock.now() / 1e9:.3f} client.log reached its limit of "
+                                     f"{self.max_bytes} bytes: later lines are dropped\n")
+                self.lines_dropped += 1
+                return
+            self._file.write(line)
+            self._file.flush()  # as logging.StreamHandler does: a run killed mid-way keeps its last lines
+            self.bytes_written += len(line)
+        except Exception:  # a logging failure must not take a client down
+            self.handleError(record)
+
+    def close(self) -> None:
+        CLIENT_LOG.removeHandler(self)
+        CLIENT_LOG.setLevel(self._level_before)
+        self.acquire()  # no emit half-way through while the file closes
+        try:
+            if self._file is not None:
+                if self.lines_dropped:
+                    self._file.write(f"{self.clock.now() / 1e9:.3f} {self.lines_dropped} lines dropped "
+                                     "past the limit\n")
+                self._file.close()
+                self._file = None
+        finally:
+            self.release()
+        super().close()
+
+    def __enter__(self) -> ClientLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _text(data: bytes | None) -> str | None:
@@ -214,7 +332,8 @@ class Producer(_Process):
         from confluent_kafka import KafkaException
         from confluent_kafka import Producer as KafkaProducer
 
-        producer = KafkaProducer(producer_config(self.config, self.bootstrap))
+        producer = KafkaProducer(producer_config(self.config, self.bootstrap, client_logger(self.process),
+                                                 client_id=self.process))
         interval = 1.0 / self.config.sends_per_second
         next_send = time.monotonic()
         count = 0
@@ -258,7 +377,8 @@ class AssignConsumer(_Process):
     def work(self) -> None:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-        consumer = Consumer(consumer_config(self.bootstrap, f"chaos-assign-{self.process}"))
+        consumer = Consumer(consumer_config(self.bootstrap, f"chaos-assign-{self.process}",
+                                            client_logger(self.process), client_id=self.process))
         positions: dict[int, int] = {}
         try:
             while not self.stopping.is_set():
@@ -298,7 +418,8 @@ class GroupConsumer(_Process):
     def work(self) -> None:
         from confluent_kafka import Consumer, KafkaException
 
-        consumer = Consumer(consumer_config(self.bootstrap, self.group))
+        consumer = Consumer(consumer_config(self.bootstrap, self.group, client_logger(self.process),
+                                            client_id=self.process))
         try:
             value = {"topic": self.config.topic}
             self.history.invoke(self.process, "subscribe", value)
@@ -328,7 +449,7 @@ def final_read(config: WorkloadConfig, bootstrap: str, history: HistoryWriter, c
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
     deadline = time.monotonic() + config.final_read_timeout
-    consumer = Consumer(consumer_config(bootstrap, f"chaos-{process}"))
+    consumer = Consumer(consumer_config(bootstrap, f"chaos-{process}", client_logger(process), client_id=process))
     high_watermarks: dict[int, int] = {}
     positions: dict[int, int] = {}
     try:

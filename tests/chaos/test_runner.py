@@ -16,7 +16,7 @@ import pytest
 
 from chaos.cli import EXIT_VALID
 from chaos.history import Clock, FaultLog, read_faults, read_history
-from chaos.runner import LocalCluster, LocalRestart, RunConfig, RunResult, _Schedule, run
+from chaos.runner import LocalCluster, LocalRestart, RunConfig, RunResult, _Schedule, run, save_broker_logs
 from chaos.workload import WorkloadConfig
 from reference.cli import main
 
@@ -50,6 +50,7 @@ def test_a_short_run_with_graceful_restarts_is_valid_and_leaves_every_file(resul
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["verdict"] == "valid" and verdict["stats"]["acknowledged"] == len(acknowledged)
     assert (out / "summary.txt").read_text().startswith("verdict: VALID")
+    assert (out / "client.log").exists() and not list(out.glob("broker-*.log"))  # in-process: no broker logs
     png = (out / "timeline.png").read_bytes()
     assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000
 
@@ -109,3 +110,23 @@ def test_the_schedule_runs_every_nemesis_once_before_any_repeats(tmp_path: Path)
     schedule.stop()
     assert sorted(log[:4]) == names and sorted(log[4:8]) == names
     assert all(fault.end is not None for fault in faults.faults)
+
+
+class _LoggingCluster:
+    """A cluster whose brokers keep logs (as DockerCluster's containers do); node 2's cannot be read."""
+
+    def node_ids(self) -> list[int]:
+        return [1, 2, 3]
+
+    def logs(self, node_id: int, lines: int = 50) -> str:
+        if node_id == 2:
+            raise RuntimeError("container gone")
+        return f"[2025-06-01 10:11:12,345] INFO node {node_id}, last {lines} lines"
+
+
+def test_each_brokers_log_is_saved_beside_the_history_when_the_cluster_keeps_logs(tmp_path: Path) -> None:
+    saved = save_broker_logs(_LoggingCluster(), tmp_path, lines=500)
+    assert sorted(saved) == ["broker-1.log", "broker-2.log", "broker-3.log"]
+    assert (tmp_path / "broker-3.log").read_text() == "[2025-06-01 10:11:12,345] INFO node 3, last 500 lines\n"
+    assert "could not read the log of node 2" in (tmp_path / "broker-2.log").read_text()
+    assert save_broker_logs(object(), tmp_path / "none") == {}  # LocalCluster and the like: nothing to save
