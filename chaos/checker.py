@@ -14,7 +14,23 @@ Kafka workload (``jepsen.tests.kafka``) and of Kafka's own ``replication_test``:
    leader elected without the truncated records, ``unclean.leader.election.enable``).
 3. **duplicate**: one value at two offsets.  Expected now and then with retries and
    ``enable.idempotence=false`` (a retried batch whose first answer was lost); with idempotence
-   (KIP-98's producer id + sequence numbers) it must never happen.
+   (KIP-98's producer id + sequence numbers) the leader recognises a retry it already holds, so it
+   must never happen -- with one exception the broker cannot help, counted apart as
+   **duplicate-after-epoch-bump**: every copy is in one partition, and the value's producer
+   recorded an ``epoch-bump`` (``chaos.history``) after the value's ``invoke`` and before its
+   completion (``ok``/``info``/``fail``; the end of the history if none).  librdkafka's idempotent
+   producer bumps its own epoch (KIP-360) after local message timeouts, an unknown producer id or
+   a sequence error, and renumbers every partition from sequence 0 under the new epoch, including
+   a batch whose first attempt failed "possibly persisted" (a leader killed before it answered).
+   The retry reaches the new leader, which already holds the first copy, as a new batch: a new
+   epoch starts a new sequence (KIP-360), so nothing on the wire lets the broker see a duplicate,
+   and Kafka appends it again.  It is the client's doing (confluentinc/librdkafka#4953, open); only
+   transactions avoid it (a bump aborts the transaction, and the first copy with it).  So it is
+   shown but does not fail the idempotent workload; any other duplicate of an idempotent producer
+   still does.  The window is judged in history order: the producer's thread records the bump
+   when it polls, and records each invoke just before ``produce()``, so only a send invoked
+   between the bump and the next poll can be counted in a window it is not in -- and that send's
+   first attempt already carried the new epoch, so the bump cannot have duplicated it.
 4. **lost-write**: an acknowledged value, at an offset *below* the highest offset anyone read in
    its partition, that no consumer (not even the final read) ever saw.  The log reached past it,
    so it should have been there: the acknowledgement was a lie (``acks=1`` with a leader kill).
@@ -38,7 +54,8 @@ Kafka workload (``jepsen.tests.kafka``) and of Kafka's own ``replication_test``:
 9. **phantom-read**: a consumer read a value that no producer ever tried to send.
 
 Verdict: ``invalid`` if any failing anomaly was found (duplicates and reordering fail only the
-idempotent workload; duplicates so in Kafka's system tests too); else ``unknown`` if nothing was acknowledged, if there was
+idempotent workload, duplicates after the producer's own epoch bump not even that; duplicates
+so in Kafka's system tests too); else ``unknown`` if nothing was acknowledged, if there was
 no final read, or if unseen values remain above an incomplete final read; else ``valid``.
 """
 
@@ -52,6 +69,8 @@ from typing import Any
 
 from .history import FAIL, INFO, INVOKE, OK, Event
 
+NS_PER_SECOND = 1_000_000_000
+
 VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
 
 AT_LEAST_ONCE, IDEMPOTENT = "at-least-once", "idempotent"
@@ -61,7 +80,8 @@ WORKLOADS = (AT_LEAST_ONCE, IDEMPOTENT)
 ANOMALY_KINDS: dict[str, bool] = {
     "lost-write": True,
     "unseen": False,  # fails only when the final read was complete: see _verdict
-    "duplicate": False,
+    "duplicate": False,  # fails only the idempotent workload: see failing_kinds
+    "duplicate-after-epoch-bump": False,  # the client's own epoch bump: see the theory of operation
     "inconsistent-offsets": True,
     "nonmonotonic-send": True,
     "order": False,  # fails only the idempotent workload: see failing_kinds
@@ -121,6 +141,24 @@ class Send:
     outcome: str = INVOKE  # becomes ok / fail / info
     partition: int | None = None
     offset: int | None = None
+    invoked_at: int | None = None  # index in the history of its invoke (None: completion without invoke)
+    completed_at: int | None = None  # index of its first completion (None: never completed)
+
+
+@dataclass(frozen=True)
+class EpochBump:
+    """A producer's own epoch bump, as it recorded it (``info epoch-bump``)."""
+
+    process: str
+    index: int  # position in the history
+    time: int  # ns, the history's clock
+    producer_id: int | None
+    epoch: int | None
+    reason: str | None
+
+    def describe(self) -> dict[str, Any]:
+        return {"time_s": round(self.time / NS_PER_SECOND, 3), "producer_id": self.producer_id,
+                "epoch": self.epoch, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -163,6 +201,7 @@ class _Observed:
     reads: list[Read] = field(default_factory=list)
     log: dict[Partition, dict[int, set[RecordId]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(set)))
     final_reads: list[dict[str, Any]] = field(default_factory=list)
+    epoch_bumps: dict[str, list[EpochBump]] = field(default_factory=lambda: defaultdict(list))  # by process
 
 
 def _label(where: Partition) -> str:
@@ -179,13 +218,13 @@ def _records_of(event: Event) -> list[Read]:
 def observe(events: Iterable[Event]) -> _Observed:
     seen = _Observed()
     sequence: dict[str, int] = defaultdict(int)
-    for event in events:
+    for index, event in enumerate(events):
         if event.f == "send":
             value = event.value or {}
             record: RecordId = (None if value.get("key") is None else str(value["key"]), str(value["value"]))
             if event.type == INVOKE:
                 seen.sends[record] = Send(event.process, str(value.get("topic", "")), record[0], record[1],
-                                          sequence[event.process])
+                                          sequence[event.process], invoked_at=index)
                 sequence[event.process] += 1
                 continue
             send = seen.sends.get(record)
@@ -194,6 +233,8 @@ def observe(events: Iterable[Event]) -> _Observed:
                                                  sequence[event.process])
                 sequence[event.process] += 1
             send.outcome = event.type
+            if send.completed_at is None:
+                send.completed_at = index
             if event.type == OK and value.get("offset") is not None:
                 send.partition, send.offset = int(value["partition"]), int(value["offset"])
                 seen.log[(send.topic, send.partition)][send.offset].add(record)
@@ -204,7 +245,16 @@ def observe(events: Iterable[Event]) -> _Observed:
                 seen.log[read.where][read.offset].add(read.record)
         elif event.f == "final-read" and event.type == OK:
             seen.final_reads.append(event.value or {})
+        elif event.f == "epoch-bump":
+            value = event.value or {}
+            seen.epoch_bumps[event.process].append(EpochBump(
+                event.process, index, event.time, _optional_int(value.get("producer_id")),
+                _optional_int(value.get("epoch")), None if value.get("reason") is None else str(value["reason"])))
     return seen
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 # -- the anomalies, one function each ------------------------------------------------------------
@@ -225,9 +275,25 @@ def find_duplicates(seen: _Observed, findings: _Findings) -> None:
             for record in records:
                 positions[record].add((where, offset))
     for record, places in positions.items():
-        if len(places) > 1:
-            findings.add("duplicate", key=record[0], value=record[1],
-                         at=[f"{_label(where)}@{offset}" for where, offset in sorted(places)])
+        if len(places) <= 1:
+            continue
+        at = [f"{_label(where)}@{offset}" for where, offset in sorted(places)]
+        send = seen.sends.get(record)
+        bumps = _epoch_bumps_while_in_flight(send, seen) if len({where for where, _ in places}) == 1 else []
+        if send is not None and bumps:
+            findings.add("duplicate-after-epoch-bump", key=record[0], value=record[1], at=at, producer=send.process,
+                         epoch_bumps=[bump.describe() for bump in bumps])
+        else:
+            findings.add("duplicate", key=record[0], value=record[1], at=at)
+
+
+def _epoch_bumps_while_in_flight(send: Send | None, seen: _Observed) -> list[EpochBump]:
+    """The epoch bumps ``send``'s producer recorded after its invoke and before its completion
+    (or the end of the history).  None for a send without an invoke: no window is known."""
+    if send is None or send.invoked_at is None:
+        return []
+    end = send.completed_at if send.completed_at is not None else float("inf")
+    return [bump for bump in seen.epoch_bumps.get(send.process, []) if send.invoked_at < bump.index < end]
 
 
 def highest_read_offsets(seen: _Observed) -> dict[Partition, int]:

@@ -14,8 +14,10 @@ judges a database: the clients are the witnesses.  Every client operation is wri
 * ``type`` is ``invoke``, then one of ``ok`` (it happened), ``fail`` (it certainly did not happen)
   or ``info`` (we cannot know: a send that timed out may or may not have been written; Kafka's
   ``delivery.timeout.ms`` expiry and a broken connection both leave it "maybe written").
-* ``f`` is the operation: ``send``, ``poll``, ``assign``, ``subscribe``, ``rebalance``, ``commit``,
-  ``final-read``.
+* ``f`` is the operation: ``send``, ``poll``, ``assign``, ``subscribe``, ``commit``,
+  ``final-read``; or a fact a client observed about itself, recorded once as ``info`` with no
+  invoke: ``rebalance`` (a group consumer's assignment changed) or ``epoch-bump`` (an idempotent
+  producer's epoch changed).
 * ``time`` is nanoseconds on the monotonic clock since the run began (faults use the same origin,
   so the plot can shade fault windows); ``wall`` is milliseconds since the epoch, for people.
 
@@ -26,6 +28,14 @@ Values, by ``f`` (every record is identified by its value, which is unique per k
 * poll: invoke ``null``; ok ``{"records": [{"topic", "partition", "offset", "key", "value"}, ...]}``.
 * assign: ``{"topic", "partitions": [...], "seek": {partition: offset or "beginning"}}``.
 * subscribe: ``{"topic"}``; rebalance (type ``info``, no invoke): ``{"assigned": [...], "revoked": [...]}``.
+* epoch-bump (type ``info``, no invoke; idempotent producers only): ``{"producer_id", "epoch",
+  "reason"}`` -- librdkafka bumped this producer's own epoch (KIP-360: after local message timeouts,
+  an unknown producer id or a sequence error), so every partition's sequence restarts at 0.  Read
+  from librdkafka's log line ``DRAIN ... All partitions drained, bumped epoch to
+  PID{Id:<producer_id>,Epoch:<epoch>}``; ``reason`` is the text after ``with in-flight requests:``
+  of the ``Beginning partition drain ... epoch bump ...`` line before it (``null`` if none was seen).
+  It lands in the history in the order the producer's thread saw it, among that producer's own
+  invokes and delivery reports (librdkafka serves its log and its delivery reports on one queue).
 * final-read: ``{"topic", "high_watermarks": {partition: offset}, "positions": {...}, "complete": bool}``
   -- the last, fresh consumer's report of how far it read.
 

@@ -57,15 +57,30 @@ Idempotent producers also turn on librdkafka's debug contexts :data:`IDEMPOTENT_
 and ``protocol`` (every request sent and response received, with its broker and correlation id).
 Other clients log at librdkafka's default level (connection failures, errors).  Volume is bounded
 by ``ClientLog.max_bytes``: past it, one line says so and the rest is dropped.
+
+One fact from that log goes into the history too, because the checker needs it: an idempotent
+producer's **epoch bump**.  librdkafka bumps its own epoch (KIP-360) after local message timeouts,
+an unknown producer id or a sequence error; a batch that failed "possibly persisted" and is retried
+after the bump carries the new epoch and a sequence restarted at 0, so the leader cannot recognise
+it as a retry and may append it a second time (confluentinc/librdkafka#4953).  Each producer hangs an
+:class:`EpochBumpRecorder` on its own logger; on ``DRAIN ... bumped epoch to PID{Id:I,Epoch:E}`` it
+records ``info epoch-bump {"producer_id", "epoch", "reason"}`` for that producer (see
+``chaos.history``).  It runs on the producer's own thread, the one that polls (``log.queue``), so
+the event sits in the right place among that producer's invokes and delivery reports.  Locks: the
+logging module holds the recorder's handler lock while it records, and the recorder takes the
+history's lock inside it; nothing takes them in the other order (the history never logs), so
+they cannot deadlock.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -246,6 +261,68 @@ class ClientLog(logging.Handler):
         self.close()
 
 
+# librdkafka's epoch-bump lines (facility DRAIN, debug context ``eos``), as confluent-kafka hands
+# them to the logger: "%s [%s] %s" % (facility, client name, text).  From rdkafka_idempotence.c:
+#   rd_kafka_idemp_drain_epoch_bump*(): "Beginning partition drain in state %s for %s epoch bump for %d
+#     partition(s) with in-flight requests: <reason>"  (older versions: no "in state %s")
+#   rd_kafka_idemp_drain_done(), idempotent (not transactional) producer only:
+#     "All partitions drained, bumped epoch to PID{Id:%ld,Epoch:%hd}"
+# The per-partition "<topic> [<n>] beginning partition drain: <why>" lines (lower case) are not
+# bumps: a partition waits for its in-flight requests before changing leader or retrying.
+_EPOCH_BUMP_DRAIN = re.compile(r"^DRAIN \[[^\]]*\] .*Beginning partition drain\b.* epoch bump for -?\d+ "
+                               r"partition\(s\) with in-flight requests: (?P<reason>.*)$")
+_EPOCH_BUMPED = re.compile(r"^DRAIN \[[^\]]*\] .*All partitions drained, bumped epoch to "
+                           r"PID\{Id:(?P<producer_id>-?\d+),Epoch:(?P<epoch>-?\d+)\}")
+
+
+class EpochBumpRecorder(logging.Handler):
+    """Records each epoch bump of one producer's librdkafka as ``info epoch-bump`` in the history.
+
+    Attach it to that producer's logger (:func:`client_logger`); it remembers the reason of the last
+    "Beginning partition drain ... epoch bump" line and records it with the bump that follows.
+    :func:`recording_epoch_bumps` attaches and detaches it.
+    """
+
+    def __init__(self, history: HistoryWriter, process: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.history = history
+        self.process = process
+        self.pending_reason: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held
+        try:
+            text = record.getMessage()
+            if not text.startswith("DRAIN "):  # cheap: most lines are PRODUCE/MSGSET/SEND/RECV
+                return
+            if (drain := _EPOCH_BUMP_DRAIN.match(text)) is not None:
+                self.pending_reason = drain["reason"]
+            elif (bumped := _EPOCH_BUMPED.match(text)) is not None:
+                self.history.record(self.process, INFO, "epoch-bump", {
+                    "producer_id": int(bumped["producer_id"]), "epoch": int(bumped["epoch"]),
+                    "reason": self.pending_reason})
+                self.pending_reason = None
+        except Exception:  # a logging failure must not take a client down
+            self.handleError(record)
+
+
+@contextmanager
+def recording_epoch_bumps(history: HistoryWriter, process: str) -> Iterator[EpochBumpRecorder]:
+    """While open, ``process``'s epoch bumps are recorded in ``history``, whether or not
+    :class:`ClientLog` is open: the producer's logger lets DEBUG through to the recorder (and on to
+    :data:`CLIENT_LOG`, which without a ClientLog has no handler and drops it)."""
+    logger = client_logger(process)
+    recorder = EpochBumpRecorder(history, process)
+    level_before = logger.level
+    logger.addHandler(recorder)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield recorder
+    finally:
+        logger.removeHandler(recorder)
+        logger.setLevel(level_before)
+        recorder.close()
+
+
 def _text(data: bytes | None) -> str | None:
     return None if data is None else data.decode("utf-8", "replace")
 
@@ -332,8 +409,12 @@ class Producer(_Process):
         from confluent_kafka import KafkaException
         from confluent_kafka import Producer as KafkaProducer
 
-        producer = KafkaProducer(producer_config(self.config, self.bootstrap, client_logger(self.process),
-                                                 client_id=self.process))
+        with recording_epoch_bumps(self.history, self.process):
+            producer = KafkaProducer(producer_config(self.config, self.bootstrap, client_logger(self.process),
+                                                     client_id=self.process))
+            self._send_until_stopped(producer, KafkaException)
+
+    def _send_until_stopped(self, producer: Any, kafka_exception: type[Exception]) -> None:
         interval = 1.0 / self.config.sends_per_second
         next_send = time.monotonic()
         count = 0
@@ -351,7 +432,7 @@ class Producer(_Process):
             self.counters.sent += 1
             try:
                 producer.produce(sent["topic"], key=sent["key"], value=sent["value"], on_delivery=self._delivered)
-            except (BufferError, KafkaException) as error:  # never left the client: certainly not written
+            except (BufferError, kafka_exception) as error:  # never left the client: certainly not written
                 with self._lock:
                     self.in_flight.pop(sent["value"], None)
                 self.history.record(self.process, FAIL, "send", {**sent, "error": str(error)})

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from chaos.checker import AT_LEAST_ONCE, IDEMPOTENT, INVALID, UNKNOWN, VALID, check
+from chaos.checker import ANOMALY_KINDS, AT_LEAST_ONCE, IDEMPOTENT, INVALID, UNKNOWN, VALID, Verdict, check
 from chaos.history import FAIL, INFO, INVOKE, OK, Event, read_history, write_history
+from chaos.report import summary
 
 TOPIC = "t"
 
@@ -53,6 +54,18 @@ class Story:
 
     def rebalance(self, process: str, assigned: list[int]) -> Story:
         self._add(process, INFO, "rebalance", {"assigned": [{"topic": TOPIC, "partition": p} for p in assigned]})
+        return self
+
+    def completion(self, process: str, key: str, value: str, partition: int | None = None,
+                   offset: int | None = None, outcome: str = OK) -> Story:
+        """The completion of a send invoked earlier with ``send(..., outcome=INVOKE)``."""
+        sent = {"topic": TOPIC, "key": key, "value": value}
+        extra = {"partition": partition, "offset": offset} if outcome == OK else {"error": "_TRANSPORT"}
+        self._add(process, outcome, "send", {**sent, **extra})
+        return self
+
+    def epoch_bump(self, process: str, epoch: int, reason: str | None = "5 message(s) timed out on t [1]") -> Story:
+        self._add(process, INFO, "epoch-bump", {"producer_id": 0, "epoch": epoch, "reason": reason})
         return self
 
     def final(self, complete: bool = True, **high_watermarks: int) -> Story:
@@ -239,3 +252,129 @@ def test_a_reordering_with_consistent_offsets_fails_only_the_idempotent_workload
     assert at_least_once.verdict == VALID and at_least_once.counts["order"] == 1
     idempotent = check(story.events, IDEMPOTENT)
     assert idempotent.verdict == INVALID and idempotent.failing == ["order"]
+
+
+# -- duplicates and the producer's own epoch bump (librdkafka, KIP-360) ---------------------------
+
+
+def bumped_story(bump: str | None, *, bumper: str = "p0", copies_in: tuple[int, int] = (0, 0)) -> Story:
+    """p0 sends a0 (acknowledged at t-0@0) and a1; a1's first copy lands at ``copies_in[0]``@1 but its
+    answer is lost, the retry is acknowledged at ``copies_in[1]``@2 -- as in librdkafka#4953, where
+    the retry went out under a new epoch with its sequence restarted at 0.  ``bump`` places
+    ``bumper``'s epoch-bump event: "before" a1's invoke, "in-flight" (between invoke and ok),
+    "after" its ok, or None for no bump at all."""
+    story = Story().send("p0", "a", "a0", 0, 0)
+    if bump == "before":
+        story.epoch_bump(bumper, 1)
+    story.send("p0", "a", "a1", outcome=INVOKE)
+    if bump == "in-flight":
+        story.epoch_bump(bumper, 1, "263 message(s) timed out on t [1]")
+    story.completion("p0", "a", "a1", copies_in[1], 2)
+    if bump == "after":
+        story.epoch_bump(bumper, 1)
+    first, retry = copies_in
+    story.assign("final-reader", sorted({0, first, retry}))
+    story.poll("final-reader", (0, 0, "a", "a0"), (first, 1, "a", "a1"), (retry, 2, "a", "a1"))
+    return story.final(**{str(p): 3 for p in {0, first, retry}})
+
+
+def test_a_duplicate_whose_producer_bumped_its_epoch_while_it_was_in_flight_is_noted_but_passes() -> None:
+    story = bumped_story("in-flight")
+    for workload in (IDEMPOTENT, AT_LEAST_ONCE):
+        verdict = check(story.events, workload)
+        assert verdict.verdict == VALID, verdict
+        assert verdict.counts == {"duplicate-after-epoch-bump": 1}
+    [example] = verdict.examples["duplicate-after-epoch-bump"]
+    bump_time = next(event.time for event in story.events if event.f == "epoch-bump")
+    assert example == {"key": "a", "value": "a1", "at": ["t-0@1", "t-0@2"], "producer": "p0",
+                       "epoch_bumps": [{"time_s": round(bump_time / 1e9, 3), "producer_id": 0, "epoch": 1,
+                                        "reason": "263 message(s) timed out on t [1]"}]}
+
+
+def test_the_same_duplicate_without_an_epoch_bump_fails_the_idempotent_workload() -> None:
+    verdict = check(bumped_story(None).events, IDEMPOTENT)
+    assert verdict.verdict == INVALID and verdict.failing == ["duplicate"]
+    assert verdict.counts == {"duplicate": 1}
+    assert verdict.examples["duplicate"] == [{"key": "a", "value": "a1", "at": ["t-0@1", "t-0@2"]}]
+
+
+@pytest.mark.parametrize(("bump", "bumper"), [("in-flight", "p1"), ("before", "p0"), ("after", "p0")],
+                         ids=["another-producers-bump", "bump-before-the-invoke", "bump-after-the-ok"])
+def test_a_bump_of_another_producer_or_outside_the_values_flight_does_not_excuse_a_duplicate(
+        bump: str, bumper: str) -> None:
+    verdict = check(bumped_story(bump, bumper=bumper).events, IDEMPOTENT)
+    assert verdict.verdict == INVALID and verdict.failing == ["duplicate"]
+    assert verdict.counts == {"duplicate": 1}
+
+
+def test_copies_in_two_partitions_are_a_duplicate_even_with_a_bump_a_retry_keeps_its_partition() -> None:
+    verdict = check(bumped_story("in-flight", copies_in=(0, 1)).events, IDEMPOTENT)
+    assert verdict.failing == ["duplicate"] and verdict.counts == {"duplicate": 1}
+    assert verdict.examples["duplicate"][0]["at"] == ["t-0@1", "t-1@2"]
+
+
+@pytest.mark.parametrize("outcome", [INFO, FAIL, None], ids=["maybe-written", "failed", "never-completed"])
+def test_the_window_ends_at_any_completion_or_else_at_the_end_of_the_history(outcome: str | None) -> None:
+    def story(bump_inside: bool) -> Story:
+        s = Story().send("p0", "a", "a0", 0, 0).send("p0", "a", "a1", outcome=INVOKE)
+        if bump_inside:
+            s.epoch_bump("p0", 1)
+        if outcome is not None:
+            s.completion("p0", "a", "a1", outcome=outcome)
+        if not bump_inside:
+            s.epoch_bump("p0", 1)
+        s.assign("final-reader", [0]).poll("final-reader", (0, 0, "a", "a0"), (0, 1, "a", "a1"), (0, 2, "a", "a1"))
+        return s.final(**{"0": 3})
+
+    assert check(story(bump_inside=True).events, IDEMPOTENT).counts == {"duplicate-after-epoch-bump": 1}
+    after = check(story(bump_inside=False).events, IDEMPOTENT)
+    # with no completion, a bump anywhere after the invoke is inside the window
+    expected = {"duplicate-after-epoch-bump": 1} if outcome is None else {"duplicate": 1}
+    assert after.counts == expected
+
+
+def test_every_bump_in_the_window_is_listed_and_a_missing_reason_is_null() -> None:
+    story = Story().send("p0", "a", "a0", outcome=INVOKE).epoch_bump("p0", 1, None).epoch_bump("p0", 2, "x")
+    story.completion("p0", "a", "a0", 0, 1)
+    story.assign("final-reader", [0]).poll("final-reader", (0, 0, "a", "a0"), (0, 1, "a", "a0")).final(**{"0": 2})
+    [example] = check(story.events, IDEMPOTENT).examples["duplicate-after-epoch-bump"]
+    assert [(b["epoch"], b["reason"]) for b in example["epoch_bumps"]] == [(1, None), (2, "x")]
+
+
+def test_an_epoch_bump_alone_changes_nothing_and_survives_the_file_round_trip(tmp_path: Any) -> None:
+    plain = clean_story()
+    bumped = clean_story().epoch_bump("p0", 1)
+    assert check(bumped.events, IDEMPOTENT).to_dict() | {"stats": None} == \
+        check(plain.events, IDEMPOTENT).to_dict() | {"stats": None}
+    path = tmp_path / "history.jsonl"
+    write_history(path, bumped_story("in-flight").events)
+    assert read_history(path) == bumped_story("in-flight").events
+    assert check(read_history(path), IDEMPOTENT).counts == {"duplicate-after-epoch-bump": 1}
+
+
+def _anomaly_rows(text: str) -> list[list[str]]:
+    """The rows of summary.txt's anomaly table, split into words (marker if any, kind, count)."""
+    lines = text.splitlines()
+    table = lines[lines.index("anomalies:") + 1:]
+    return [line.split() for line in table[:table.index("")] if "e.g." not in line]
+
+
+def test_the_summary_lists_the_tolerated_kind_right_after_duplicate_and_marks_it_note_not_fail() -> None:
+    kinds = list(ANOMALY_KINDS)
+    assert kinds.index("duplicate-after-epoch-bump") == kinds.index("duplicate") + 1
+    verdict = check(bumped_story("in-flight").events, IDEMPOTENT)
+    text = summary(Verdict.from_dict(verdict.to_dict()), [], {})
+    assert text.startswith("verdict: VALID")
+    rows = _anomaly_rows(text)
+    assert [row[-2] for row in rows] == kinds
+    assert [row for row in rows if "duplicate" in row[-2]] == [["duplicate", "0"],
+                                                               ["note", "duplicate-after-epoch-bump", "1"]]
+    rows = _anomaly_rows(summary(check(bumped_story(None).events, IDEMPOTENT), [], {}))
+    assert [row for row in rows if "duplicate" in row[-2]] == [["FAIL", "duplicate", "1"],
+                                                               ["duplicate-after-epoch-bump", "0"]]
+
+
+def test_a_duplicate_whose_invoke_is_missing_has_no_known_window_and_stays_a_duplicate() -> None:
+    story = Story().epoch_bump("p0", 1).completion("p0", "a", "a0", 0, 1)  # the ok alone, no invoke
+    story.assign("final-reader", [0]).poll("final-reader", (0, 0, "a", "a0"), (0, 1, "a", "a0")).final(**{"0": 2})
+    assert check(story.events, IDEMPOTENT).failing == ["duplicate"]
