@@ -441,6 +441,28 @@ def test_confluent_kafka_group_splits_six_partitions_and_rebalances(broker: Embe
             consumer.close()
 
 
+# kafka-python 3.0 group members: a poll that times out while the member's JoinGroup/SyncGroup is
+# in flight throws the answer away and joins again on the next poll, so on a loaded machine short
+# polls can rebalance forever; polls this long let the exchange finish inside one.
+GROUP_POLL_MS = 500
+
+
+def kafka_python_group_consumer(topic: str, **settings: Any) -> Any:
+    """A subscribed kafka-python group member that knows its topic's partitions before it joins.
+
+    As ``conformance.clients._KafkaPythonMember`` does: kafka-python 3.0 fills the partition
+    snapshot the group leader assigns from only with a metadata answer that arrives after
+    ``subscribe()``; a leader that joins before it assigns nothing (and logs "No partition metadata
+    for topic").  Looking the topics up after subscribing fills it first.
+    """
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(**settings)
+    consumer.subscribe([topic])
+    consumer.topics()
+    return consumer
+
+
 class KafkaPythonMember(threading.Thread):
     """A kafka-python group member polling in its own thread (the client is not thread-safe)."""
 
@@ -451,20 +473,12 @@ class KafkaPythonMember(threading.Thread):
         self.leave = threading.Event()
 
     def run(self) -> None:
-        from kafka import KafkaConsumer
-
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group,
-                                 session_timeout_ms=6000, heartbeat_interval_ms=200,
-                                 enable_auto_commit=False, fetch_max_wait_ms=100)
-        # As conformance.clients._KafkaPythonMember does, for the same two kafka-python 3.0 bugs:
-        # look the topics up after subscribing (else the leader may assign from an empty partition
-        # snapshot), and poll long enough that a JoinGroup/SyncGroup exchange on a loaded machine
-        # finishes inside one poll (a poll that times out mid-exchange throws the answer away).
-        consumer.subscribe([self.topic])
-        consumer.topics()
+        consumer = kafka_python_group_consumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group,
+                                               session_timeout_ms=6000, heartbeat_interval_ms=200,
+                                               enable_auto_commit=False, fetch_max_wait_ms=100)
         try:
             while not self.leave.is_set():
-                consumer.poll(timeout_ms=500)
+                consumer.poll(timeout_ms=GROUP_POLL_MS)
                 self.partitions = {tp.partition for tp in consumer.assignment()}
         finally:
             consumer.close()
@@ -635,18 +649,18 @@ def test_confluent_kafka_resumes_from_committed_offsets_after_a_restart(own_brok
 
 
 def test_kafka_python_resumes_from_committed_offsets_after_a_restart(own_broker: EmbeddedBroker) -> None:
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
     from kafka.structs import OffsetAndMetadata
 
     topic = fill_commit_topic(own_broker.bootstrap, "kp-commit")
     settings = {"bootstrap_servers": own_broker.bootstrap, "group_id": f"g-{topic}", "enable_auto_commit": False,
                 "auto_offset_reset": "earliest", "session_timeout_ms": 6000, "heartbeat_interval_ms": 200,
                 "fetch_max_wait_ms": 100}
-    consumer = KafkaConsumer(topic, **settings)
+    consumer = kafka_python_group_consumer(topic, **settings)
     seen = 0
     deadline = time.monotonic() + 20
     while seen < 2 * COMMIT_TOPIC_RECORDS and time.monotonic() < deadline:
-        seen += sum(len(batch) for batch in consumer.poll(timeout_ms=200).values())
+        seen += sum(len(batch) for batch in consumer.poll(timeout_ms=GROUP_POLL_MS).values())
     assert seen == 2 * COMMIT_TOPIC_RECORDS
     p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
     consumer.commit({p0: OffsetAndMetadata(SYNC_COMMIT_OFFSET, "", -1)})
@@ -659,12 +673,12 @@ def test_kafka_python_resumes_from_committed_offsets_after_a_restart(own_broker:
 
     own_broker.restart()
 
-    resumed = KafkaConsumer(topic, **settings)
+    resumed = kafka_python_group_consumer(topic, **settings)
     read: list[tuple[int, int, bytes]] = []
     deadline = time.monotonic() + 20
     try:
         while len(read) < len(expected_after_commit()) and time.monotonic() < deadline:
-            for messages in resumed.poll(timeout_ms=200).values():
+            for messages in resumed.poll(timeout_ms=GROUP_POLL_MS).values():
                 read.extend((m.partition, m.offset, m.value) for m in messages)
         for messages in resumed.poll(timeout_ms=300).values():
             read.extend((m.partition, m.offset, m.value) for m in messages)
