@@ -60,7 +60,7 @@ restarts only after the controller has handled its failure (moved leadership awa
 from __future__ import annotations
 
 import itertools
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from reference.errors import Errors
@@ -69,7 +69,7 @@ from spec.model import BoundSpec, Guard, SpecError, parse_bounds
 
 NO_REPLICA = -1
 NOT_FETCHED = -1
-NO_EPOCH = -1  # what the canonical key says for a crashed replica's epoch: it restarts at the controller's
+NO_EPOCH = -1  # a crashed replica's epoch in the canonical key: its restart replaces the epoch anyway
 
 
 class Entry(NamedTuple):
@@ -760,20 +760,18 @@ class ReplicationModel:
                 groups[-1].append(r)
             else:
                 groups.append([r])
-        if len(groups) == self.replica_count:
-            perm = [0] * self.replica_count
-            for new_id, old_id in enumerate(order):
-                perm[old_id] = new_id
-            return self._encode(state, perm, epochs, live)
-        best: Hashable | None = None
-        for arrangement in itertools.product(*(itertools.permutations(g) for g in groups)):
-            perm = [0] * self.replica_count
-            for new_id, old_id in enumerate(itertools.chain.from_iterable(arrangement)):
-                perm[old_id] = new_id
-            key = self._encode(state, perm, epochs, live)
-            if best is None or key < best:  # type: ignore[operator]
-                best = key
-        return best
+        if len(groups) == self.replica_count:  # no ties, the usual case: one renaming to try
+            return self._encode(state, self._renaming(order), epochs, live)
+        arrangements = itertools.product(*(itertools.permutations(g) for g in groups))
+        return min(self._encode(state, self._renaming(itertools.chain.from_iterable(a)), epochs, live)  # type: ignore[type-var]
+                   for a in arrangements)
+
+    def _renaming(self, order: Iterable[int]) -> tuple[int, ...]:
+        """The new id of each old id when the replicas are listed in ``order``."""
+        perm = [0] * self.replica_count
+        for new_id, old_id in enumerate(order):
+            perm[old_id] = new_id
+        return tuple(perm)
 
     def _live_notifications(self, state: ReplicationState) -> list[Notification]:
         """The notifications some replica can still apply, now or later.
@@ -807,9 +805,9 @@ class ReplicationModel:
             self._masks[members] = mask
         return mask
 
-    def _encode(self, state: ReplicationState, perm: Sequence[int], epochs: Mapping[int, int],
+    def _encode(self, state: ReplicationState, perm: tuple[int, ...], epochs: Mapping[int, int],
                 live: Sequence[Notification]) -> Hashable:
-        renamed_masks = self._renamed_masks[tuple(perm)]
+        renamed_masks = self._renamed_masks[perm]
         mask = self._mask
         count = self.replica_count
         slots: list[Hashable] = [None] * count
