@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 An idempotent producer is identified by a *producer id* (int64) and an *epoch* (int16).  The broker
-uses the pair to deduplicate retried batches (``reference.broker.producer_state``).  Ids must never
+uses the pair to deduplicate retried batches (``reference.broker.log.producer_state``).  Ids must never
 be handed out twice, across restarts too.  Kafka's controller allocates ids in blocks of 1000 and
 records each block in the metadata log before any id of it is used; refka does the same with a
 small file, ``producer-ids.json``, written (and fsynced) before a new block is used.  A crash may

@@ -5,7 +5,7 @@ Theory of operation
 Mirrors what Kafka's ``ReplicaManager`` and ``LogManager`` do for a broker that leads all of its
 partitions (one node):
 
-* Every partition of every topic in the registry is a :class:`PartitionReplica` over a
+* Every partition of every topic in the registry is a :class:`Partition` over a
   :class:`PartitionLog` in the broker's log directory (``<data-dir>/<topic>-<partition>``).  New
   topics and partitions get logs when the registry announces them; deleted topics lose them.
 * On one node this broker leads every partition.  The leader epoch starts at 0 when a partition is
@@ -37,8 +37,8 @@ from ..records.validation import RecordValidationConfig, ValidatedBatch, validat
 from .configs import effective_topic_config, log_config_for
 from .log.files import TopicPartition
 from .log.log_manager import LogDirectory
-from .log.replica import PartitionReplica
-from .producer_state import AppendOrigin
+from .log.producer_state import AppendOrigin
+from .partition import Partition
 
 if TYPE_CHECKING:
     from .core import Broker
@@ -63,7 +63,7 @@ class ReplicaManager:
         self.broker = broker
         self.clock = RequestClock(now_ms)
         self.directory = LogDirectory.open(broker.data_dir, self.clock, self._log_config)
-        self.replicas: dict[TopicPartition, PartitionReplica] = {}
+        self.replicas: dict[TopicPartition, Partition] = {}
         for topic in broker.topics:
             self._open_topic(topic)
         for orphan in set(self.directory.logs) - set(self.replicas):
@@ -75,10 +75,10 @@ class ReplicaManager:
 
     # -- partitions --------------------------------------------------------------------------------
 
-    def get(self, topic: str, partition: int) -> PartitionReplica | None:
+    def get(self, topic: str, partition: int) -> Partition | None:
         return self.replicas.get(TopicPartition(topic, partition))
 
-    def require(self, topic: str, partition: int) -> PartitionReplica:
+    def require(self, topic: str, partition: int) -> Partition:
         replica = self.get(topic, partition)
         if replica is None:
             raise KafkaError(Errors.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
@@ -98,7 +98,7 @@ class ReplicaManager:
             if topic_partition in self.replicas:
                 continue
             partition_log = self.directory.get_or_create_log(topic_partition)
-            replica = PartitionReplica(partition_log, self.broker.node_id)
+            replica = Partition(partition_log, self.broker.node_id)
             epoch = partition_log.latest_epoch
             replica.make_leader(epoch if epoch is not None else 0)
             self.replicas[topic_partition] = replica
@@ -186,7 +186,7 @@ class ReplicaManager:
             self._next_checkpoint = now_ms + 60_000
             self.directory.write_checkpoints()
 
-    def _clean(self, replica: PartitionReplica) -> None:
+    def _clean(self, replica: Partition) -> None:
         from .log.cleaner import clean_log
 
         try:

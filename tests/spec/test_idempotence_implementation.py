@@ -2,7 +2,7 @@
 
 A Hypothesis machine walks ``spec.idempotence`` (one enabled transition picked by index, as in
 ``test_random_walks.py``) and drives two replicas of the reference broker's partition side by side:
-:class:`PartitionReplica` over a real :class:`PartitionLog` in a temporary directory, each with its
+:class:`Partition` over a real :class:`PartitionLog` in a temporary directory, each with its
 :class:`ProducerStateManager`.  The model's steps map onto the broker as follows:
 
 * ``HandleProduce`` / ``HandleZombie``: the leader appends the batch (producer id, epoch,
@@ -50,13 +50,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 from reference.broker.log.clock import ManualClock
 from reference.broker.log.config import LogConfig
 from reference.broker.log.log import PartitionLog
-from reference.broker.log.replica import FetchIsolation, PartitionReplica
-from reference.broker.producer_state import (
+from reference.broker.log.producer_state import (
     NUM_BATCHES_TO_RETAIN,
     BatchMetadata,
     ProducerAppendInfo,
     ProducerStateEntry,
 )
+from reference.broker.partition import FetchIsolation, Partition
 from reference.errors import KafkaError
 from reference.records.batch import RecordBatch, SimpleRecord, build_batch, iter_batches
 from spec.checker import Transition
@@ -91,7 +91,7 @@ def produce_request(batch: Batch) -> bytes:
                        base_sequence=batch.sequence)
 
 
-def log_contents(replica: PartitionReplica) -> list[Batch]:
+def log_contents(replica: Partition) -> list[Batch]:
     """Every batch in a replica's log, as the model writes them: (record, epoch, sequence).
     A read stops at a segment's end, so read on from where the last one stopped."""
     log = replica.log
@@ -105,7 +105,7 @@ def log_contents(replica: PartitionReplica) -> list[Batch]:
     return found
 
 
-def producer_table(replica: PartitionReplica) -> tuple[int, tuple[tuple[int, int], ...]] | None:
+def producer_table(replica: Partition) -> tuple[int, tuple[tuple[int, int], ...]] | None:
     """The replica's producer-state entry in the model's terms: (epoch, ((sequence, offset), ...))."""
     entry = replica.log.producer_state.last_entry(PRODUCER_ID)
     if entry is None:
@@ -113,13 +113,13 @@ def producer_table(replica: PartitionReplica) -> tuple[int, tuple[tuple[int, int
     return entry.producer_epoch, tuple((batch.last_seq, batch.last_offset) for batch in entry.batches)
 
 
-class Partition:
+class TwoReplicas:
     """Two replicas of one partition, leader and in-sync follower, as the model has them."""
 
     def __init__(self, root: Path) -> None:
         clock = ManualClock(T0)
         self.replicas = [
-            PartitionReplica(PartitionLog.open(root / f"broker-{broker}" / "t-0", CONFIG, clock), broker)
+            Partition(PartitionLog.open(root / f"broker-{broker}" / "t-0", CONFIG, clock), broker)
             for broker in (0, 1)
         ]
         self.leader_epoch = 0
@@ -174,7 +174,7 @@ class SideBySide:
     def __init__(self, model: IdempotenceModel, root: Path) -> None:
         self.model = model
         self.state = next(iter(model.initial_states()))
-        self.partition = Partition(root)
+        self.partition = TwoReplicas(root)
         self.steps: list[str] = []
         self.compared: Counter[str] = Counter()  # which kinds of answer were compared
 
@@ -380,7 +380,7 @@ def test_a_planted_bug_is_found_by_the_machine_itself(monkeypatch: pytest.Monkey
 def test_with_no_producer_state_the_broker_accepts_any_sequence_unlike_the_models_default(tmp_path: Path) -> None:
     """A pinned difference: the broker follows Kafka's idempotent-producer rule (no epoch known:
     any sequence is accepted); the model's default guard ``first_sequence_zero`` refuses it."""
-    partition = Partition(tmp_path)
+    partition = TwoReplicas(tmp_path)
     try:
         assert partition.produce(Batch(1, 0, 1)) == ("append", 0)
     finally:

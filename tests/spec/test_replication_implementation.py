@@ -6,7 +6,7 @@ Theory of operation
 broker does with one partition on one broker.  This test walks the model (variant ``kip-320``) as
 ``test_random_walks`` does, picking one enabled transition by index, and applies every step to
 real brokers' storage: per model replica one :class:`LogDirectory` in its own temporary directory,
-holding one :class:`PartitionLog` under a :class:`PartitionReplica`.  After every step it compares
+holding one :class:`PartitionLog` under a :class:`Partition`.  After every step it compares
 what a client of each live replica can observe:
 
 * the log: offset -> (leader epoch stamped in the batch, record id carried in the record value);
@@ -36,7 +36,7 @@ FollowerFetchLost(f, l)     the leader records the fetch offset; the follower ge
                             while handling the fetch is written into its ISR, see below)
 AdvanceHighWatermark(l)     ``maybe_increment_high_watermark``
 LeaderShrinkIsr,            the ISR the model decided is written into the leader's
-LeaderExpandIsr,            ``PartitionReplica.isr`` (the broker has no ISR management of its
+LeaderExpandIsr,            ``Partition.isr`` (the broker has no ISR management of its
 ControllerShrinkIsr         own), then ``maybe_increment_high_watermark``
 ElectLeader                 nothing: the controller is not part of a broker's storage
 Crash(r)                    checkpoints written, files closed without flush (kill -9: the
@@ -88,7 +88,7 @@ from reference.broker.log.clock import ManualClock
 from reference.broker.log.files import TopicPartition
 from reference.broker.log.log import LogAppendInfo
 from reference.broker.log.log_manager import LogDirectory
-from reference.broker.log.replica import FetchIsolation, PartitionReplica
+from reference.broker.partition import FetchIsolation, Partition
 from reference.errors import ErrorCode, Errors, KafkaError
 from spec.checker import Transition
 from spec.replication import NO_REPLICA, NOT_FETCHED, Entry, ReplicationModel, ReplicationState
@@ -122,7 +122,7 @@ class Observed(NamedTuple):
 
 
 class Brokers:
-    """One partition on ``count`` brokers: per broker a log directory and a PartitionReplica.
+    """One partition on ``count`` brokers: per broker a log directory and a Partition.
 
     Every method is one step a Kafka broker takes, written with the broker's own components; the
     harness below decides which step a model transition is."""
@@ -131,16 +131,16 @@ class Brokers:
         self.root = root
         self.clock = ManualClock(T0)
         self.directories: list[LogDirectory | None] = [None] * count
-        self.replicas: list[PartitionReplica | None] = [None] * count
+        self.replicas: list[Partition | None] = [None] * count
         for broker_id in range(count):
             self._start(broker_id)
 
     def _start(self, broker_id: int) -> None:
         directory = LogDirectory.open(self.root / f"broker-{broker_id}", self.clock)
         self.directories[broker_id] = directory
-        self.replicas[broker_id] = PartitionReplica(directory.get_or_create_log(PARTITION), broker_id)
+        self.replicas[broker_id] = Partition(directory.get_or_create_log(PARTITION), broker_id)
 
-    def replica(self, broker_id: int) -> PartitionReplica:
+    def replica(self, broker_id: int) -> Partition:
         replica = self.replicas[broker_id]
         assert replica is not None, f"broker {broker_id} is down"
         return replica
@@ -217,7 +217,7 @@ class Brokers:
 
     # -- replication -----------------------------------------------------------------------------
 
-    def _fetch_from(self, follower_id: int, leader: int) -> PartitionReplica:
+    def _fetch_from(self, follower_id: int, leader: int) -> Partition:
         """The leader's checks of a follower's Fetch: it leads, in the follower's epoch (KIP-320)."""
         source = self.replica(leader)
         if not source.is_leader:
@@ -485,7 +485,7 @@ class Harness:
                             f"{field}: implementation {getattr(observed, field)}, model {getattr(expected, field)}")
             self._compare_role(r, implementation)
 
-    def _compare_role(self, r: int, implementation: PartitionReplica) -> None:
+    def _compare_role(self, r: int, implementation: Partition) -> None:
         replica = self.state.replicas[r]
         leads = self.model.presumes_leadership(self.state, r)
         self._check(r, implementation.is_leader == leads, f"leads: implementation {implementation.is_leader}, model {leads}")

@@ -43,7 +43,7 @@ from ...protocol.schema import Data
 from ...records.validation import RecordValidationError
 from ..core import NO_RESPONSE
 from ..log.files import TopicPartition
-from ..log.replica import FetchIsolation, PartitionReplica
+from ..partition import FetchIsolation, Partition
 from ..pending import DelayedOperation
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def _unknown_topic(version: int, ids_from: int) -> int:
     return (Errors.UNKNOWN_TOPIC_ID if version >= ids_from else Errors.UNKNOWN_TOPIC_OR_PARTITION).code
 
 
-def _check_leader_epoch(replica: PartitionReplica, requested: int) -> None:
+def _check_leader_epoch(replica: Partition, requested: int) -> None:
     """KIP-320: a client that knows a different leader epoch must refresh its metadata first."""
     if requested == UNDEFINED_EPOCH or requested == replica.leader_epoch:
         return

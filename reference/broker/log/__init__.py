@@ -6,5 +6,5 @@ checkpoints, the clean-shutdown marker), :mod:`.epoch_cache` (``leader-epoch-che
 :mod:`.log` (PartitionLog: append, read, roll, retention, truncation, recovery), :mod:`.cleaner`
 (compaction), :mod:`.replica` (high watermark, leader epoch, ListOffsets/OffsetForLeaderEpoch) and
 :mod:`.log_manager` (a log directory: loading every partition, checkpoints, clean shutdown).
-The idempotent producer's table lives beside them in :mod:`reference.broker.producer_state`.
+The idempotent producer's table lives beside them in :mod:`reference.broker.log.producer_state`.
 """

@@ -11,7 +11,7 @@ last one, the *active* segment, takes appends.  Its offsets, all named as in Kaf
 * ``log_end_offset`` (LEO) -- the offset the next appended record gets.
 * ``high_watermark`` (HW) -- records below it are committed; consumers read only below it.  The log
   only stores it and keeps it within ``[log_start_offset, log_end_offset]``; *advancing* it is the
-  replica's job (:mod:`reference.broker.log.replica`), an explicit step so replication slots in.
+  partition's job (:mod:`reference.broker.partition`), an explicit step so replication slots in.
 * ``last_stable_offset`` -- a placeholder equal to the HW until transactions exist.
 * ``recovery_point`` -- everything below it has been fsynced; recovery starts there.
 
@@ -72,8 +72,8 @@ from reference.broker.log.clock import Clock
 from reference.broker.log.config import LogConfig
 from reference.broker.log.epoch_cache import LeaderEpochFileCache
 from reference.broker.log.index import CorruptIndexError
+from reference.broker.log.producer_state import AppendOrigin, ProducerStateManager
 from reference.broker.log.segment import BatchLocation, LogSegment
-from reference.broker.producer_state import AppendOrigin, ProducerStateManager
 from reference.errors import Errors, KafkaError
 from reference.records.batch import (
     NO_TIMESTAMP,

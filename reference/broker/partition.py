@@ -1,9 +1,10 @@
-"""The replica view of a partition: leader epoch, in-sync replicas, high watermark, stable offset.
+"""Kafka's ``Partition``: leader epoch, in-sync replicas, high watermark, stable offset.
 
 Theory of operation
 -------------------
-Mirrors the storage-facing half of Kafka's ``Partition`` (core/cluster): a partition is a replica
-from the first day, even on one node, so that replication slots in later without a rewrite.
+Mirrors Kafka's ``Partition`` (core/cluster): the replication state of one partition on one broker,
+above its log (``reference.broker.log``, which is storage only).  A partition is a replica from the
+first day, even on one node, so that replication slots in without a rewrite.
 
 State kept here (the log keeps the offsets themselves):
 
@@ -39,7 +40,7 @@ from reference.broker.log.log import (
     PartitionLog,
     TimestampAndOffset,
 )
-from reference.broker.producer_state import AppendOrigin
+from reference.broker.log.producer_state import AppendOrigin
 from reference.errors import Errors, KafkaError
 from reference.records.batch import NO_TIMESTAMP
 
@@ -53,7 +54,7 @@ class FetchIsolation(enum.Enum):
 
 
 @dataclass
-class PartitionReplica:
+class Partition:
     """One partition as this broker holds it: its log plus leadership state."""
 
     log: PartitionLog

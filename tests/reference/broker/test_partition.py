@@ -12,14 +12,14 @@ from reference.broker.log.config import LogConfig
 from reference.broker.log.files import TopicPartition
 from reference.broker.log.log import LATEST_TIMESTAMP
 from reference.broker.log.log_manager import LogDirectory
-from reference.broker.log.replica import FetchIsolation, PartitionReplica
+from reference.broker.partition import FetchIsolation, Partition
 from reference.errors import Errors, KafkaError
 
-from .helpers import T0, batch, headers, open_log
+from .log.helpers import T0, batch, headers, open_log
 
 
-def _leader(tmp_path: Path, isr: set[int] | None = None) -> PartitionReplica:
-    replica = PartitionReplica(open_log(tmp_path / "t-0", ManualClock(T0)), broker_id=1)
+def _leader(tmp_path: Path, isr: set[int] | None = None) -> Partition:
+    replica = Partition(open_log(tmp_path / "t-0", ManualClock(T0)), broker_id=1)
     replica.make_leader(leader_epoch=3, isr=isr)
     return replica
 
@@ -78,7 +78,7 @@ def test_list_offsets_latest_is_the_high_watermark_for_consumers(tmp_path: Path)
 
 
 def test_a_follower_cannot_take_produce_requests(tmp_path: Path) -> None:
-    replica = PartitionReplica(open_log(tmp_path / "t-0", ManualClock(T0)), broker_id=1)
+    replica = Partition(open_log(tmp_path / "t-0", ManualClock(T0)), broker_id=1)
     replica.make_follower(leader_epoch=2, leader_id=7)
     with pytest.raises(KafkaError) as raised:
         replica.append_records_to_leader(batch(1))
@@ -96,7 +96,7 @@ def test_log_directory_shutdown_writes_checkpoints_and_marker_and_restart_trusts
     clock = ManualClock(T0)
     directory = LogDirectory.open(tmp_path / "data", clock, lambda _: LogConfig(segment_bytes=400))
     orders = directory.get_or_create_log(TopicPartition("orders", 0))
-    replica = PartitionReplica(orders, broker_id=1)
+    replica = Partition(orders, broker_id=1)
     replica.make_leader(0)
     for _ in range(10):
         replica.append_records_to_leader(batch(3))

@@ -9,7 +9,7 @@ import pytest
 from reference.broker.log.clock import ManualClock
 from reference.broker.log.config import LogConfig
 from reference.broker.log.log import PartitionLog
-from reference.broker.producer_state import (
+from reference.broker.log.producer_state import (
     NUM_BATCHES_TO_RETAIN,
     BatchMetadata,
     CorruptSnapshotError,
@@ -20,7 +20,7 @@ from reference.broker.producer_state import (
 )
 from reference.errors import Errors, KafkaError
 
-from .log.helpers import T0, batch, open_log
+from .helpers import T0, batch, open_log
 
 PID = 4242
 INT32_MAX = 2**31 - 1
