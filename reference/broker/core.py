@@ -27,6 +27,12 @@ The parts the handlers work with are attributes of :class:`Broker`: ``config`` (
 ``topics`` (the topic registry), ``replicas`` (the partitions this node hosts), ``groups`` (the
 group coordinator), ``producer_ids`` (the producer id allocator) and ``fetch_purgatory``.
 
+A broker also *sends* requests: to partition leaders (follower fetches), to the controller
+(registration, heartbeats, AlterPartition) and, as a KRaft voter, to the other voters.  Those go
+into ``outbox`` (:mod:`reference.client.outbox`); a transport sends them and hands the answers
+back through each request's callbacks, with the time, so this core stays without sockets and
+clocks in both directions.
+
 Invariants: every request that gets a response gets exactly one, with the request's correlation
 id and in the request's API version; a handler's exception other than a ``KafkaError`` is a bug,
 logged and answered by closing that one connection.
@@ -39,6 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..client.outbox import Outbox
 from ..errors import Errors
 from ..protocol.apis import API_BY_KEY
 from ..protocol.frames import (
@@ -94,6 +101,7 @@ class Broker:
         self.host = "127.0.0.1"
         self.port = 9092
         self.fetch_purgatory = Purgatory()
+        self.outbox = Outbox()  # requests to other nodes, sent by the transport
         self.topics = TopicRegistry(self.data_dir, config)
         self.replicas = ReplicaManager(self, now_ms)
         self.producer_ids = ProducerIdManager(self.data_dir)
