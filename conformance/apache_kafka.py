@@ -15,19 +15,10 @@ conformance test can first be proven right against Kafka itself.
    controller quorum is all N nodes (static ``controller.quorum.voters``).  Storage is formatted
    once with ``kafka.tools.StorageTool format`` and a fresh cluster id; a later start of the same
    data directory reuses it.
-3. **Ports.**  Node *i* (0-based) serves clients on ``base_port + i`` and its controller listener
-   on ``base_port + N + i``, all on 127.0.0.1.
-4. **Run.**  Each node is a Java 17 process with a small heap (``-Xms256m -Xmx512m``), small
-   segments and indexes, ``offsets.topic.replication.factor`` and
-   ``transaction.state.log.replication.factor`` = min(N, 3), their min ISR = min(N, 2), and
-   ``group.initial.rebalance.delay.ms=0``.  Automatic topic creation keeps Kafka's default (on).
-   Retention checks and the log cleaner run every second so that retention and compaction tests
-   finish quickly on this peer; the tests themselves discover those intervals from the broker and
-   never depend on them for correctness.  Processes run in their own session, outlive the command
-   that started them, and log to ``<data-dir>/node-<i>/server.log``.
-5. **Ready.**  Start returns once every node answers a Metadata request listing all N brokers.
-6. **State.**  ``<data-dir>/cluster.json`` records node ids, pids and ports, so ``refka kafka stop``
-   (SIGTERM, then SIGKILL after a timeout) and the Python API can find the processes again.
+3. **Run.**  Ports, processes, readiness and ``cluster.json`` are those of every local cluster
+   (``reference.node.local_cluster``, shared with ``refka cluster``).  Each node is a Java 17
+   process with a small heap (``-Xms256m -Xmx512m``) and the shared combined-node properties
+   (``node_properties``).  Automatic topic creation keeps Kafka's default (on).
 
 The Java tools shipped in those jars (``VerifiableProducer``, ``VerifiableConsumer``,
 ``ProducerPerformance``, ``ConsumerPerformance``) are real Java clients; :class:`KafkaTools` runs
@@ -43,19 +34,16 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from conformance import raw
 from reference.cli import CommandError
+from reference.node.local_cluster import LocalCluster, NodeState, node_properties
 from reference.protocol.primitives import random_uuid_string
 
 POM_RESOURCE = "kafka-pom.xml"
@@ -64,10 +52,7 @@ KAFKA_MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 DEFAULT_BASE_PORT = 19092
 DEFAULT_DATA_DIR = "/tmp/refka-kafka"
-STATE_FILE = "cluster.json"
 JVM_HEAP = ["-Xms256m", "-Xmx512m"]
-READY_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 20.0
 MINIMUM_JAVA = 17
 
 
@@ -142,70 +127,12 @@ def log4j_config() -> Path:
 
 
 # ---------------------------------------------------------------- one node
-@dataclass
-class NodeState:
-    """What cluster.json remembers about one node."""
-
-    node_id: int
-    port: int
-    controller_port: int
-    pid: int | None = None
-
-
-def node_properties(node: NodeState, nodes: Sequence[NodeState], log_dir: Path) -> dict[str, str]:
-    """server.properties of one combined broker+controller node."""
-    count = len(nodes)
-    voters = ",".join(f"{other.node_id}@127.0.0.1:{other.controller_port}" for other in nodes)
-    return {
-        "process.roles": "broker,controller",
-        "node.id": str(node.node_id),
-        "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "log.dirs": str(log_dir),
-        "num.network.threads": "2",
-        "num.io.threads": "4",
-        "background.threads": "4",
-        "offsets.topic.replication.factor": str(min(count, 3)),
-        "transaction.state.log.replication.factor": str(min(count, 3)),
-        "transaction.state.log.min.isr": str(min(count, 2)),
-        "share.coordinator.state.topic.replication.factor": str(min(count, 3)),
-        "share.coordinator.state.topic.min.isr": str(min(count, 2)),
-        "group.initial.rebalance.delay.ms": "0",
-        "log.segment.bytes": str(8 * 1024 * 1024),
-        "log.index.size.max.bytes": str(1024 * 1024),
-        "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
-        "log.cleaner.backoff.ms": "1000",
-        "log.retention.check.interval.ms": "1000",
-        "log.initial.task.delay.ms": "0",
-    }
-
-
 def write_properties(path: Path, properties: dict[str, str]) -> None:
     path.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
 
 
-def process_alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return KAFKA_MAIN.encode() in cmdline.read()
-    except OSError:
-        return False
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False
-
-
 # ---------------------------------------------------------------- the cluster
-class KafkaCluster:
+class KafkaCluster(LocalCluster):
     """N combined KRaft nodes of Apache Kafka on 127.0.0.1.
 
     >>> cluster = KafkaCluster(nodes=1, base_port=19092, data_dir="/tmp/refka-kafka-1")
@@ -213,80 +140,21 @@ class KafkaCluster:
     '127.0.0.1:19092'
     """
 
+    KIND = "kafka"
+    DISPLAY = "Kafka"
+    PROCESS_MARKER = KAFKA_MAIN.encode()
+
     def __init__(self, nodes: int = 1, base_port: int = DEFAULT_BASE_PORT, data_dir: str | Path | None = None,
                  config: dict[str, str] | None = None) -> None:
-        if nodes < 1:
-            raise CommandError("--nodes must be at least 1")
-        self.data_dir = Path(data_dir or f"{DEFAULT_DATA_DIR}-{nodes}")
-        self.extra_config = dict(config or {})
-        self.nodes = [NodeState(i, base_port + i, base_port + nodes + i) for i in range(nodes)]
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        super().__init__(nodes, base_port, data_dir or f"{DEFAULT_DATA_DIR}-{nodes}", config)
         self.libs: Path | None = None
-
-    # ------------------------------------------------------------ addresses and files
-    @property
-    def bootstrap_servers(self) -> str:
-        return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
-
-    def address(self, node_id: int) -> str:
-        return f"127.0.0.1:{self.nodes[node_id].port}"
-
-    def node_dir(self, node_id: int) -> Path:
-        return self.data_dir / f"node-{node_id}"
-
-    def log_file(self, node_id: int) -> Path:
-        return self.node_dir(node_id) / "server.log"
-
-    def _save_state(self) -> None:
-        state = {"bootstrap_servers": self.bootstrap_servers, "nodes": [asdict(node) for node in self.nodes]}
-        (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
-
-    @classmethod
-    def attach(cls, data_dir: str | Path) -> KafkaCluster:
-        """The cluster recorded in ``data_dir/cluster.json`` (for stop, kill, restart)."""
-        state_path = Path(data_dir) / STATE_FILE
-        if not state_path.exists():
-            raise CommandError(f"no Kafka cluster recorded in {data_dir} ({STATE_FILE} missing)")
-        state = json.loads(state_path.read_text())
-        nodes = [NodeState(**node) for node in state["nodes"]]
-        cluster = cls(nodes=len(nodes), base_port=nodes[0].port, data_dir=data_dir)
-        cluster.nodes = nodes
-        return cluster
-
-    # ------------------------------------------------------------ lifecycle
-    def start(self, timeout: float = READY_TIMEOUT_S) -> str:
-        """Format (first time), start every node, wait for Metadata; returns the bootstrap servers."""
-        java = require_java()
-        self.libs = resolve_libs()
-        self._check_layout()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        for node in self.nodes:
-            if process_alive(node.pid):
-                raise CommandError(f"node {node.node_id} already running (pid {node.pid}); run `refka kafka stop`")
-            if port_open(node.port) or port_open(node.controller_port):
-                raise CommandError(f"port {node.port} or {node.controller_port} already in use on 127.0.0.1")
-        self._format(java)
-        for node in self.nodes:
-            self._launch(java, node)
-        self._save_state()
-        self.wait_ready(timeout)
-        return self.bootstrap_servers
-
-    def _check_layout(self) -> None:
-        """Refuse to reuse a data directory formatted for a different cluster shape."""
-        state_path = self.data_dir / STATE_FILE
-        if not state_path.exists():
-            return
-        recorded = [NodeState(**node) for node in json.loads(state_path.read_text())["nodes"]]
-        if [(n.port, n.controller_port) for n in recorded] != [(n.port, n.controller_port) for n in self.nodes]:
-            raise CommandError(f"{self.data_dir} holds a cluster with another shape; stop it and remove the directory")
-        for node, old in zip(self.nodes, recorded, strict=True):
-            node.pid = old.pid
 
     def _config_path(self, node_id: int) -> Path:
         return self.node_dir(node_id) / "server.properties"
 
-    def _format(self, java: str) -> None:
+    def _prepare(self) -> None:
+        """Write each node's server.properties and format its storage once (kafka-storage format)."""
+        java = require_java()
         cluster_id_file = self.data_dir / "cluster-id"
         if not cluster_id_file.exists():
             cluster_id_file.write_text(random_uuid_string() + "\n")
@@ -311,122 +179,11 @@ class KafkaCluster:
             self.libs = resolve_libs()
         return self.libs
 
-    def _launch(self, java: str, node: NodeState) -> None:
-        log = open(self.log_file(node.node_id), "ab")
-        command = [java, *JVM_HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                   f"-Dlog4j2.configurationFile={log4j_config()}",
-                   f"-Dkafka.logs.dir={self.node_dir(node.node_id)}",
-                   "-cp", classpath(self._libs()), KAFKA_MAIN, str(self._config_path(node.node_id))]
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        log.close()
-        self.processes[node.node_id] = process
-        node.pid = process.pid
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT_S, node_ids: Sequence[int] | None = None) -> None:
-        """Block until each node (default: all) answers Metadata listing every live node."""
-        deadline = time.monotonic() + timeout
-        wanted = list(node_ids) if node_ids is not None else [node.node_id for node in self.nodes]
-        live = [node for node in self.nodes if self.alive(node.node_id)]
-        for node_id in wanted:
-            node = self.nodes[node_id]
-            while True:
-                if not self.alive(node_id):
-                    raise CommandError(f"node {node_id} exited during startup; see {self.log_file(node_id)}: "
-                                       f"{self._last_log_line(node_id)}")
-                if self._answers_metadata(node, len(live)):
-                    break
-                if time.monotonic() > deadline:
-                    raise CommandError(f"node {node_id} did not answer Metadata within {timeout:.0f}s; "
-                                       f"see {self.log_file(node_id)}")
-                time.sleep(0.5)
-
-    @staticmethod
-    def _answers_metadata(node: NodeState, brokers_expected: int) -> bool:
-        try:
-            with raw.Connection("127.0.0.1", node.port, timeout=2.0) as conn:
-                return len(raw.metadata(conn, topics=[]).brokers) >= brokers_expected
-        except (OSError, raw.ConnectionClosed, AssertionError):
-            return False
-
-    def _last_log_line(self, node_id: int) -> str:
-        with contextlib.suppress(OSError):
-            lines = self.log_file(node_id).read_text(errors="replace").strip().splitlines()
-            errors = [line for line in lines if " ERROR " in line or "Exception" in line]
-            return (errors or lines or ["(empty log)"])[-1][:300]
-        return "(no log)"
-
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM every node, SIGKILL whatever is still alive after ``timeout`` seconds."""
-        running = [node for node in self.nodes if self.alive(node.node_id)]
-        for node in running:
-            self._signal(node, signal.SIGTERM)
-        self._wait_exit(running, timeout)
-        for node in running:
-            node.pid = None
-        if self.data_dir.exists():
-            self._save_state()
-
-    def kill(self, node_id: int) -> None:
-        """Hard-stop one node (SIGKILL), as a crash would."""
-        node = self.nodes[node_id]
-        if self.alive(node_id):
-            self._signal(node, signal.SIGKILL)
-            self._wait_exit([node], STOP_TIMEOUT_S)
-        node.pid = None
-        self._save_state()
-
-    def terminate(self, node_id: int, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Clean shutdown of one node (SIGTERM, SIGKILL after ``timeout``)."""
-        node = self.nodes[node_id]
-        if self.alive(node_id):
-            self._signal(node, signal.SIGTERM)
-            self._wait_exit([node], timeout)
-        node.pid = None
-        self._save_state()
-
-    def restart(self, node_id: int, timeout: float = READY_TIMEOUT_S) -> None:
-        """Start one stopped node again and wait until it answers Metadata."""
-        node = self.nodes[node_id]
-        if self.alive(node_id):
-            self.terminate(node_id)
-        self._launch(require_java(), node)
-        self._save_state()
-        self.wait_ready(timeout, node_ids=[node_id])
-
-    def alive(self, node_id: int) -> bool:
-        """Is the node's process running?  Uses our own child handle when we started it."""
-        process = self.processes.get(node_id)
-        if process is not None:
-            return process.poll() is None
-        return process_alive(self.nodes[node_id].pid)
-
-    def _signal(self, node: NodeState, signum: int) -> None:
-        if node.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(node.pid, signum)
-
-    def _wait_exit(self, nodes: Sequence[NodeState], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        for node in nodes:
-            while self.alive(node.node_id):
-                if time.monotonic() > deadline:
-                    self._signal(node, signal.SIGKILL)
-                    deadline = time.monotonic() + 5
-                time.sleep(0.1)
-            self._reap(node)
-
-    def _reap(self, node: NodeState) -> None:
-        process = self.processes.pop(node.node_id, None)
-        if process is not None:
-            process.poll()
-
-    def __enter__(self) -> KafkaCluster:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _command(self, node: NodeState) -> list[str]:
+        return [require_java(), *JVM_HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={log4j_config()}",
+                f"-Dkafka.logs.dir={self.node_dir(node.node_id)}",
+                "-cp", classpath(self._libs()), KAFKA_MAIN, str(self._config_path(node.node_id))]
 
 
 # ---------------------------------------------------------------- Kafka's own Java clients
@@ -515,5 +272,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def iter_running_nodes(cluster: KafkaCluster) -> Iterator[NodeState]:
-    return (node for node in cluster.nodes if cluster.alive(node.node_id))
+

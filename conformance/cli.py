@@ -1,6 +1,6 @@
 """``refka conform``: run the conformance suite against a broker and write the matrix.
 
-    refka conform [--bootstrap-server HOST:PORT | --apache-kafka N]
+    refka conform [--bootstrap-server HOST:PORT | --apache-kafka N | --reference-cluster N]
                   [--clients kafka-python,confluent-kafka,aiokafka] [--report DIR]
                   [--cluster-state FILE] [-- extra pytest arguments]
 
@@ -8,7 +8,9 @@ Without ``--bootstrap-server`` the embedded reference broker
 (``reference.broker.embedded.EmbeddedBroker``) is started for the run.  ``--apache-kafka N``
 starts a private N-node Apache Kafka cluster on free ports instead (``conformance.apache_kafka``),
 gives the suite its ``cluster.json`` so the fault tests can stop and restart nodes, and stops it
-afterwards: the ground-truth run that CI makes.  The suite itself runs in
+afterwards: the ground-truth run that CI makes.  ``--reference-cluster N`` does the same with a
+private N-node replicated reference cluster (``reference.node.cluster``), so the suite, its
+node-control fault tests included, runs against both peers the same way.  The suite itself runs in
 a child ``python -m pytest -p conformance.plugin --pyargs conformance.suite`` process, writing
 JUnit XML (``junit.xml``), the per-test JSON (``results.json``) and then ``matrix.md`` and
 ``matrix.html`` into the report directory.  The last line printed is the one-line summary.
@@ -22,11 +24,12 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from conformance.report import write_reports
 from reference.cli import CommandError
+from reference.node.local_cluster import LocalCluster
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--bootstrap-server", help="broker under test (default: start the embedded reference broker)")
     where.add_argument("--apache-kafka", type=int, metavar="N",
                        help="start a private N-node Apache Kafka cluster and run the suite against it")
+    where.add_argument("--reference-cluster", type=int, metavar="N",
+                       help="start a private N-node replicated reference cluster and run the suite against it")
     parser.add_argument("--clients", default=None,
                         help="comma-separated clients (kafka-python, confluent-kafka, aiokafka, kcat); default all")
     parser.add_argument("--report", default="reports/conformance", help="directory for junit.xml and the matrix (default reports/conformance)")
@@ -56,13 +61,31 @@ EMBEDDED_BROKER_CONFIG = {
 @contextlib.contextmanager
 def apache_kafka(nodes: int) -> Iterator[tuple[str, str]]:
     """A private Apache Kafka cluster for one run: (bootstrap servers, cluster.json path)."""
+    from conformance.apache_kafka import KafkaCluster
+
+    with private_cluster(KafkaCluster, nodes, "kafka") as started:
+        yield started
+
+
+@contextlib.contextmanager
+def reference_cluster(nodes: int) -> Iterator[tuple[str, str]]:
+    """A private replicated reference cluster for one run: (bootstrap servers, cluster.json path)."""
+    from reference.node.cluster import ReferenceCluster
+
+    with private_cluster(ReferenceCluster, nodes, "reference") as started:
+        yield started
+
+
+@contextlib.contextmanager
+def private_cluster(make: Callable[..., LocalCluster], nodes: int, name: str) -> Iterator[tuple[str, str]]:
+    """Start a local cluster on free ports in a temporary directory; stop it afterwards."""
     import tempfile
 
-    from conformance.apache_kafka import STATE_FILE, KafkaCluster
     from conformance.fixtures import free_port_block
+    from reference.node.local_cluster import STATE_FILE
 
-    with tempfile.TemporaryDirectory(prefix="refka-conform-kafka-") as data_dir:
-        cluster = KafkaCluster(nodes=nodes, base_port=free_port_block(2 * nodes), data_dir=data_dir)
+    with tempfile.TemporaryDirectory(prefix=f"refka-conform-{name}-") as data_dir:
+        cluster = make(nodes=nodes, base_port=free_port_block(2 * nodes), data_dir=data_dir)
         bootstrap = cluster.start()
         try:
             yield bootstrap, str(Path(data_dir) / STATE_FILE)
@@ -111,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         cluster_state = args.cluster_state
         if args.apache_kafka:
             bootstrap, cluster_state = stack.enter_context(apache_kafka(args.apache_kafka))
+        elif args.reference_cluster:
+            bootstrap, cluster_state = stack.enter_context(reference_cluster(args.reference_cluster))
         else:
             bootstrap = stack.enter_context(target(args.bootstrap_server))
         command = pytest_command(bootstrap, report_dir, args.clients, cluster_state, list(args.pytest_args))

@@ -9,7 +9,7 @@ Options
 ``--bootstrap-server HOST:PORT[,HOST:PORT]``  the broker under test (required).
 ``--clients a,b``          which real clients to parametrise over (default: all known).
 ``--results-json FILE``    write one JSON record per test x client, read by the report writer.
-``--cluster-state FILE``   a ``cluster.json`` written by ``refka kafka start``: lets fault tests stop
+``--cluster-state FILE``   a ``cluster.json`` written by ``refka kafka start`` or ``refka cluster start``: lets fault tests stop
                            and restart nodes.  Without it, tests that need to crash a node skip.
 
 Fixtures
@@ -288,5 +288,9 @@ def cluster_control(pytestconfig: pytest.Config) -> Any:
     if not path:
         pytest.skip("needs node control: pass --cluster-state <data-dir>/cluster.json of a local cluster")
     from conformance.apache_kafka import KafkaCluster
+    from reference.node.cluster import ReferenceCluster
+    from reference.node.local_cluster import cluster_kind
 
-    return KafkaCluster.attach(Path(path).parent if path.endswith(".json") else path)
+    data_dir = Path(path).parent if path.endswith(".json") else Path(path)
+    kinds = {KafkaCluster.KIND: KafkaCluster, ReferenceCluster.KIND: ReferenceCluster}
+    return kinds[cluster_kind(data_dir)].attach(data_dir)

@@ -22,8 +22,10 @@ from collections.abc import Sequence
 # sub-command -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "broker": ("reference.broker.main", "run the reference broker in the foreground"),
+    "cluster": ("reference.node.cluster", "start, stop, kill or restart a local replicated reference cluster"),
     "conform": ("conformance.cli", "run the conformance suite against a broker"),
     "kafka": ("conformance.apache_kafka", "start or stop a local Apache Kafka cluster (KRaft)"),
+    "fuzz": ("conformance.fuzz", "send structure-aware mutated requests to a broker and check it survives"),
     "chaos": ("chaos.cli", "run the fault-injection harness on docker"),
     "spec": ("spec.cli", "model-check the executable specifications"),
 }

@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..client.outbox import Outbox
 from ..errors import Errors
@@ -57,8 +57,12 @@ from ..protocol.frames import (
 )
 from ..protocol.primitives import DecodeError, random_uuid_string
 from ..protocol.schema import Data
+from .cluster_view import BrokerEndpoint, ClusterView, SingleNodeView
 from .configs import DYNAMIC_CONFIG_FILE, BrokerConfig
 from .pending import Pending, Purgatory
+
+if TYPE_CHECKING:
+    from .topics import Topic
 
 log = logging.getLogger("refka.broker")
 
@@ -82,53 +86,31 @@ Reply = Data | Pending | _NoResponse
 Handler = Callable[["Broker", Request, int], Reply]
 
 
-class Broker:
-    """One broker node: its state and the request handlers that act on it."""
+class Forwarder(Protocol):
+    """Where a KRaft broker sends the requests only the active controller may decide."""
 
-    def __init__(self, config: BrokerConfig, data_dir: str | Path, now_ms: int) -> None:
-        from . import handlers
-        from .group_service import GroupService
-        from .producer_ids import ProducerIdManager
-        from .replica_manager import ReplicaManager
-        from .topics import TopicRegistry
+    forwarded_apis: frozenset[int]
 
-        self.config = config
-        self.node_id = config.get_int("node.id")
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.cluster_id = _load_or_create_cluster_id(self.data_dir)
-        config.load_dynamic(self.data_dir / DYNAMIC_CONFIG_FILE)  # AlterConfigs changes survive restarts
-        self.host = "127.0.0.1"
-        self.port = 9092
-        self.fetch_purgatory = Purgatory()
-        self.outbox = Outbox()  # requests to other nodes, sent by the transport
-        self.topics = TopicRegistry(self.data_dir, config)
-        self.replicas = ReplicaManager(self, now_ms)
-        self.producer_ids = ProducerIdManager(self.data_dir)
-        self.groups = GroupService(self, now_ms)
-        self.handlers: dict[int, Handler] = handlers.HANDLERS
-        self.supported_versions: dict[int, tuple[int, int]] = handlers.SUPPORTED_VERSIONS
+    def forward(self, request: Request, now_ms: int) -> Pending: ...
 
-    # -- lifecycle -----------------------------------------------------------------------------------
+    def create_topic(self, name: str, now_ms: int) -> None: ...
 
-    def set_listener(self, host: str, port: int) -> None:
-        """Where clients reach this broker: what Metadata and FindCoordinator advertise.
 
-        ``advertised.listeners`` (``PLAINTEXT://host:port``) wins over the bound address, as in
-        Kafka, so a broker in a container can advertise the name clients resolve."""
-        self.host, self.port = host, port
-        advertised = self.config.get("advertised.listeners")
-        if advertised:
-            address = advertised.split(",")[0].split("://", 1)[-1]
-            advertised_host, _, advertised_port = address.rpartition(":")
-            self.host = advertised_host or host
-            if advertised_port.isdigit() and int(advertised_port) != 0:
-                self.port = int(advertised_port)
+class FrameServer:
+    """Frames in, frames out: what every listener's request handling shares (Kafka's
+    ``RequestChannel`` + ``KafkaApis.handle`` dispatch).  A subclass says which APIs it serves
+    (``supported_versions``, :meth:`serves`), how (:meth:`serve`) and what its ApiVersions says."""
 
-    def shutdown(self) -> None:
-        """Clean shutdown: flush and close every log, write the clean-shutdown markers."""
-        self.groups.shutdown()
-        self.replicas.shutdown()
+    supported_versions: dict[int, tuple[int, int]]
+
+    def serves(self, api_key: int) -> bool:
+        raise NotImplementedError
+
+    def serve(self, request: Request, now_ms: int) -> Reply:
+        raise NotImplementedError
+
+    def api_versions_body(self, error: int = Errors.NONE.code) -> Data:
+        raise NotImplementedError
 
     # -- requests ------------------------------------------------------------------------------------
 
@@ -149,13 +131,12 @@ class Broker:
     def handle(self, request: Request, now_ms: int) -> bytes | Pending | Any:
         """Answer a decoded request: response bytes, a Pending of them, or NO_RESPONSE."""
         api_key = request.header.api_key
-        handler = self.handlers.get(api_key)
         low, high = self.supported_versions.get(api_key, (0, -1))
-        if handler is None or not low <= request.version <= high:
+        if not self.serves(api_key) or not low <= request.version <= high:
             if api_key == API_VERSIONS_KEY:
                 return self._api_versions_fallback(request.header.correlation_id)
             raise CloseConnection(f"{request.api.name} v{request.version} is not served")
-        reply = handler(self, request, now_ms)
+        reply = self.serve(request, now_ms)
         if reply is NO_RESPONSE:
             return NO_RESPONSE
         if isinstance(reply, Pending):
@@ -179,11 +160,98 @@ class Broker:
 
     def _api_versions_fallback(self, correlation_id: int) -> bytes:
         """KIP-511: an ApiVersions version we lack is answered in v0 with UNSUPPORTED_VERSION."""
+        api = API_BY_KEY[API_VERSIONS_KEY]
+        return encode_response(api, 0, correlation_id, self.api_versions_body(Errors.UNSUPPORTED_VERSION.code))
+
+
+class Broker(FrameServer):
+    """One broker node: its state and the request handlers that act on it."""
+
+    def __init__(self, config: BrokerConfig, data_dir: str | Path, now_ms: int) -> None:
+        from . import handlers
+        from .group_service import GroupService
+        from .producer_ids import ProducerIdManager
+        from .replica_manager import ReplicaManager
+        from .topics import TopicRegistry
+
+        self.config = config
+        self.node_id = config.get_int("node.id")
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.cluster_id = _load_or_create_cluster_id(self.data_dir)
+        config.load_dynamic(self.data_dir / DYNAMIC_CONFIG_FILE)  # AlterConfigs changes survive restarts
+        self.host = "127.0.0.1"
+        self.port = 9092
+        self.fetch_purgatory = Purgatory()
+        self.outbox = Outbox()  # requests to other nodes, sent by the transport
+        # KRaft mode (``process.roles`` set): topics come from the controller's committed metadata.
+        self.kraft_mode = bool(config.get("process.roles"))
+        self.topics = TopicRegistry(self.data_dir, config, persist=not self.kraft_mode)
+        self.replicas = ReplicaManager(self, now_ms)
+        self.producer_ids = ProducerIdManager(self.data_dir)
+        self.groups = GroupService(self, now_ms)
+        self.cluster: ClusterView = SingleNodeView(self._own_endpoint, self._leader_epoch, self._partition_count)
+        # In a KRaft cluster, requests that change metadata go to the active controller (Kafka's
+        # ForwardingManager); the node sets this.  None: single-node mode, this broker decides.
+        self.forwarder: Forwarder | None = None
+        self.handlers: dict[int, Handler] = handlers.HANDLERS
+        self.supported_versions: dict[int, tuple[int, int]] = handlers.SUPPORTED_VERSIONS
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def set_listener(self, host: str, port: int) -> None:
+        """Where clients reach this broker: what Metadata and FindCoordinator advertise.
+
+        ``advertised.listeners`` (``PLAINTEXT://host:port``) wins over the bound address, as in
+        Kafka, so a broker in a container can advertise the name clients resolve."""
+        self.host, self.port = host, port
+        advertised = self.config.get("advertised.listeners")
+        if advertised:
+            address = advertised.split(",")[0].split("://", 1)[-1]
+            advertised_host, _, advertised_port = address.rpartition(":")
+            self.host = advertised_host or host
+            if advertised_port.isdigit() and int(advertised_port) != 0:
+                self.port = int(advertised_port)
+
+    def _own_endpoint(self) -> BrokerEndpoint:
+        return BrokerEndpoint(self.node_id, self.host, self.port, self.config.get("broker.rack"))
+
+    def _leader_epoch(self, topic: str, partition: int) -> int | None:
+        replica = self.replicas.get(topic, partition)
+        return replica.leader_epoch if replica is not None else None
+
+    def _partition_count(self, topic: str) -> int | None:
+        registered = self.topics.get(topic)
+        return registered.partitions if registered is not None else None
+
+    def auto_create_topic(self, name: str, now_ms: int) -> Topic | None:
+        """Create a topic a client asked about (``auto.create.topics.enable``).  On one node it exists
+        at once; in a cluster the controller creates it, so None is returned until it appears."""
+        if self.forwarder is None:
+            return self.topics.create(name, -1, -1, {})
+        self.forwarder.create_topic(name, now_ms)
+        return None
+
+    def shutdown(self) -> None:
+        """Clean shutdown: flush and close every log, write the clean-shutdown markers."""
+        self.groups.shutdown()
+        self.replicas.shutdown()
+
+    # -- requests ------------------------------------------------------------------------------------
+
+    def serves(self, api_key: int) -> bool:
+        return api_key in self.handlers
+
+    def serve(self, request: Request, now_ms: int) -> Reply:
+        """Call the API's handler, or forward to the controller what only it may decide (KRaft)."""
+        if self.forwarder is not None and request.header.api_key in self.forwarder.forwarded_apis:
+            return self.forwarder.forward(request, now_ms)
+        return self.handlers[request.header.api_key](self, request, now_ms)
+
+    def api_versions_body(self, error: int = Errors.NONE.code) -> Data:
         from .handlers.api_versions import api_versions_body
 
-        api = API_BY_KEY[API_VERSIONS_KEY]
-        body = api_versions_body(self, error=Errors.UNSUPPORTED_VERSION.code)
-        return encode_response(api, 0, correlation_id, body)
+        return api_versions_body(self, error=error)
 
     # -- time ----------------------------------------------------------------------------------------
 

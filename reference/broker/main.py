@@ -24,7 +24,10 @@ from .server import serve, wall_clock_ms
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default="127.0.0.1:9092", metavar="HOST:PORT",
                         help="address to listen on (default 127.0.0.1:9092)")
-    parser.add_argument("--data-dir", required=True, type=Path, help="log directory (created if missing)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="log directory (created if missing); default: log.dirs of --config")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="a Kafka server.properties; with process.roles set the node runs in KRaft mode")
     parser.add_argument("--node-id", type=int, default=1, help="node.id (default 1)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a Kafka broker config, e.g. --set num.partitions=3 (repeatable)")
@@ -44,6 +47,12 @@ def parse_settings(pairs: list[str], node_id: int) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.config is not None:
+        from ..node.main import run_from_properties
+
+        return run_from_properties(args.config, parse_assignments(args.set, "--set"), args.data_dir)
+    if args.data_dir is None:
+        raise CommandError("--data-dir is required (or --config with log.dirs)")
     host, port = parse_listen(args.listen)
     try:
         config = BrokerConfig(parse_settings(args.set, args.node_id))

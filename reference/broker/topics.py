@@ -25,6 +25,11 @@ Rules it enforces (each with Kafka's error code):
 Listeners are told of every change so that the replica manager creates or deletes logs and the
 group coordinator forgets offsets of deleted topics.
 
+In a KRaft cluster the registry is not the source of truth but a read model: the controller
+decides, the committed ``__cluster_metadata`` records say what it decided, and the node's metadata
+publisher (``reference.node.publisher``) mirrors topics into the registry with the ``apply_*``
+methods, which neither validate nor write ``refka-metadata.json`` (``persist=False``).
+
 Invariants: names and ids are unique; a topic's partition count never decreases.
 """
 
@@ -62,13 +67,15 @@ TopicListener = Callable[[str, Topic], None]  # (event, topic): "created", "dele
 
 
 class TopicRegistry:
-    def __init__(self, data_dir: Path, config: BrokerConfig) -> None:
+    def __init__(self, data_dir: Path, config: BrokerConfig, persist: bool = True) -> None:
+        self._persist = persist
         self._path = data_dir / METADATA_FILE
         self._config = config
         self._topics: dict[str, Topic] = {}
         self._by_id: dict[uuid.UUID, Topic] = {}
         self._listeners: list[TopicListener] = []
-        self._load()
+        if persist:
+            self._load()
 
     # -- queries -------------------------------------------------------------------------------------
 
@@ -171,6 +178,34 @@ class TopicRegistry:
         self._notify("configs", topic)
         return topic
 
+    # -- a KRaft broker's read model: what the committed metadata says ---------------------------------
+
+    def apply_topic(self, name: str, topic_id: uuid.UUID, partitions: int, replication_factor: int,
+                    configs: Mapping[str, str]) -> None:
+        """Mirror a topic as the metadata image has it (created, grown or reconfigured)."""
+        topic = self._topics.get(name)
+        if topic is None or topic.topic_id != topic_id:
+            if topic is not None:
+                self.apply_removed(name)
+            topic = Topic(name, topic_id, partitions, replication_factor, dict(configs))
+            self._topics[name] = topic
+            self._by_id[topic_id] = topic
+            self._notify("created", topic)
+            return
+        if partitions > topic.partitions:
+            topic.partitions = partitions
+            self._notify("partitions", topic)
+        if dict(configs) != topic.configs:
+            topic.configs = dict(configs)
+            self._notify("configs", topic)
+
+    def apply_removed(self, name: str) -> None:
+        """Mirror a RemoveTopicRecord."""
+        topic = self._topics.pop(name, None)
+        if topic is not None:
+            del self._by_id[topic.topic_id]
+            self._notify("deleted", topic)
+
     # -- persistence ---------------------------------------------------------------------------------
 
     def _notify(self, event: str, topic: Topic) -> None:
@@ -188,6 +223,8 @@ class TopicRegistry:
             self._by_id[topic.topic_id] = topic
 
     def _save(self) -> None:
+        if not self._persist:
+            return
         document = {
             "version": 1,
             "topics": [

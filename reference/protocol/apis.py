@@ -64,6 +64,7 @@ MESSAGE_MODULES: dict[int, str] = {
     54: "end_quorum_epoch",
     55: "describe_quorum",
     56: "alter_partition",
+    59: "fetch_snapshot",
     60: "describe_cluster",
     61: "describe_producers",
     62: "broker_registration",

@@ -10,7 +10,12 @@ Rules, as Kafka applies them:
   invalid name.  Apache Kafka 4 creates the topic asynchronously and answers the first request
   with UNKNOWN_TOPIC_OR_PARTITION; a single reference node creates it at once and answers with it.
 * Topic ids (v10+) and lookups by id (v10+; UNKNOWN_TOPIC_ID when unknown).
-* On one node every partition has this node as leader, only replica and only ISR member.
+* Brokers, the controller id and each partition's leader, leader epoch (v7+), replicas, ISR and
+  offline replicas (v5+) come from the broker's view of the cluster (``broker.cluster``,
+  :mod:`reference.broker.cluster_view`): on one node this node leads everything; in a KRaft cluster
+  the metadata image says.  A partition without a leader is LEADER_NOT_AVAILABLE with leader -1.
+* In a KRaft cluster an unknown topic is created by the controller: the broker forwards a
+  CreateTopics and answers UNKNOWN_TOPIC_OR_PARTITION until the topic reaches its metadata.
 """
 
 from __future__ import annotations
@@ -45,11 +50,18 @@ def handle_metadata(broker: Broker, request: Request, now_ms: int) -> Data:
     if wanted is None:
         topics = [topic_metadata(broker, topic) for topic in broker.topics]
     else:
-        topics = [lookup_or_create(broker, entry.name, entry.topic_id, allow_create, now_ms) for entry in wanted]
+        topics = [
+            # v10-11 carry topic ids but cannot look topics up by them: Kafka 4.3.1 answers a topic
+            # without a name INVALID_REQUEST, named "" (found by refka fuzz: it used to crash encoding)
+            _topic_error(Errors.INVALID_REQUEST.code, "", entry.topic_id) if entry.name is None and request.version < 12
+            else lookup_or_create(broker, entry.name, entry.topic_id, allow_create, now_ms)
+            for entry in wanted
+        ]
     return API.response.make(
-        brokers=[BROKER.make(node_id=broker.node_id, host=broker.host, port=broker.port, rack=None)],
+        brokers=[BROKER.make(node_id=endpoint.node_id, host=endpoint.host, port=endpoint.port, rack=endpoint.rack)
+                 for endpoint in broker.cluster.alive_brokers()],
         cluster_id=broker.cluster_id,
-        controller_id=broker.node_id,
+        controller_id=broker.cluster.controller_id(),
         topics=topics,
         cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
     )
@@ -66,10 +78,11 @@ def lookup_or_create(broker: Broker, name: str | None, topic_id: uuid.UUID, allo
         return topic_metadata(broker, topic)
     if allow_create and broker.config.get_bool("auto.create.topics.enable"):
         try:
-            topic = broker.topics.create(name, -1, -1, {})
+            topic = broker.auto_create_topic(name, now_ms)
         except KafkaError as error:
             return _topic_error(error.error.code, name, ZERO_UUID)
-        return topic_metadata(broker, topic)
+        if topic is not None:
+            return topic_metadata(broker, topic)
     try:
         from ..topic_names import validate_topic_name
 
@@ -85,15 +98,14 @@ def _topic_error(code: int, name: str | None, topic_id: uuid.UUID) -> Data:
 
 
 def topic_metadata(broker: Broker, topic: Topic) -> Data:
-    partitions = []
-    for index in range(topic.partitions):
-        replica = broker.replicas.get(topic.name, index)
-        leader_epoch = replica.leader_epoch if replica is not None else 0
-        partitions.append(PARTITION.make(
-            error_code=Errors.NONE.code, partition_index=index, leader_id=broker.node_id,
-            leader_epoch=leader_epoch, replica_nodes=[broker.node_id], isr_nodes=[broker.node_id],
-            offline_replicas=[],
-        ))
+    partitions = [
+        PARTITION.make(
+            error_code=(Errors.NONE if view.leader_id >= 0 else Errors.LEADER_NOT_AVAILABLE).code,
+            partition_index=view.partition_index, leader_id=view.leader_id, leader_epoch=view.leader_epoch,
+            replica_nodes=view.replica_nodes, isr_nodes=view.isr_nodes, offline_replicas=view.offline_replicas,
+        )
+        for view in broker.cluster.partitions(topic.name) or []
+    ]
     return TOPIC.make(error_code=Errors.NONE.code, name=topic.name, topic_id=topic.topic_id,
                       is_internal=topic.is_internal, partitions=partitions,
                       topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)

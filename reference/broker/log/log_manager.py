@@ -41,6 +41,9 @@ from reference.broker.log.files import TopicPartition
 from reference.broker.log.log import PartitionLog
 
 
+METADATA_TOPIC = "__cluster_metadata"
+
+
 def _read_or_empty(checkpoint: OffsetCheckpointFile) -> dict[TopicPartition, int]:
     try:
         return checkpoint.read()
@@ -78,8 +81,8 @@ class LogDirectory:
                 topic_partition = TopicPartition.from_directory_name(child.name)
             except ValueError:
                 continue
-            if not child.is_dir():
-                continue
+            if not child.is_dir() or topic_partition.topic == METADATA_TOPIC:
+                continue  # the KRaft metadata log belongs to the Raft layer (reference.controller.raft)
             directory.logs[topic_partition] = PartitionLog.open(
                 child,
                 directory.config_for(topic_partition),
