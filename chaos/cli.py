@@ -168,8 +168,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.nodes < 1 or args.duration <= 0:
         raise CommandError("--nodes must be at least 1 and --duration positive")
-    if args.unsafe and (args.target != "kafka" or args.nodes < 3):
-        raise CommandError("--unsafe needs replication to lose: use --target kafka --nodes 3")
+    if args.unsafe and (args.target == "local" or args.nodes < 3):
+        raise CommandError("--unsafe needs replication to lose: use --nodes 3 (--target kafka or reference)")
     if args.unsafe and args.workload != AT_LEAST_ONCE:
         raise CommandError("--unsafe acks1 cannot be idempotent (idempotence needs acks=all): use --workload at-least-once")
     args.nemesis_list = args.nemesis or (UNSAFE_NEMESES if args.unsafe else DEFAULT_NEMESES)

@@ -29,7 +29,8 @@ through the docker SDK.
 5. **Readiness.**  A node is ready when it answers a Metadata request; the cluster is ready when
    every node lists all N brokers.  ``start_node`` and ``restart`` wait for the node they touched.
 
-For ``target="reference"`` only ``nodes=1`` is valid until the reference broker replicates.
+For ``target="reference"``, one node is refka's single-node broker; more nodes form a replicated
+KRaft cluster of combined broker+controller nodes configured as the Kafka nodes are.
 """
 
 from __future__ import annotations
@@ -149,8 +150,13 @@ def node_environment(target: str, node: NodeAddress, addresses: Sequence[NodeAdd
                      extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment variables the image's entrypoint turns into the broker's configuration."""
     if target == "reference":
-        lines = "\n".join(f"{key}={value}" for key, value in (extra or {}).items())
-        return {"NODE_ID": str(node.node_id), "ADVERTISED_HOST": node.ip, "BROKER_SETTINGS": lines}
+        if len(addresses) == 1:  # refka's single-node broker, its own metadata
+            lines = "\n".join(f"{key}={value}" for key, value in (extra or {}).items())
+            return {"NODE_ID": str(node.node_id), "ADVERTISED_HOST": node.ip, "BROKER_SETTINGS": lines}
+        voters = ",".join(f"{other.node_id}@{other.ip}:{CONTROLLER_PORT}" for other in addresses)
+        settings = kafka_settings(len(addresses), extra)
+        return {"NODE_ID": str(node.node_id), "ADVERTISED_HOST": node.ip, "QUORUM_VOTERS": voters,
+                "CLUSTER_ID": cluster_id, "BROKER_SETTINGS": "\n".join(f"{k}={v}" for k, v in settings.items())}
     voters = ",".join(f"{other.node_id}@{other.ip}:{CONTROLLER_PORT}" for other in addresses)
     settings = kafka_settings(len(addresses), extra)
     return {
@@ -176,8 +182,6 @@ class DockerCluster:
                  broker_config: dict[str, str] | None = None) -> None:
         if target not in TARGETS:
             raise ClusterError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
-        if target == "reference" and nodes != 1:
-            raise ClusterError("the reference broker does not replicate yet: --target reference needs --nodes 1")
         self.client = client
         self.target = target
         self.subnet = subnet

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 # sub-command -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "broker": ("reference.broker.main", "run the reference broker in the foreground"),
+    "storage": ("reference.node.storage", "format a KRaft node's log directories (kafka-storage format)"),
     "cluster": ("reference.node.cluster", "start, stop, kill or restart a local replicated reference cluster"),
     "conform": ("conformance.cli", "run the conformance suite against a broker"),
     "kafka": ("conformance.apache_kafka", "start or stop a local Apache Kafka cluster (KRaft)"),

@@ -40,6 +40,7 @@ stays readable.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class Versions:
 NO_VERSIONS = Versions(1, 0)
 
 
+@functools.cache
 def snake_case(name: str) -> str:
     """Kafka's CamelCase field name in Python's spelling: ``ThrottleTimeMs`` -> ``throttle_time_ms``."""
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)

@@ -80,9 +80,14 @@ def test_the_cluster_id_is_a_kraft_id_fixed_by_the_seed() -> None:
     assert len(chaos_cluster.new_cluster_id(None)) == 22
 
 
-def test_the_reference_broker_is_single_node_until_it_replicates() -> None:
-    with pytest.raises(ClusterError, match="needs --nodes 1"):
-        DockerCluster(None, "reference", 3)  # type: ignore[arg-type]
+def test_a_replicated_reference_node_is_configured_as_a_kraft_voter_like_a_kafka_node() -> None:
+    addresses = chaos_cluster.plan_addresses("172.30.0.0/24", 3, "n")
+    single = chaos_cluster.node_environment("reference", addresses[0], addresses[:1], "id")
+    assert "QUORUM_VOTERS" not in single
+    env = chaos_cluster.node_environment("reference", addresses[1], addresses, "the-cluster-id")
+    kafka = chaos_cluster.node_environment("kafka", addresses[1], addresses, "the-cluster-id")
+    assert env["QUORUM_VOTERS"] == kafka["KAFKA_QUORUM_VOTERS"] and env["CLUSTER_ID"] == "the-cluster-id"
+    assert "broker.session.timeout.ms=3000" in env["BROKER_SETTINGS"].splitlines()
     with pytest.raises(ClusterError, match="unknown target"):
         DockerCluster(None, "redpanda", 1)  # type: ignore[arg-type]
 

@@ -75,7 +75,7 @@ def test_chaos_check_without_a_history_is_a_one_line_error(tmp_path: Path, capsy
     assert "no history.jsonl" in capsys.readouterr().err
 
 
-def test_unsafe_mode_needs_a_replicated_kafka_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unsafe_mode_needs_a_replicated_cluster(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["chaos", "run", "--unsafe", "acks1", "--target", "reference", "--nodes", "1"]) == 2
     assert "--unsafe needs replication to lose" in capsys.readouterr().err
     assert main(["chaos", "run", "--unsafe", "acks1", "--target", "kafka", "--workload", "idempotent"]) == 2
