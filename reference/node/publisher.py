@@ -32,7 +32,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..broker.core import Broker
@@ -118,22 +118,22 @@ class MetadataPublisher:
         self._published = current
 
     def _apply(self, topic: str, partition: int, state: PublishedPartition, now_ms: int, removed: bool = False) -> None:
-        replicas: Any = self.broker.replicas
-        if not removed and hasattr(replicas, "apply_partition_state"):
-            replicas.apply_partition_state(topic, partition, list(state.replicas), list(state.isr), state.leader,
-                                           state.leader_epoch, state.partition_epoch, now_ms)
+        if not removed:
+            self.broker.replicas.apply_partition_state(topic, partition, list(state.replicas), list(state.isr),
+                                                       state.leader, state.leader_epoch, state.partition_epoch, now_ms)
         if topic == OFFSETS_TOPIC:
             self._publish_coordinator(partition, state, now_ms, removed)
         if self.on_partition_change is not None:
             self.on_partition_change(topic, partition, state, now_ms)
 
     def _publish_coordinator(self, partition: int, state: PublishedPartition, now_ms: int, removed: bool) -> None:
-        groups: Any = self.broker.groups
+        """Kafka's ``onElection`` / ``onResignation`` of the group coordinator."""
+        groups = self.broker.groups
         leads = state.leader == self.node_id and not removed
         previous = self._published.get((OFFSETS_TOPIC, partition))
         led = previous is not None and previous.leader == self.node_id
         if leads and (not led or previous is None or previous.leader_epoch != state.leader_epoch):
-            if hasattr(groups, "on_became_leader"):
-                groups.on_became_leader(partition, state.leader_epoch, now_ms)
-        elif led and not leads and hasattr(groups, "on_resigned"):
-            groups.on_resigned(partition, state.leader_epoch)
+            groups.on_became_leader(partition, state.leader_epoch, now_ms)
+        elif led and not leads:
+            # A replica removed (the topic deleted) resigns whatever epoch it held: None, as Kafka.
+            groups.on_resigned(partition, None if removed else state.leader_epoch, now_ms)

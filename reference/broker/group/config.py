@@ -20,6 +20,8 @@ class GroupCoordinatorConfig:
     offsets_retention_minutes: int = 7 * 24 * 60
     offsets_retention_check_interval_ms: int = 600_000
     offsets_topic_num_partitions: int = 50
+    offsets_topic_replication_factor: int = 3  # used when a cluster creates the topic
+    offsets_commit_timeout_ms: int = 5_000  # how long a write may wait to be committed
     # Not configurable in Kafka (CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS): how long a brand-new
     # member's parked JoinGroup may wait before the member is dropped.
     group_new_member_join_timeout_ms: int = 5 * 60 * 1_000

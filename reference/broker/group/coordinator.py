@@ -50,8 +50,28 @@ records (also on the live path), so :meth:`load` of the emitted records rebuilds
 A loaded group with members is Stable with its stored assignment; its members must heartbeat
 within their session timeout from the load, as after a coordinator failover in Kafka.
 
-Where refka knowingly differs from Kafka: member ids use an injectable suffix generator
-(default ``uuid4``) so that tests are reproducible; protocol-vote ties are broken by vote order
+Ownership and commits (a cluster).  The coordinator of a group is the leader of the group's
+``__consumer_offsets`` partition.  Built with ``tracks_leadership=True``, the coordinator serves a
+group only while its partition is ACTIVE in :mod:`reference.broker.group.ownership`:
+:meth:`on_became_leader` -> LOADING (requests get COORDINATOR_LOAD_IN_PROGRESS, except Heartbeat,
+which Kafka answers NONE), :meth:`complete_load` replays the partition's log -> ACTIVE, and
+:meth:`on_resigned` unloads it (parked JoinGroups of a rebalancing group and parked SyncGroups get
+NOT_COORDINATOR; the groups and offsets are forgotten).  Any request for a group of a partition
+not led here gets NOT_COORDINATOR, in the place each API reports errors; ListGroups lists the led
+partitions' groups only, and fails with COORDINATOR_LOAD_IN_PROGRESS while one of them loads.
+Without ``tracks_leadership`` (one node) every partition is ACTIVE from the start.
+Every write returns a :class:`~reference.broker.group.completion.WriteCompletion`.  As in Kafka,
+the leader's assignment is handed out (and the group becomes Stable) only when its write is
+committed; if the write fails, pending SyncGroups get the mapped error and the group rebalances.
+A write the log refuses outright is not applied to memory (Kafka reverts its snapshot), and a new
+group whose first record is refused is forgotten.  Answers to the other writes (OffsetCommit,
+Heartbeat, LeaveGroup, DeleteGroups, OffsetDelete) are held by the broker's service until their
+partition commits (``GroupService.when_committed``).
+
+Where refka knowingly differs from Kafka: reads (OffsetFetch, DescribeGroups, ListGroups) see
+the latest state, including writes not yet committed (Kafka reads at the last committed
+offset); a write that fails after it reached the log (timeout) is not undone in memory; member
+ids use an injectable suffix generator (default ``uuid4``) so that tests are reproducible; protocol-vote ties are broken by vote order
 instead of hash order; a commit that writes nothing does not create a "simple" group (Kafka
 keeps an unpersisted empty group in memory).  As in Kafka, a parked request is left unanswered
 when its member is removed by LeaveGroup or superseded by a newer JoinGroup from the same member
@@ -69,6 +89,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Protocol
 
 from reference.broker.group import records
+from reference.broker.group.completion import WriteCompletion, append_error_to_response_error
 from reference.broker.group.config import GroupCoordinatorConfig
 from reference.broker.group.group import ClassicGroup, Member
 from reference.broker.group.invariants import check_group, check_timer
@@ -108,6 +129,7 @@ from reference.broker.group.offsets import (
     validate_member,
     validate_offset_commit,
 )
+from reference.broker.group.ownership import CoordinatorState, PartitionOwnership
 from reference.broker.group.state import GroupEvent, GroupState, accepts
 from reference.broker.group.timers import Timers
 from reference.errors import ErrorCode, Errors
@@ -128,9 +150,13 @@ EXPIRE_OFFSETS_TIMER = ("expire-offsets",)
 
 
 class RecordWriter(Protocol):
-    """Where records for ``__consumer_offsets`` go (the broker appends them to that partition)."""
+    """Where records for ``__consumer_offsets`` go (the broker appends them to that partition).
 
-    def append(self, partition: int, records: list[EncodedRecord]) -> None: ...
+    The returned completion completes once the records are committed (the partition's high
+    watermark passed them) or failed; see :mod:`reference.broker.group.completion`.
+    """
+
+    def append(self, partition: int, records: list[EncodedRecord], now_ms: int) -> WriteCompletion: ...
 
 
 def _heartbeat_timer(group_id: str, member_id: str) -> Hashable:
@@ -151,10 +177,15 @@ class GroupCoordinator:
         writer: RecordWriter,
         config: GroupCoordinatorConfig | None = None,
         member_id_suffix: Callable[[], str] = lambda: str(uuid.uuid4()),
+        *,
+        tracks_leadership: bool = False,
     ) -> None:
+        """``tracks_leadership=False`` (one node): every partition is ours from the start.  True (a
+        cluster): none is until :meth:`on_became_leader` and :meth:`complete_load` say so."""
         self.config = config or GroupCoordinatorConfig()
         self.groups: dict[str, ClassicGroup] = {}
         self.offsets = OffsetStore()
+        self.ownership: PartitionOwnership | None = PartitionOwnership() if tracks_leadership else None
         self._writer = writer
         self._member_id_suffix = member_id_suffix
         self._timers = Timers()
@@ -204,14 +235,18 @@ class GroupCoordinator:
         return records.partition_for(group_id, self.config.offsets_topic_num_partitions)
 
     def _append(
-        self, group_id: str, pairs: list[tuple[records.RecordKey, records.RecordValue | None]]
-    ) -> None:
-        if pairs:
-            self._writer.append(self.partition_for(group_id), [records.encode_record(k, v) for k, v in pairs])
+        self, group_id: str, pairs: list[tuple[records.RecordKey, records.RecordValue | None]], now_ms: int
+    ) -> WriteCompletion:
+        if not pairs:
+            return WriteCompletion.committed(now_ms)
+        encoded = [records.encode_record(k, v) for k, v in pairs]
+        return self._writer.append(self.partition_for(group_id), encoded, now_ms)
 
-    def _write_group_metadata(self, group: ClassicGroup, assignment: dict[str, bytes]) -> None:
+    def _write_group_metadata(
+        self, group: ClassicGroup, assignment: dict[str, bytes], now_ms: int
+    ) -> WriteCompletion:
         key = records.GroupMetadataKey(group.group_id)
-        self._append(group.group_id, [(key, group.to_record_value(assignment))])
+        return self._append(group.group_id, [(key, group.to_record_value(assignment))], now_ms)
 
     def load(self, encoded: Iterable[EncodedRecord], now_ms: int) -> None:
         """Rebuild groups and offsets from ``__consumer_offsets`` records, then arm the timers.
@@ -222,7 +257,10 @@ class GroupCoordinator:
         for key_bytes, value_bytes in encoded:
             key, value = records.decode_record(key_bytes, value_bytes)
             self._replay(key, value, now_ms)
-        for group in self.groups.values():
+        self._on_loaded(list(self.groups.values()), now_ms)
+
+    def _on_loaded(self, groups: list[ClassicGroup], now_ms: int) -> None:
+        for group in groups:
             for member in group.members.values():
                 self._reschedule_heartbeat(group, member, now_ms)
             if len(group.members) > self.config.group_max_size:
@@ -246,10 +284,14 @@ class GroupCoordinator:
 
     def _append_and_replay(
         self, group_id: str, pairs: list[tuple[records.RecordKey, records.RecordValue | None]], now_ms: int
-    ) -> None:
-        self._append(group_id, pairs)
+    ) -> WriteCompletion:
+        """Write, then apply to memory -- unless the append was refused (nothing reached the log)."""
+        completion = self._append(group_id, pairs, now_ms)
+        if completion.done and not completion.succeeded:
+            return completion
         for key, value in pairs:
             self._replay(key, value, now_ms)
+        return completion
 
     def _remove_group(self, group_id: str, now_ms: int) -> None:
         group = self.groups.pop(group_id, None)
@@ -260,6 +302,75 @@ class GroupCoordinator:
         self._timers.cancel(_sync_timer(group_id))
         for member_id in [*group.members, *group.pending_join_members]:
             self._timers.cancel(_heartbeat_timer(group_id, member_id))
+
+    # ============================================================================================
+    # Ownership of __consumer_offsets partitions (see reference.broker.group.ownership)
+    # ============================================================================================
+
+    def coordinator_error(self, group_id: str) -> ErrorCode:
+        """NONE if this coordinator serves ``group_id`` now; else what a request for it is told."""
+        if self.ownership is None:
+            return Errors.NONE
+        state = self.ownership.state_of(self.partition_for(group_id))
+        if state is CoordinatorState.ACTIVE:
+            return Errors.NONE
+        if state is CoordinatorState.LOADING:
+            return Errors.COORDINATOR_LOAD_IN_PROGRESS
+        return Errors.NOT_COORDINATOR
+
+    def _require_ownership(self) -> PartitionOwnership:
+        if self.ownership is None:
+            raise RuntimeError("this coordinator owns every partition (tracks_leadership=False)")
+        return self.ownership
+
+    def on_became_leader(self, partition: int, leader_epoch: int) -> bool:
+        """This broker leads ``partition`` from ``leader_epoch`` on: -> LOADING.
+
+        Returns True when the caller must now read the partition's log and pass it to
+        :meth:`complete_load`; False when the event was stale or the partition is already ours.
+        """
+        return self._require_ownership().became_leader(partition, leader_epoch)
+
+    def complete_load(self, partition: int, encoded: Iterable[EncodedRecord], now_ms: int) -> None:
+        """Replay ``partition``'s records (in log order), then serve its groups: LOADING -> ACTIVE."""
+        ownership = self._require_ownership()
+        if ownership.state_of(partition) is not CoordinatorState.LOADING:
+            return  # resigned while loading: nothing to serve
+        for key_bytes, value_bytes in encoded:
+            key, value = records.decode_record(key_bytes, value_bytes)
+            if self.partition_for(key.group) == partition:  # a record of another partition is foreign
+                self._replay(key, value, now_ms)
+        ownership.loaded(partition)
+        self._on_loaded([g for g_id, g in self.groups.items() if self.partition_for(g_id) == partition], now_ms)
+
+    def fail_load(self, partition: int, now_ms: int) -> None:
+        """Loading failed: forget what was replayed; LOADING -> FAILED (a newer epoch retries)."""
+        self._require_ownership().load_failed(partition)
+        self._unload_partition(partition, now_ms)
+
+    def on_resigned(self, partition: int, leader_epoch: int | None, now_ms: int) -> bool:
+        """Another broker leads ``partition`` (``leader_epoch`` None: the topic is gone): unload it.
+
+        Parked JoinGroups and SyncGroups of its groups are answered NOT_COORDINATOR, so that their
+        members look for the new coordinator.  Returns whether anything was unloaded.
+        """
+        if not self._require_ownership().resigned(partition, leader_epoch):
+            return False
+        self._unload_partition(partition, now_ms)
+        return True
+
+    def _unload_partition(self, partition: int, now_ms: int) -> None:
+        for group_id in [g for g in self.groups if self.partition_for(g) == partition]:
+            group = self.groups[group_id]
+            for member in group.members.values():
+                if group.is_in(GroupState.PREPARING_REBALANCE):
+                    group.complete_join(member, JoinGroupResult(Errors.NOT_COORDINATOR, member_id=member.member_id))
+                elif group.is_in(GroupState.COMPLETING_REBALANCE, GroupState.STABLE):
+                    group.complete_sync(member, SyncGroupResult(Errors.NOT_COORDINATOR))
+            for topic, partitions in self.offsets.group_offsets(group_id).items():
+                for index in list(partitions):
+                    self.offsets.remove(group_id, topic, index)
+            self._remove_group(group_id, now_ms)
 
     # ============================================================================================
     # JoinGroup
@@ -278,6 +389,9 @@ class GroupCoordinator:
         ):
             respond(JoinGroupResult(Errors.INVALID_SESSION_TIMEOUT, member_id=request.member_id))
             return
+        if (error := self.coordinator_error(request.group_id)) is not Errors.NONE:
+            respond(JoinGroupResult(error, member_id=UNKNOWN_MEMBER_ID))
+            return
         group = self.groups.get(request.group_id)
         is_unknown_member = request.member_id == UNKNOWN_MEMBER_ID
         if group is None:
@@ -286,8 +400,13 @@ class GroupCoordinator:
                 return
             group = ClassicGroup(request.group_id, current_state_timestamp=now_ms)
             self.groups[group.group_id] = group
-            # Kafka commits a new group to the log at once (an empty GroupMetadataValue).
-            self._write_group_metadata(group, {})
+            # Kafka commits a new group to the log at once (an empty GroupMetadataValue); if the log
+            # refuses it, the group is forgotten again and the member told why.
+            written = self._write_group_metadata(group, {}, now_ms)
+            if written.error is not None and written.error is not Errors.NONE:
+                self._remove_group(group.group_id, now_ms)
+                respond(JoinGroupResult(append_error_to_response_error(written.error), member_id=UNKNOWN_MEMBER_ID))
+                return
         if not self._accepts_joining_member(group, request.member_id):
             self._drop_member(group, request.member_id)
             respond(JoinGroupResult(Errors.GROUP_MAX_SIZE_REACHED, member_id=UNKNOWN_MEMBER_ID))
@@ -458,7 +577,8 @@ class GroupCoordinator:
         if group.is_in(GroupState.STABLE):
             if group.protocol_name == group.select_protocol():
                 # Nothing the assignment depends on changed: persist the new member id, no rebalance.
-                self._write_group_metadata(group, {m.member_id: m.assignment for m in group.members.values()})
+                assignment = {m.member_id: m.assignment for m in group.members.values()}
+                self._write_group_metadata(group, assignment, now_ms)
                 self._answer_replaced_static_member(group, member, request, previous_leader)
             else:
                 self._maybe_prepare_rebalance_or_complete_join(group, now_ms)
@@ -573,7 +693,7 @@ class GroupCoordinator:
             return
         group.init_next_generation(now_ms)
         if group.is_in(GroupState.EMPTY):
-            self._write_group_metadata(group, {})
+            self._write_group_metadata(group, {}, now_ms)
             return
         for member in group.members.values():
             group.complete_join(
@@ -652,6 +772,9 @@ class GroupCoordinator:
         if request.group_id == "":
             respond(SyncGroupResult(Errors.INVALID_GROUP_ID))
             return
+        if (error := self.coordinator_error(request.group_id)) is not Errors.NONE:
+            respond(SyncGroupResult(error))
+            return
         group = self.groups.get(request.group_id)
         if group is None or group.is_in(GroupState.EMPTY):
             respond(SyncGroupResult(Errors.UNKNOWN_MEMBER_ID))
@@ -687,11 +810,28 @@ class GroupCoordinator:
         return Errors.NONE
 
     def _store_assignment(self, group: ClassicGroup, request: SyncGroupRequest, now_ms: int) -> None:
+        """Write the leader's assignment; hand it out only once the write is committed (as Kafka)."""
         given = {entry.member_id: entry.assignment for entry in request.assignments}
         assignment = {member_id: given.get(member_id, b"") for member_id in group.members}
-        self._write_group_metadata(group, assignment)
+        generation_id = group.generation_id
+        self._write_group_metadata(group, assignment, now_ms).on_done(
+            lambda error, done_ms: self._on_assignment_written(group, generation_id, assignment, error, done_ms)
+        )
+
+    def _on_assignment_written(
+        self, group: ClassicGroup, generation_id: int, assignment: dict[str, bytes], error: ErrorCode, now_ms: int
+    ) -> None:
+        # The group may have moved on while the write was pending (another rebalance, an unload).
+        if self.groups.get(group.group_id) is not group or group.generation_id != generation_id:
+            return
+        if not group.is_in(GroupState.COMPLETING_REBALANCE):
+            return
+        if error is not Errors.NONE:
+            self._reset_and_propagate_assignment_error(group, append_error_to_response_error(error), now_ms)
+            self._maybe_prepare_rebalance_or_complete_join(group, now_ms)
+            return
         for member in group.members.values():
-            member.assignment = assignment[member.member_id]
+            member.assignment = assignment.get(member.member_id, b"")
         self._propagate_assignment(group, Errors.NONE, now_ms)
         group.transition(GroupEvent.ASSIGNMENT_STORED, now_ms)
 
@@ -703,6 +843,9 @@ class GroupCoordinator:
     def heartbeat(self, request: HeartbeatRequest, now_ms: int) -> HeartbeatResult:
         if request.group_id == "":
             return HeartbeatResult(Errors.INVALID_GROUP_ID)
+        if (error := self.coordinator_error(request.group_id)) is not Errors.NONE:
+            # While the group loads Kafka answers NONE ("blindly"): the member keeps its session.
+            return HeartbeatResult(Errors.NONE if error is Errors.COORDINATOR_LOAD_IN_PROGRESS else error)
         group = self.groups.get(request.group_id)
         if group is None:
             return HeartbeatResult(Errors.UNKNOWN_MEMBER_ID)
@@ -724,6 +867,8 @@ class GroupCoordinator:
         """Handle LeaveGroup: one member (v0-v2) or a batch, by member id or by instance id (v3+)."""
         if request.group_id == "":
             return LeaveGroupResult(Errors.INVALID_GROUP_ID)
+        if (error := self.coordinator_error(request.group_id)) is not Errors.NONE:
+            return LeaveGroupResult(error)
         group = self.groups.get(request.group_id)
         if group is None:
             return LeaveGroupResult(Errors.UNKNOWN_MEMBER_ID)
@@ -775,6 +920,8 @@ class GroupCoordinator:
         return [self._describe(group_id, api_version) for group_id in group_ids]
 
     def _describe(self, group_id: str, api_version: int) -> DescribedGroup:
+        if (error := self.coordinator_error(group_id)) is not Errors.NONE:
+            return DescribedGroup(group_id, "", error=error)
         group = self.groups.get(group_id)
         if group is None:
             error = (
@@ -809,14 +956,24 @@ class GroupCoordinator:
         return [
             ListedGroup(group.group_id, group.protocol_type or "", str(group.state))
             for group in self.groups.values()
-            if not wanted or str(group.state).lower() in wanted
+            if (not wanted or str(group.state).lower() in wanted)
+            and self.coordinator_error(group.group_id) is Errors.NONE
         ]
+
+    def list_groups_error(self) -> ErrorCode:
+        """ListGroups asks every partition this broker leads: one still loading fails the whole
+        request with COORDINATOR_LOAD_IN_PROGRESS; partitions it does not lead are skipped."""
+        if self.ownership is not None and self.ownership.loading_partitions():
+            return Errors.COORDINATOR_LOAD_IN_PROGRESS
+        return Errors.NONE
 
     def delete_groups(self, group_ids: list[str], now_ms: int) -> list[DeletableGroupResult]:
         """DeleteGroups: only Empty groups (NON_EMPTY_GROUP); offsets go with them."""
         return [self._delete_group(group_id, now_ms) for group_id in group_ids]
 
     def _delete_group(self, group_id: str, now_ms: int) -> DeletableGroupResult:
+        if (error := self.coordinator_error(group_id)) is not Errors.NONE:
+            return DeletableGroupResult(group_id, error)
         group = self.groups.get(group_id)
         if group is None or group.is_in(GroupState.DEAD):
             return DeletableGroupResult(group_id, Errors.GROUP_ID_NOT_FOUND)
@@ -837,6 +994,8 @@ class GroupCoordinator:
 
     def commit_offsets(self, request: OffsetCommitRequest, now_ms: int) -> OffsetCommitResult:
         self._ensure_offset_expiration_scheduled(now_ms)
+        if (error := self.coordinator_error(request.group_id)) is not Errors.NONE:
+            return _commit_result_with_error(request, error)
         error = self._validate_commit(request)
         if error is not Errors.NONE:
             return _commit_result_with_error(request, error)
@@ -877,6 +1036,7 @@ class GroupCoordinator:
                 )
                 partitions.append(OffsetCommitResponsePartition(partition.partition_index, Errors.NONE))
             topics.append(OffsetCommitResponseTopic(topic.name, partitions))
+        # Whether the write gets committed is the caller's to wait for (GroupService.when_committed).
         self._append_and_replay(request.group_id, pairs, now_ms)
         return OffsetCommitResult(topics)
 
@@ -897,6 +1057,8 @@ class GroupCoordinator:
         return [self._fetch_group(request) for request in requests]
 
     def _fetch_group(self, request: OffsetFetchRequestGroup) -> OffsetFetchResponseGroup:
+        if (error := self.coordinator_error(request.group_id)) is not Errors.NONE:
+            return OffsetFetchResponseGroup(request.group_id, [], error)
         group = self.groups.get(request.group_id)
         known = group is not None and not group.is_in(GroupState.DEAD)
         stored = self.offsets.group_offsets(request.group_id) if known else {}
@@ -921,6 +1083,8 @@ class GroupCoordinator:
         self, group_id: str, topics: list[OffsetDeleteRequestTopic], now_ms: int
     ) -> OffsetDeleteResult:
         """OffsetDelete (KIP-496): only for topics the group does not consume."""
+        if (error := self.coordinator_error(group_id)) is not Errors.NONE:
+            return OffsetDeleteResult(error)
         group = self.groups.get(group_id)
         if group is None or group.is_in(GroupState.DEAD):
             return OffsetDeleteResult(Errors.GROUP_ID_NOT_FOUND)

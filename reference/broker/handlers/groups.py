@@ -8,20 +8,31 @@ live in the coordinator; what lives here is only what the wire versions change:
 * FindCoordinator v0-3 asks for one key and answers at the top level; v4+ (KIP-699) asks for a
   batch of keys and answers per key.  Key type 0 is a group; 1 a transactional id, for which this
   broker has no coordinator yet (COORDINATOR_NOT_AVAILABLE, which clients retry).
+  In a cluster each group key is answered with the leader of its ``__consumer_offsets``
+  partition, or COORDINATOR_NOT_AVAILABLE while there is none (``GroupService.find_coordinator``).
 * JoinGroup and SyncGroup answer later: the handler returns a Pending the coordinator completes.
+* OffsetCommit, Heartbeat, LeaveGroup, DeleteGroups and OffsetDelete are write operations: they
+  are answered once the group's partition has committed what was written
+  (``GroupService.when_committed``; at once on one node).  If that fails, the response carries
+  Kafka's mapping of the failure (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, ...) where the API
+  reports errors: every partition (OffsetCommit), every group (DeleteGroups), the top level (the
+  others).
 * LeaveGroup before v3 names one member and reports its error at the top level.
 * OffsetFetch v8+ asks for several groups at once; before v8, for one at the top level.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ...errors import Errors
+from ...errors import ErrorCode, Errors
 from ...protocol.apis import API_BY_KEY
 from ...protocol.frames import Request
+from ...protocol.primitives import ZERO_UUID
 from ...protocol.schema import Data
 from ..group import messages as m
+from ..group.completion import WriteCompletion, all_of, append_error_to_response_error
 from ..pending import Pending
 
 if TYPE_CHECKING:
@@ -44,27 +55,43 @@ TOPIC_IDS_IN_OFFSET_COMMIT = 10
 NULLABLE_PROTOCOL_NAME_VERSION = 7  # JoinGroup v7+: the protocol name may be null (KIP-559)
 
 
+def _when_committed(completion: WriteCompletion, answer: Callable[[ErrorCode], Data]) -> Data | Pending:
+    """``answer(error)`` once ``completion`` is done -- now, or as a Pending.  ``error`` is NONE or
+    the failure as Kafka's coordinator reports it (``append_error_to_response_error``)."""
+    if completion.error is not None:
+        return answer(append_error_to_response_error(completion.error))
+    pending = Pending()
+    completion.on_done(lambda error, _: pending.complete(answer(append_error_to_response_error(error))))
+    return pending
+
+
 # -- FindCoordinator (10) ------------------------------------------------------------------------
 
 
 def handle_find_coordinator(broker: Broker, request: Request, now_ms: int) -> Data:
     body = request.body
-    if body.key_type == KEY_TYPE_GROUP:
-        broker.groups.tick(now_ms)
-        broker.groups.ensure_offsets_topic()
-        error = Errors.NONE
-    else:
-        error = Errors.COORDINATOR_NOT_AVAILABLE
-    found = error is Errors.NONE
-    node_id, host, port = (broker.node_id, broker.host, broker.port) if found else (-1, "", -1)
-    message = None if found else "The coordinator is not available."
+    keys = list(body.coordinator_keys) if request.version >= 4 else [body.key]
+    answers: list[tuple[ErrorCode, tuple[int, str, int]]] = []
+    for key in keys:
+        if body.key_type == KEY_TYPE_GROUP:
+            broker.groups.tick(now_ms)
+            error, endpoint = broker.groups.find_coordinator(key, now_ms)
+        else:
+            error, endpoint = Errors.COORDINATOR_NOT_AVAILABLE, None
+        answers.append((error, endpoint if endpoint is not None else (-1, "", -1)))
+
+    def message(error: ErrorCode) -> str | None:
+        return None if error is Errors.NONE else "The coordinator is not available."
+
     if request.version >= 4:
         entry = FIND_COORDINATOR.response.struct("Coordinator")
         return FIND_COORDINATOR.response.make(coordinators=[
-            entry.make(key=key, node_id=node_id, host=host, port=port, error_code=error.code, error_message=message)
-            for key in body.coordinator_keys
+            entry.make(key=key, node_id=node_id, host=host, port=port, error_code=error.code,
+                       error_message=message(error))
+            for key, (error, (node_id, host, port)) in zip(keys, answers, strict=True)
         ])
-    return FIND_COORDINATOR.response.make(error_code=error.code, error_message=message,
+    error, (node_id, host, port) = answers[0]
+    return FIND_COORDINATOR.response.make(error_code=error.code, error_message=message(error),
                                           node_id=node_id, host=host, port=port)
 
 
@@ -123,17 +150,20 @@ def handle_sync_group(broker: Broker, request: Request, now_ms: int) -> Pending:
     return pending
 
 
-def handle_heartbeat(broker: Broker, request: Request, now_ms: int) -> Data:
+def handle_heartbeat(broker: Broker, request: Request, now_ms: int) -> Data | Pending:
     body = request.body
     broker.groups.tick(now_ms)
     result = broker.groups.coordinator.heartbeat(m.HeartbeatRequest(
         group_id=body.group_id, generation_id=body.generation_id, member_id=body.member_id,
         group_instance_id=body.group_instance_id, api_version=request.version,
     ), now_ms)
-    return HEARTBEAT.response.make(error_code=result.error.code)
+    return _when_committed(
+        broker.groups.when_committed(body.group_id, now_ms),
+        lambda error: HEARTBEAT.response.make(error_code=(result.error if error is Errors.NONE else error).code),
+    )
 
 
-def handle_leave_group(broker: Broker, request: Request, now_ms: int) -> Data:
+def handle_leave_group(broker: Broker, request: Request, now_ms: int) -> Data | Pending:
     body = request.body
     broker.groups.tick(now_ms)
     if request.version >= 3:
@@ -142,11 +172,18 @@ def handle_leave_group(broker: Broker, request: Request, now_ms: int) -> Data:
         members = [m.MemberIdentity(body.member_id)]
     result = broker.groups.coordinator.leave(m.LeaveGroupRequest(body.group_id, members, request.version), now_ms)
     response = LEAVE_GROUP.response.struct("MemberResponse")
-    return LEAVE_GROUP.response.make(
-        error_code=result.error.code,
-        members=[response.make(member_id=x.member_id, group_instance_id=x.group_instance_id, error_code=x.error.code)
-                 for x in result.members],
-    )
+
+    def answer(error: ErrorCode) -> Data:
+        if error is not Errors.NONE:
+            return LEAVE_GROUP.response.make(error_code=error.code, members=[])
+        return LEAVE_GROUP.response.make(
+            error_code=result.error.code,
+            members=[response.make(member_id=x.member_id, group_instance_id=x.group_instance_id,
+                                   error_code=x.error.code)
+                     for x in result.members],
+        )
+
+    return _when_committed(broker.groups.when_committed(body.group_id, now_ms), answer)
 
 
 # -- DescribeGroups (15), ListGroups (16), DeleteGroups (42) ---------------------------------------
@@ -174,9 +211,10 @@ def handle_list_groups(broker: Broker, request: Request, now_ms: int) -> Data:
     body = request.body
     states = body.states_filter if request.version >= 4 else []
     types = {t.lower() for t in body.types_filter} if request.version >= 5 else set()
-    listed = broker.groups.coordinator.list_groups(states)
+    error = broker.groups.coordinator.list_groups_error()
+    listed = broker.groups.coordinator.list_groups(states) if error is Errors.NONE else []
     entry = LIST_GROUPS.response.struct("ListedGroup")
-    return LIST_GROUPS.response.make(error_code=Errors.NONE.code, groups=[
+    return LIST_GROUPS.response.make(error_code=error.code, groups=[
         entry.make(group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.group_state,
                    group_type=g.group_type)
         for g in listed
@@ -184,12 +222,22 @@ def handle_list_groups(broker: Broker, request: Request, now_ms: int) -> Data:
     ])
 
 
-def handle_delete_groups(broker: Broker, request: Request, now_ms: int) -> Data:
+def handle_delete_groups(broker: Broker, request: Request, now_ms: int) -> Data | Pending:
     broker.groups.tick(now_ms)
     results = broker.groups.coordinator.delete_groups(list(request.body.groups_names), now_ms)
     entry = DELETE_GROUPS.response.struct("DeletableGroupResult")
-    return DELETE_GROUPS.response.make(results=[entry.make(group_id=r.group_id, error_code=r.error.code)
-                                                for r in results])
+    # Each group is answered when its own partition has committed; the response waits for all.
+    written = [broker.groups.when_committed(r.group_id, now_ms) for r in results]
+
+    def answer(_: ErrorCode) -> Data:
+        errors = [append_error_to_response_error(w.error) if w.error is not None else Errors.UNKNOWN_SERVER_ERROR
+                  for w in written]
+        return DELETE_GROUPS.response.make(results=[
+            entry.make(group_id=r.group_id, error_code=(r.error if error is Errors.NONE else error).code)
+            for r, error in zip(results, errors, strict=True)
+        ])
+
+    return _when_committed(all_of(written, now_ms), answer)
 
 
 # -- OffsetCommit (8), OffsetFetch (9), OffsetDelete (47) ------------------------------------------
@@ -203,7 +251,7 @@ def _topic_name(broker: Broker, name: str, topic_id: object) -> str | None:
     return topic.name if topic is not None else None
 
 
-def handle_offset_commit(broker: Broker, request: Request, now_ms: int) -> Data:
+def handle_offset_commit(broker: Broker, request: Request, now_ms: int) -> Data | Pending:
     body = request.body
     broker.groups.tick(now_ms)
     topics: list[m.OffsetCommitRequestTopic] = []
@@ -226,6 +274,16 @@ def handle_offset_commit(broker: Broker, request: Request, now_ms: int) -> Data:
     topic_entry = OFFSET_COMMIT.response.struct("OffsetCommitResponseTopic")
     partition_entry = OFFSET_COMMIT.response.struct("OffsetCommitResponsePartition")
     ids = {t.name: t.topic_id for t in broker.topics}
+
+    def failed(error: ErrorCode) -> Data:
+        """Kafka's OffsetCommitRequest.getErrorResponse: every partition asked for gets ``error``."""
+        return OFFSET_COMMIT.response.make(topics=[
+            topic_entry.make(name=t.name, topic_id=t.topic_id, partitions=[
+                partition_entry.make(partition_index=p.partition_index, error_code=error.code) for p in t.partitions
+            ])
+            for t in body.topics
+        ])
+
     answered = [
         topic_entry.make(name=t.name, topic_id=ids.get(t.name), partitions=[
             partition_entry.make(partition_index=p.partition_index, error_code=p.error.code) for p in t.partitions
@@ -239,26 +297,34 @@ def handle_offset_commit(broker: Broker, request: Request, now_ms: int) -> Data:
         ])
         for t in unknown
     ]
-    return OFFSET_COMMIT.response.make(topics=answered)
+    return _when_committed(
+        broker.groups.when_committed(body.group_id, now_ms),
+        lambda error: OFFSET_COMMIT.response.make(topics=answered) if error is Errors.NONE else failed(error),
+    )
 
 
 def handle_offset_fetch(broker: Broker, request: Request, now_ms: int) -> Data:
     body = request.body
+    unknown_ids: dict[str, list[Data]] = {}  # v10 topics named by an id no topic has
     if request.version >= 8:
-        asked = [
-            m.OffsetFetchRequestGroup(g.group_id, None if g.topics is None else [
-                m.OffsetFetchRequestTopic(_topic_name(broker, t.name, t.topic_id) or "", list(t.partition_indexes))
-                for t in g.topics
-            ])
-            for g in body.groups
-        ]
+        asked = []
+        for g in body.groups:
+            topics: list[m.OffsetFetchRequestTopic] | None = None if g.topics is None else []
+            for t in g.topics or []:
+                name = _topic_name(broker, t.name, t.topic_id)
+                if name is None and request.version >= TOPIC_IDS_IN_OFFSET_COMMIT:
+                    unknown_ids.setdefault(g.group_id, []).append(t)
+                else:
+                    assert topics is not None
+                    topics.append(m.OffsetFetchRequestTopic(name or "", list(t.partition_indexes)))
+            asked.append(m.OffsetFetchRequestGroup(g.group_id, topics))
     else:
         asked = [m.OffsetFetchRequestGroup(body.group_id, None if body.topics is None else [
             m.OffsetFetchRequestTopic(t.name, list(t.partition_indexes)) for t in body.topics
         ])]
     answered = broker.groups.coordinator.fetch_offsets(asked)
     if request.version >= 8:
-        return _offset_fetch_groups(broker, answered)
+        return _offset_fetch_groups(broker, answered, unknown_ids)
     group = answered[0]
     topic_entry = OFFSET_FETCH.response.struct("OffsetFetchResponseTopic")
     partition_entry = OFFSET_FETCH.response.struct("OffsetFetchResponsePartition")
@@ -273,35 +339,55 @@ def handle_offset_fetch(broker: Broker, request: Request, now_ms: int) -> Data:
     )
 
 
-def _offset_fetch_groups(broker: Broker, answered: list[m.OffsetFetchResponseGroup]) -> Data:
+def _offset_fetch_groups(broker: Broker, answered: list[m.OffsetFetchResponseGroup],
+                         unknown_ids: dict[str, list[Data]]) -> Data:
+    """v8+ answers; a v10 topic id no topic has is answered per partition with UNKNOWN_TOPIC_ID
+    (100), offset -1, as Apache Kafka 4.3.1 does (found by ``refka fuzz``: it used to crash)."""
     group_entry = OFFSET_FETCH.response.struct("OffsetFetchResponseGroup")
     topic_entry = OFFSET_FETCH.response.struct("OffsetFetchResponseTopics")
     partition_entry = OFFSET_FETCH.response.struct("OffsetFetchResponsePartitions")
     ids = {t.name: t.topic_id for t in broker.topics}
+
+    def unknown_topics(group: m.OffsetFetchResponseGroup) -> list[Data]:
+        if group.error.code != Errors.NONE.code:
+            return []
+        return [topic_entry.make(name="", topic_id=t.topic_id, partitions=[
+            partition_entry.make(partition_index=index, committed_offset=-1, committed_leader_epoch=-1,
+                                 metadata="", error_code=Errors.UNKNOWN_TOPIC_ID.code)
+            for index in t.partition_indexes
+        ]) for t in unknown_ids.get(group.group_id, [])]
+
     return OFFSET_FETCH.response.make(groups=[
         group_entry.make(group_id=g.group_id, error_code=g.error.code, topics=[
-            topic_entry.make(name=t.name, topic_id=ids.get(t.name), partitions=[
+            topic_entry.make(name=t.name, topic_id=ids.get(t.name, ZERO_UUID), partitions=[
                 partition_entry.make(partition_index=p.partition_index, committed_offset=p.committed_offset,
                                      committed_leader_epoch=p.committed_leader_epoch, metadata=p.metadata,
                                      error_code=p.error.code)
                 for p in t.partitions
             ])
             for t in g.topics
-        ])
+        ] + unknown_topics(g))
         for g in answered
     ])
 
 
-def handle_offset_delete(broker: Broker, request: Request, now_ms: int) -> Data:
+def handle_offset_delete(broker: Broker, request: Request, now_ms: int) -> Data | Pending:
     body = request.body
     broker.groups.tick(now_ms)
     topics = [m.OffsetDeleteRequestTopic(t.name, [p.partition_index for p in t.partitions]) for t in body.topics]
     result = broker.groups.coordinator.delete_offsets(body.group_id, topics, now_ms)
     topic_entry = OFFSET_DELETE.response.struct("OffsetDeleteResponseTopic")
     partition_entry = OFFSET_DELETE.response.struct("OffsetDeleteResponsePartition")
-    return OFFSET_DELETE.response.make(error_code=result.error.code, topics=[
-        topic_entry.make(name=t.name, partitions=[
-            partition_entry.make(partition_index=p.partition_index, error_code=p.error.code) for p in t.partitions
+
+    def answer(error: ErrorCode) -> Data:
+        if error is not Errors.NONE:
+            return OFFSET_DELETE.response.make(error_code=error.code, topics=[])
+        return OFFSET_DELETE.response.make(error_code=result.error.code, topics=[
+            topic_entry.make(name=t.name, partitions=[
+                partition_entry.make(partition_index=p.partition_index, error_code=p.error.code)
+                for p in t.partitions
+            ])
+            for t in result.topics
         ])
-        for t in result.topics
-    ])
+
+    return _when_committed(broker.groups.when_committed(body.group_id, now_ms), answer)

@@ -7,6 +7,7 @@ import struct
 from dataclasses import dataclass, field
 
 from reference.broker.group import GroupCoordinator, GroupCoordinatorConfig
+from reference.broker.group.completion import WriteCompletion
 from reference.broker.group.messages import (
     HeartbeatRequest,
     HeartbeatResult,
@@ -47,8 +48,10 @@ class Recorder:
 
     appended: list[tuple[int, bytes, bytes | None]] = field(default_factory=list)
 
-    def append(self, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
+    def append(self, partition: int, records: list[tuple[bytes, bytes | None]], now_ms: int) -> WriteCompletion:
+        """Keep the records; on one node with no replication they are committed at once."""
         self.appended += [(partition, key, value) for key, value in records]
+        return WriteCompletion.committed(now_ms)
 
     def records(self) -> list[tuple[bytes, bytes | None]]:
         return [(key, value) for _, key, value in self.appended]
