@@ -474,6 +474,11 @@ BROKER_CONFIGS: tuple[ConfigDefinition, ...] = (
     C("max.incremental.fetch.session.cache.slots", INT, "1000", "Fetch sessions (KIP-227) the broker keeps.",
       at_least(0)),
     C("replica.fetch.max.bytes", INT, "1048576", "Bytes a follower fetches per partition.", at_least(0)),
+    C("replica.fetch.response.max.bytes", INT, "10485760", "Bytes a follower's whole Fetch response may carry.",
+      at_least(0)),
+    C("replica.fetch.wait.max.ms", INT, "500", "How long the leader may hold a follower's Fetch (long poll)."),
+    C("replica.fetch.min.bytes", INT, "1", "Bytes a follower's Fetch waits for before it is answered."),
+    C("replica.fetch.backoff.ms", INT, "1000", "How long a follower waits after a fetch error.", at_least(0)),
     C("replica.lag.time.max.ms", LONG, "30000", "How long a follower may lag before it leaves the ISR."),
     # -- log segments and retention --
     C("log.segment.bytes", INT, "1073741824", "Default of segment.bytes.", at_least(SEGMENT_BYTES_MINIMUM), dynamic=True),

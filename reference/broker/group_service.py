@@ -346,6 +346,11 @@ class GroupService:
             return WriteCompletion.committed(now_ms)
         return self.high_watermarks.watch(partition, end_offset, now_ms)
 
+    def on_partition_change(self, topic_partition: TopicPartition, now_ms: int) -> None:
+        """The replica manager's word that a partition's high watermark may have moved."""
+        if topic_partition.topic == OFFSETS_TOPIC:
+            self._observe_local_high_watermark(topic_partition.partition, now_ms)
+
     def _observe_local_high_watermark(self, partition: int, now_ms: int) -> None:
         replica = self.replicas.get(OFFSETS_TOPIC, partition)
         if replica is not None:

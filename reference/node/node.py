@@ -148,6 +148,10 @@ class KRaftNode:
         self.forwarder = ControllerForwarder(self.controller_outbox, self.active_controller)
         broker.forwarder = self.forwarder
         self.publisher = MetadataPublisher(broker)
+        # The replica manager's requests to the controller (AlterPartition) take the controller
+        # plane; follower fetches stay on the broker plane (broker.outbox).
+        broker.replicas.controller_id = self.active_controller
+        broker.replicas.alter_partition.outbox = self.controller_outbox
         self.broker = broker
 
     def start_lifecycle(self, listeners: list[tuple[str, str, int]], now_ms: int) -> None:
@@ -162,6 +166,12 @@ class KRaftNode:
         self.lifecycle = BrokerLifecycleManager(info, self.controller_outbox, self.active_controller,
                                                 lambda: self.image.offset,
                                                 self.config.get_int("broker.heartbeat.interval.ms"), now_ms)
+        self.lifecycle.on_state_change = self._on_broker_state
+
+    def _on_broker_state(self, state: BrokerState) -> None:
+        """The broker epoch of the latest registration goes with every AlterPartition and follower fetch."""
+        assert self.broker is not None and self.lifecycle is not None
+        self.broker.replicas.broker_epoch = self.lifecycle.broker_epoch
 
     # -- who leads ---------------------------------------------------------------------------------------
 

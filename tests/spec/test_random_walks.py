@@ -50,8 +50,12 @@ def walker(model: Any) -> type[RuleBasedStateMachine]:
 
 ReplicationWalk = walker(ReplicationModel("kip-320", {"replicas": 3, "records": 6, "leader_changes": 6,
                                                       "process_crashes": 3}))
+# One power loss at most: with min.insync.replicas=2 a record may be acknowledged while it sits
+# unflushed in exactly two page caches, and two power losses then drop every copy -- a loss no
+# replication protocol that does not fsync can prevent (Kafka's guarantee needs a majority of the
+# ISR's disks to survive).  A walk found that trace; the exhaustive check has the same boundary.
 Kip966Walk = walker(ReplicationModel("kip-966", {"replicas": 3, "records": 5, "leader_changes": 5,
-                                                 "process_crashes": 2, "lossy_crashes": 2}))
+                                                 "process_crashes": 2, "lossy_crashes": 1}))
 IdempotenceWalk = walker(IdempotenceModel("default", {"records": 8, "window": 5, "losses": 5, "failovers": 3}))
 AtLeastOnceWalk = walker(DeliveryModel("at-least-once", {"records": 6, "consumers": 3, "rebalances": 6, "crashes": 3}))
 AtMostOnceWalk = walker(DeliveryModel("at-most-once", {"records": 6, "consumers": 3, "rebalances": 6, "crashes": 3}))

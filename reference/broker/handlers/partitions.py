@@ -13,6 +13,13 @@ Produce, as Kafka's ``KafkaApis.handleProduceRequest`` and ``ReplicaManager.appe
 * ``base_offset`` is the first offset assigned, ``log_append_time_ms`` is -1 unless the topic uses
   LogAppendTime, ``log_start_offset`` (v5+) is the partition's low watermark.  v8+ carries per-record
   errors (``record_errors``) and an ``error_message``.
+* A broker that follows the partition answers NOT_LEADER_OR_FOLLOWER.  With ``acks=-1`` the answer
+  waits (Kafka's ``DelayedProduce``, in ``replicas.produce_purgatory``) until the high watermark
+  passes the last offset written to every partition that succeeded
+  (``Partition.check_enough_replicas_reach_offset``): NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR
+  is then below ``min.insync.replicas``, NOT_LEADER_OR_FOLLOWER if leadership moved meanwhile,
+  REQUEST_TIMED_OUT for partitions still waiting after ``timeout_ms``.  The offsets are those the
+  append assigned, whatever the error.  With one replica the HW is already there: no wait.
 
 Fetch, as Kafka's ``ReplicaManager.fetchMessages``:
 
@@ -22,18 +29,31 @@ Fetch, as Kafka's ``ReplicaManager.fetchMessages``:
 * Per partition: the epoch check (KIP-320: a ``current_leader_epoch`` above ours is
   UNKNOWN_LEADER_EPOCH, below ours FENCED_LEADER_EPOCH), OFFSET_OUT_OF_RANGE outside
   ``[log start, log end]``, then whole stored batches below the high watermark (read_uncommitted)
-  or the last stable offset (read_committed).
+  or the last stable offset (read_committed).  A consumer older than v11 must fetch from the leader
+  (NOT_LEADER_OR_FOLLOWER); v11+ may read a follower up to its HW (KIP-392).
+* A follower's fetch (``ReplicaState.ReplicaId`` >= 0 from v15, ``ReplicaId`` before) goes to the
+  leader only (NOT_LEADER_OR_FOLLOWER), after the epoch check; from a broker not among the
+  replicas it gets UNKNOWN_LEADER_EPOCH (NOT_LEADER_OR_FOLLOWER without an epoch).  It reads up to
+  the log end offset, or gets a ``DivergingEpoch`` when its ``LastFetchedEpoch`` ends below its
+  fetch offset here (KIP-595, ``Partition.read_for_follower``).  When the request arrives (not
+  when a parked one is re-read) the leader records the follower's fetch offset, log start offset
+  and broker epoch, which may grow the ISR and move the HW.
 * Sizes: each partition reads at most ``partition_max_bytes`` and the response at most
   ``max_bytes``, except that the first partition with data returns at least one whole batch even if
   it is larger (so a consumer can always make progress).
-* Waiting: if fewer than ``min_bytes`` are available and no partition has an error, the request
-  is parked until enough data arrives (any append to one of its partitions re-checks it) or
-  ``max_wait_ms`` passes, then answered with what there is.
+* Waiting: if fewer than ``min_bytes`` are available and no partition has an error or a
+  diverging epoch, the request is parked until enough data arrives (any append to one of its
+  partitions, or a move of its HW, re-checks it) or ``max_wait_ms`` passes, then answered with
+  what there is -- followers long-poll the same way.
+
+ListOffsets (except for the debugging replica id -2) and OffsetForLeaderEpoch are answered by the
+leader only (NOT_LEADER_OR_FOLLOWER), as Kafka's ``fetchOnlyFromLeader``.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import Errors, KafkaError
@@ -43,8 +63,8 @@ from ...protocol.schema import Data
 from ...records.validation import RecordValidationError
 from ..core import NO_RESPONSE
 from ..log.files import TopicPartition
-from ..partition import FetchIsolation, Partition
-from ..pending import DelayedOperation
+from ..partition import ACKS_ALL, FetchIsolation, Partition
+from ..pending import DelayedOperation, Pending
 
 if TYPE_CHECKING:
     from ..core import Broker, Reply
@@ -55,11 +75,11 @@ LIST_OFFSETS = API_BY_KEY[2]
 DELETE_RECORDS = API_BY_KEY[21]
 OFFSET_FOR_LEADER_EPOCH = API_BY_KEY[23]
 
-ACKS_ALL = -1
 READ_COMMITTED = 1
 NO_SESSION = 0
 UNDEFINED_EPOCH = -1
 UNDEFINED_OFFSET = -1
+DEBUGGING_REPLICA_ID = -2
 
 
 def _topic_name(broker: Broker, name: str | None, topic_id: uuid.UUID, version: int, ids_from: int) -> str | None:
@@ -95,51 +115,87 @@ def handle_produce(broker: Broker, request: Request, now_ms: int) -> Reply:
     body = request.body
     version = request.version
     responses = []
+    waiting: list[tuple[TopicPartition, Data, int]] = []  # acks=all: (partition, answer, required offset)
     for topic in body.topic_data:
         name = _topic_name(broker, topic.name, topic.topic_id, version, TOPIC_IDS_IN_PRODUCE)
-        partitions = [_produce_partition(broker, body.acks, name, p, version, now_ms) for p in topic.partition_data]
+        partitions = []
+        for data in topic.partition_data:
+            answer, required_offset = _produce_partition(broker, body.acks, name, data, version, now_ms)
+            partitions.append(answer)
+            if name is not None and required_offset is not None:
+                waiting.append((TopicPartition(name, data.index), answer, required_offset))
         responses.append(PRODUCE_TOPIC.make(name=topic.name, topic_id=topic.topic_id, partition_responses=partitions))
     if body.acks == 0:
         no_response: Reply = NO_RESPONSE
         return no_response
-    return PRODUCE.response.make(responses=responses)
+    response = PRODUCE.response.make(responses=responses)
+    if body.acks != ACKS_ALL or not waiting:
+        return response
+    return _wait_for_replicas(broker, response, waiting, body.timeout_ms, now_ms)
 
 
-def _produce_partition(broker: Broker, acks: int, topic: str | None, data: Data, version: int, now_ms: int) -> Data:
+def _produce_partition(
+    broker: Broker, acks: int, topic: str | None, data: Data, version: int, now_ms: int
+) -> tuple[Data, int | None]:
+    """One partition's answer, and the offset the HW must reach before acks=all answers it."""
     answer = PRODUCE_PARTITION.make(index=data.index, base_offset=-1)
     try:
         if acks not in (ACKS_ALL, 0, 1):
             raise KafkaError(Errors.INVALID_REQUIRED_ACKS, f"Invalid required acks {acks}")
         if topic is None:
             answer.error_code = _unknown_topic(version, TOPIC_IDS_IN_PRODUCE)
-            return answer
+            return answer, None
         registered = broker.topics.get(topic)
         if registered is not None and registered.is_internal:
             raise KafkaError(Errors.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}")
-        replica = broker.replicas.require(topic, data.index)
-        if acks == ACKS_ALL:
-            min_insync = int(broker.replicas.topic_config(topic)["min.insync.replicas"])
-            if len(replica.isr) < min_insync:
-                raise KafkaError(Errors.NOT_ENOUGH_REPLICAS,
-                                 f"The size of the current ISR {sorted(replica.isr)} is insufficient to satisfy "
-                                 f"the min.isr requirement of {min_insync} for partition {topic}-{data.index}")
+        broker.replicas.check_append_allowed(topic, data.index, acks)
         if data.records is None:
             raise KafkaError(Errors.INVALID_RECORD, "Produce request has no records for the partition")
-        validated, info = broker.replicas.append_from_client(topic, data.index, data.records, version, now_ms)
+        validated, info = broker.replicas.append_from_client(topic, data.index, data.records, version, now_ms,
+                                                             required_acks=acks)
     except RecordValidationError as refused:
         answer.error_code = refused.error.code
         answer.error_message = refused.message
         answer.record_errors = [RECORD_ERROR.make(batch_index=e.batch_index, batch_index_error_message=e.message)
                                 for e in refused.record_errors]
-        return answer
+        return answer, None
     except KafkaError as refused:
         answer.error_code = refused.error.code
         answer.error_message = refused.message
-        return answer
+        return answer, None
     answer.base_offset = info.first_offset
     answer.log_append_time_ms = validated.log_append_time if validated.log_append_time >= 0 else -1
     answer.log_start_offset = info.log_start_offset
-    return answer
+    return answer, info.last_offset + 1
+
+
+def _wait_for_replicas(
+    broker: Broker, response: Data, waiting: list[tuple[TopicPartition, Data, int]], timeout_ms: int, now_ms: int
+) -> Data | Pending:
+    """acks=all (Kafka's ``DelayedProduce``): answer once every appended partition's HW passed its
+    last offset, or at ``timeout_ms`` with REQUEST_TIMED_OUT for those still waiting."""
+    acks_pending = list(waiting)
+
+    def attempt(now: int, expired: bool) -> Data | None:
+        for entry in list(acks_pending):
+            topic_partition, answer, required_offset = entry
+            replica = broker.replicas.get(topic_partition.topic, topic_partition.partition)
+            if replica is None:
+                reached, error = False, Errors.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                reached, error = replica.check_enough_replicas_reach_offset(required_offset)
+            if reached or error != Errors.NONE:
+                answer.error_code = error.code
+                acks_pending.remove(entry)
+        if acks_pending and not expired:
+            return None
+        for _, answer, _ in acks_pending:
+            answer.error_code = Errors.REQUEST_TIMED_OUT.code
+        return response
+
+    operation = DelayedOperation(now_ms + max(0, timeout_ms), attempt, [tp for tp, _, _ in waiting])
+    pending = broker.replicas.produce_purgatory.park(operation, now_ms)
+    return pending.result if pending.done else pending
 
 
 # -- Fetch (1) -----------------------------------------------------------------------------------
@@ -149,20 +205,47 @@ FETCH_PARTITION = FETCH.response.struct("PartitionData")
 TOPIC_IDS_IN_FETCH = 13
 
 
+FETCH_EPOCH_END_OFFSET = FETCH.response.struct("EpochEndOffset")
+REPLICA_STATE_FROM = 15  # KIP-903: the follower's id and broker epoch move into ReplicaState
+FOLLOWER_FETCH_FROM_FOLLOWERS = 11  # KIP-392: from v11 a consumer may read a follower
+
+
+@dataclass(frozen=True)
+class FollowerFetch:
+    """Who sends a follower's Fetch: its broker id and broker epoch (-1 before v15)."""
+
+    replica_id: int
+    broker_epoch: int
+
+
+def follower_of(request: Request) -> FollowerFetch | None:
+    """The follower a Fetch comes from, or None for a consumer (Kafka's ``FetchRequest.replicaId``)."""
+    body = request.body
+    if request.version >= REPLICA_STATE_FROM:
+        replica_id, broker_epoch = body.replica_state.replica_id, body.replica_state.replica_epoch
+    else:
+        replica_id, broker_epoch = body.replica_id, -1
+    return FollowerFetch(replica_id, broker_epoch) if replica_id >= 0 else None
+
+
 def handle_fetch(broker: Broker, request: Request, now_ms: int) -> Reply:
     body = request.body
     if request.version >= 7 and body.session_id != NO_SESSION:
         return FETCH.response.make(error_code=Errors.FETCH_SESSION_ID_NOT_FOUND.code, session_id=NO_SESSION,
                                    responses=[])
+    follower = follower_of(request)
     watched = []
     for topic in body.topics:
         name = _topic_name(broker, topic.topic, topic.topic_id, request.version, TOPIC_IDS_IN_FETCH)
         if name is not None:
             watched += [TopicPartition(name, p.partition) for p in topic.partitions]
+    first_read = [True]  # a follower's fetch state is recorded once, when the request arrives
 
     def attempt(now: int, expired: bool) -> Data | None:
-        response, total_bytes, has_error = _read_fetch(broker, request)
-        if expired or has_error or total_bytes >= body.min_bytes or body.max_wait_ms <= 0:
+        record_follower = follower is not None and first_read[0]
+        first_read[0] = False
+        response, total_bytes, answer_now = _read_fetch(broker, request, follower, record_follower, now)
+        if expired or answer_now or total_bytes >= body.min_bytes or body.max_wait_ms <= 0:
             return response
         return None
 
@@ -170,46 +253,99 @@ def handle_fetch(broker: Broker, request: Request, now_ms: int) -> Reply:
     return broker.fetch_purgatory.park(operation, now_ms)
 
 
-def _read_fetch(broker: Broker, request: Request) -> tuple[Data, int, bool]:
+def _read_fetch(
+    broker: Broker, request: Request, follower: FollowerFetch | None, record_follower: bool, now_ms: int
+) -> tuple[Data, int, bool]:
+    """Read every partition: (response, bytes read, whether to answer now: an error or a divergence)."""
     body = request.body
-    isolation = FetchIsolation.TXN_COMMITTED if body.isolation_level == READ_COMMITTED else FetchIsolation.HIGH_WATERMARK
+    if follower is not None:
+        isolation = FetchIsolation.LOG_END
+    elif body.isolation_level == READ_COMMITTED:
+        isolation = FetchIsolation.TXN_COMMITTED
+    else:
+        isolation = FetchIsolation.HIGH_WATERMARK
     remaining = body.max_bytes
     total = 0
-    has_error = False
+    answer_now = False
     responses = []
     for topic in body.topics:
         name = _topic_name(broker, topic.topic, topic.topic_id, request.version, TOPIC_IDS_IN_FETCH)
         partitions = []
         for wanted in topic.partitions:
-            answer = _fetch_partition(broker, name, wanted, isolation, max(0, remaining), total == 0, request.version)
+            budget, first = max(0, remaining), total == 0
+            if follower is not None:
+                answer = _fetch_partition_for_follower(broker, name, wanted, follower, record_follower, budget, first,
+                                                       request.version, now_ms)
+            else:
+                answer = _fetch_partition(broker, name, wanted, isolation, budget, first, request.version)
             size = len(answer.records or b"")
             total += size
             remaining -= size
-            has_error = has_error or answer.error_code != Errors.NONE.code
+            diverging = answer.diverging_epoch is not None and answer.diverging_epoch.epoch >= 0
+            answer_now = answer_now or answer.error_code != Errors.NONE.code or diverging
             partitions.append(answer)
         responses.append(FETCH_TOPIC.make(topic=topic.topic, topic_id=topic.topic_id, partitions=partitions))
-    return FETCH.response.make(error_code=Errors.NONE.code, session_id=NO_SESSION, responses=responses), total, has_error
+    return FETCH.response.make(error_code=Errors.NONE.code, session_id=NO_SESSION, responses=responses), total, answer_now
+
+
+def _fetch_answer(wanted: Data, isolation: FetchIsolation) -> Data:
+    return FETCH_PARTITION.make(
+        partition_index=wanted.partition, high_watermark=-1, last_stable_offset=-1, log_start_offset=-1,
+        aborted_transactions=[] if isolation is FetchIsolation.TXN_COMMITTED else None, records=b"",
+    )
 
 
 def _fetch_partition(
     broker: Broker, topic: str | None, wanted: Data, isolation: FetchIsolation, budget: int, first: bool, version: int
 ) -> Data:
-    answer = FETCH_PARTITION.make(
-        partition_index=wanted.partition, high_watermark=-1, last_stable_offset=-1, log_start_offset=-1,
-        aborted_transactions=[] if isolation is FetchIsolation.TXN_COMMITTED else None, records=b"",
-    )
+    answer = _fetch_answer(wanted, isolation)
     if topic is None:
         answer.error_code = _unknown_topic(version, TOPIC_IDS_IN_FETCH)
         return answer
     try:
         replica = broker.replicas.require(topic, wanted.partition)
         _check_leader_epoch(replica, wanted.current_leader_epoch)
+        if version < FOLLOWER_FETCH_FROM_FOLLOWERS and not replica.is_leader:
+            raise KafkaError(Errors.NOT_LEADER_OR_FOLLOWER, f"broker {broker.node_id} does not lead {topic}-{wanted.partition}")
         answer.high_watermark = replica.high_watermark
         answer.last_stable_offset = replica.last_stable_offset
         answer.log_start_offset = replica.log_start_offset
         limit = min(wanted.partition_max_bytes, budget)
         data = replica.read(wanted.fetch_offset, limit, isolation, min_one_message=first)
         answer.records = data.records
+    except KafkaError as refused:
+        answer.error_code = refused.error.code
+    return answer
+
+
+def _fetch_partition_for_follower(
+    broker: Broker, topic: str | None, wanted: Data, follower: FollowerFetch, record_follower: bool, budget: int,
+    first: bool, version: int, now_ms: int,
+) -> Data:
+    """One partition of a follower's fetch, as Kafka's ``Partition.fetchRecords`` for followers."""
+    answer = _fetch_answer(wanted, FetchIsolation.LOG_END)
+    if topic is None:
+        answer.error_code = _unknown_topic(version, TOPIC_IDS_IN_FETCH)
+        return answer
+    try:
+        replica = broker.replicas.require(topic, wanted.partition)
+        _check_leader_epoch(replica, wanted.current_leader_epoch)
+        if not replica.is_leader:
+            raise KafkaError(Errors.NOT_LEADER_OR_FOLLOWER, f"broker {broker.node_id} does not lead {topic}-{wanted.partition}")
+        replica.require_follower(follower.replica_id, wanted.current_leader_epoch)
+        read = replica.read_for_follower(wanted.fetch_offset, wanted.last_fetched_epoch,
+                                         min(wanted.partition_max_bytes, budget), min_one_message=first)
+        answer.high_watermark = read.high_watermark
+        answer.last_stable_offset = read.last_stable_offset
+        answer.log_start_offset = read.log_start_offset
+        answer.records = read.records
+        if read.diverging_epoch is not None:
+            epoch, end_offset = read.diverging_epoch
+            answer.diverging_epoch = FETCH_EPOCH_END_OFFSET.make(epoch=epoch, end_offset=end_offset)
+        elif record_follower:
+            broker.replicas.clock.now_ms = now_ms
+            replica.update_follower_fetch_state(follower.replica_id, wanted.fetch_offset, wanted.log_start_offset,
+                                                now_ms, read.log_end_offset, follower.broker_epoch)
     except KafkaError as refused:
         answer.error_code = refused.error.code
     return answer
@@ -233,18 +369,21 @@ def handle_list_offsets(broker: Broker, request: Request, now_ms: int) -> Data:
         isolation = FetchIsolation.TXN_COMMITTED
     else:
         isolation = FetchIsolation.HIGH_WATERMARK
+    leader_only = body.replica_id != DEBUGGING_REPLICA_ID
     topics = []
     for topic in body.topics:
-        partitions = [_list_offset(broker, topic.name, p, isolation) for p in topic.partitions]
+        partitions = [_list_offset(broker, topic.name, p, isolation, leader_only) for p in topic.partitions]
         topics.append(LIST_TOPIC.make(name=topic.name, partitions=partitions))
     return LIST_OFFSETS.response.make(topics=topics)
 
 
-def _list_offset(broker: Broker, topic: str, wanted: Data, isolation: FetchIsolation | None) -> Data:
+def _list_offset(broker: Broker, topic: str, wanted: Data, isolation: FetchIsolation | None, leader_only: bool) -> Data:
     answer = LIST_PARTITION.make(partition_index=wanted.partition_index, timestamp=-1, offset=-1, leader_epoch=-1)
     try:
         replica = broker.replicas.require(topic, wanted.partition_index)
         _check_leader_epoch(replica, wanted.current_leader_epoch)
+        if leader_only:
+            replica.require_leader()
         timestamp = wanted.timestamp
         if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
             offset = replica.log_start_offset
@@ -301,6 +440,7 @@ def handle_offset_for_leader_epoch(broker: Broker, request: Request, now_ms: int
             try:
                 replica = broker.replicas.require(topic.topic, wanted.partition)
                 _check_leader_epoch(replica, wanted.current_leader_epoch)
+                replica.require_leader()
                 found = replica.last_offset_for_leader_epoch(wanted.leader_epoch)
                 if found is not None:
                     answer.leader_epoch, answer.end_offset = found
