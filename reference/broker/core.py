@@ -240,7 +240,8 @@ class Broker(FrameServer):
     # -- requests ------------------------------------------------------------------------------------
 
     def serves(self, api_key: int) -> bool:
-        return api_key in self.handlers
+        forwarded = self.forwarder is not None and api_key in self.forwarder.forwarded_apis
+        return api_key in self.handlers or forwarded
 
     def serve(self, request: Request, now_ms: int) -> Reply:
         """Call the API's handler, or forward to the controller what only it may decide (KRaft)."""

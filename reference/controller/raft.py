@@ -16,7 +16,9 @@ static voter set (``controller.quorum.voters``, ``kraft.version`` 0).  The node 
 The log is refka's on-disk :class:`~reference.broker.log.log.PartitionLog` in
 ``<log_dir>/__cluster_metadata-0`` (topic id ``AAAAAAAAAAAAAAAAAAAAAQ``), beside the
 ``quorum-state`` file (:mod:`.quorum_state`) and the snapshots (:mod:`.snapshot`).  Roles and their
-legal changes are the table in :mod:`.quorum_state`.
+legal changes are the table in :mod:`.quorum_state`; the log questions (end offset, where an epoch
+ends, is a fetch position valid) are :mod:`.metadata_log`'s; the request and response layouts are
+in :mod:`.raft_messages`; what a leader tracks of the other replicas is :mod:`.leader_state`.
 
 Rules (the tests name them):
 
@@ -58,8 +60,10 @@ Rules (the tests name them):
    pre-vote.  A leader that has not heard fetches from a majority for 1.5 x the fetch timeout
    resigns too (Kafka's check-quorum).
 7. **Restart** reads ``quorum-state``: a voter keeps its vote and epoch, a former leader comes back
-   Resigned in its epoch; the log is recovered; the latest snapshot is loaded into the listener and
-   the committed log after it is replayed once the HW is known again.
+   Resigned in its epoch, a node that knew the leader of its epoch follows it, a candidate that did
+   not is a candidate again; the log is recovered; the log start offset resumes at the latest
+   snapshot, which is loaded into the listener, and the committed log after it is replayed once the
+   HW is known again (the HW itself is not persisted: it is learned from the leader, as in Kafka).
 8. **Snapshots** (KIP-630): the listener asks :meth:`RaftNode.create_snapshot` for an offset at
    or below the HW; :meth:`RaftNode.delete_log_before_latest_snapshot` then drops the log before
    it (refka's stand-in for ``metadata.max.retention.*``).  A follower sent a ``SnapshotId``
@@ -67,7 +71,9 @@ Rules (the tests name them):
    the log from its end offset.
 9. **The listener** gets each committed data batch once, in offset order
    (:meth:`RaftListener.handle_commit`); control batches are the Raft layer's own and are not
-   passed on.  It hears every change of (leader, epoch) (``handle_leader_change``).
+   passed on.  It hears every change of (leader, epoch) (``handle_leader_change``); a new leader
+   hears of itself while its log still ends at the epoch start offset, where its
+   LeaderChangeMessage goes right after.
 
 Invariants (:meth:`RaftNode.check_valid`): the node's role, epoch, leader and vote agree with the
 table (a leader voted for itself and leads; a follower's leader is another voter);
@@ -85,16 +91,17 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
 from pathlib import Path
 from typing import Protocol
 
 from reference.broker.log.clock import ManualClock
 from reference.broker.log.config import LogConfig
-from reference.broker.log.log import PartitionLog
 from reference.broker.pending import DelayedOperation, Pending, Purgatory
 from reference.client.outbox import OutboundRequest, Outbox
+from reference.controller import raft_messages as messages
 from reference.controller.control_records import build_control_batch, leader_change_message
+from reference.controller.leader_state import LeaderState, ReplicaProgress
+from reference.controller.metadata_log import DIVERGING, SNAPSHOT, VALID, MetadataLog
 from reference.controller.quorum_state import (
     NO_LEADER,
     NOT_VOTED,
@@ -106,27 +113,27 @@ from reference.controller.quorum_state import (
     Role,
     next_role,
 )
-from reference.controller.snapshot import (
-    CommittedBatch,
-    SnapshotId,
-    SnapshotReader,
-    decode_snapshot,
-    delete_snapshots_before,
-    list_snapshots,
-    read_snapshot,
-    read_snapshot_chunk,
-    write_snapshot,
-    write_snapshot_bytes,
+from reference.controller.raft_messages import (
+    INCONSISTENT_VOTER_SET,
+    METADATA_TOPIC,
+    METADATA_TOPIC_ID,
+    POSITION_OUT_OF_RANGE,
+    SEND_VERSION,
+    SNAPSHOT_NOT_FOUND,
+    ApiKey,
+    OffsetAndEpoch,
+    ReplicaDescription,
+    message_for,
 )
-from reference.errors import ErrorCode, Errors, by_name, lookup
-from reference.protocol.apis import API_BY_KEY
-from reference.protocol.messages import fetch_snapshot
-from reference.protocol.primitives import METADATA_TOPIC_UUID
-from reference.protocol.schema import Data, Message
-from reference.records.batch import SimpleRecord, build_batch, iter_record_batches
+from reference.controller.snapshot import CommittedBatch, SnapshotId, SnapshotReader
+from reference.errors import ErrorCode, Errors, lookup
+from reference.protocol.schema import Data
+from reference.records.batch import SimpleRecord, build_batch
 from reference.records.control import ControlRecordType
 
 __all__ = [
+    "METADATA_TOPIC",
+    "METADATA_TOPIC_ID",
     "ApiKey",
     "CommittedBatch",
     "NotLeaderError",
@@ -136,52 +143,14 @@ __all__ = [
     "RaftStateError",
     "SnapshotId",
     "SnapshotReader",
+    "message_for",
 ]
-
-METADATA_TOPIC = "__cluster_metadata"
-METADATA_PARTITION = 0
-METADATA_TOPIC_ID = METADATA_TOPIC_UUID  # "AAAAAAAAAAAAAAAAAAAAAQ", fixed by Kafka
-
-# Errors of the registry that its attribute table does not spell out yet.
-INCONSISTENT_VOTER_SET: ErrorCode = by_name["INCONSISTENT_VOTER_SET"]
-INCONSISTENT_CLUSTER_ID: ErrorCode = by_name["INCONSISTENT_CLUSTER_ID"]
-SNAPSHOT_NOT_FOUND: ErrorCode = by_name["SNAPSHOT_NOT_FOUND"]
-POSITION_OUT_OF_RANGE: ErrorCode = by_name["POSITION_OUT_OF_RANGE"]
 
 RETRY_BACKOFF_BASE_MS = 50  # KafkaRaftClient's base for the binary exponential election backoff
 MAX_FETCH_SIZE_BYTES = 8 * 1024 * 1024  # KafkaRaftClient.MAX_FETCH_SIZE_BYTES
 MAX_SNAPSHOT_CHUNK_BYTES = 8 * 1024 * 1024
 FETCH_MAX_WAIT_MS = 500  # KafkaRaftClient's fetchMaxWaitMs
 _FETCH_WATCH_KEY = "metadata-log"  # purgatory key of parked Fetches
-
-
-class ApiKey(IntEnum):
-    """The APIs a KRaft voter serves and sends."""
-
-    FETCH = 1
-    VOTE = 52
-    BEGIN_QUORUM_EPOCH = 53
-    END_QUORUM_EPOCH = 54
-    DESCRIBE_QUORUM = 55
-    FETCH_SNAPSHOT = 59
-
-
-# The versions this node sends (the newest refka declares; Kafka 4.3 sends the same).
-SEND_VERSION: dict[ApiKey, int] = {
-    ApiKey.FETCH: 17,
-    ApiKey.VOTE: 2,
-    ApiKey.BEGIN_QUORUM_EPOCH: 1,
-    ApiKey.END_QUORUM_EPOCH: 1,
-    ApiKey.FETCH_SNAPSHOT: 1,
-}
-
-
-def message_for(api_key: int) -> tuple[Message, Message]:
-    """``(request, response)`` schemas of a Raft API (FetchSnapshot is not in the registry yet)."""
-    if api_key == ApiKey.FETCH_SNAPSHOT:
-        return fetch_snapshot.REQUEST, fetch_snapshot.RESPONSE
-    api = API_BY_KEY[api_key]
-    return api.request, api.response
 
 
 @dataclass(frozen=True)
@@ -236,18 +205,17 @@ class _Election:
 
 
 @dataclass
-class _ReplicaProgress:
-    """What a leader knows of one replica (Kafka's ``LeaderState.ReplicaState``)."""
-
-    end_offset: int = -1
-    last_fetch_ms: int = -1
-    last_caught_up_ms: int = -1
-
-
-@dataclass
 class _SnapshotDownload:
     snapshot_id: SnapshotId
     content: bytearray = field(default_factory=bytearray)
+
+
+def _snapshot_of(pair: OffsetAndEpoch) -> SnapshotId:
+    return SnapshotId(pair.offset, pair.epoch)
+
+
+def _pair_of(snapshot_id: SnapshotId) -> OffsetAndEpoch:
+    return OffsetAndEpoch(snapshot_id.end_offset, snapshot_id.epoch)
 
 
 class RaftNode:
@@ -276,50 +244,34 @@ class RaftNode:
         self.listener = listener
         self.rng = rng or random.Random()
         self._clock = ManualClock(now_ms)
-        self.directory = log_dir / f"{METADATA_TOPIC}-{METADATA_PARTITION}"
-        self.log = PartitionLog.open(self.directory, self.config.log_config, self._clock)
+        self.metadata_log = MetadataLog(log_dir, self.config.log_config, self._clock)
+        self.log = self.metadata_log.log  # the PartitionLog of __cluster_metadata-0
+        self.directory = self.metadata_log.directory
         self._store = FileQuorumStateStore(self.directory / QUORUM_STATE_FILE, list(voters))
         self._purgatory = Purgatory()
+        self._waking_fetches = False
+        self._wake_fetches_again = False
         self._in_flight: dict[int, OutboundRequest] = {}
         self._retry_after: dict[int, int] = {}
         self._generation = 0  # bumped at every transition; stale answers only teach epochs
         self._election = _Election()
         self._deadline = now_ms  # the role's timer: election, fetch, check-quorum or resign
         self._has_fetched_from_leader = False
-        self._epoch_start_offset = -1
-        self._replicas: dict[int, _ReplicaProgress] = {}
-        self._observers: dict[int, _ReplicaProgress] = {}
-        self._acknowledged: set[int] = set()
-        self._fetched_since_check: set[int] = set()
+        self._leader_state: LeaderState | None = None
+        self._acknowledged: set[int] = set()  # voters that answered our EndQuorumEpoch (Resigned)
         self._preferred_successors: list[int] = []
         self._download: _SnapshotDownload | None = None
         self._last_notified: tuple[int | None, int] | None = None
         self._last_written: ElectionState | None = None
-        self._waking_fetches = False
-        self._wake_fetches_again = False
-        self._latest_snapshot: SnapshotId | None = None
-        self._latest_snapshot = self._load_snapshots()
-        self._high_watermark = self.log.high_watermark
+        self._high_watermark = self.log.high_watermark  # the latest snapshot's end, or the log start
         self._next_commit_offset = self._high_watermark
-        if self._latest_snapshot is not None and self.listener is not None:
-            self.listener.handle_load_snapshot(read_snapshot(self.directory, self._latest_snapshot))
+        snapshot = self.metadata_log.load_latest_snapshot()
+        if snapshot is not None and self.listener is not None:
+            self.listener.handle_load_snapshot(snapshot)
         self._role, self._epoch, self._leader_id, self._voted_id = Role.UNATTACHED, 0, NO_LEADER, NOT_VOTED
         self._initialize_role(now_ms)
 
     # -- start (rule 7) -------------------------------------------------------------------------------
-
-    def _load_snapshots(self) -> SnapshotId | None:
-        snapshots = list_snapshots(self.directory)
-        latest = snapshots[-1] if snapshots else None
-        if latest is not None and self.log.log_end_offset < latest.end_offset:
-            self.log.truncate_fully_and_start_at(latest.end_offset)
-        start = max(self.log.log_start_offset, latest.end_offset if latest else 0)
-        self.log.update_high_watermark(start)
-        if start > self.log.log_start_offset:
-            # The log start offset is not checkpointed: it resumes at the latest snapshot, whose
-            # state the listener loads, so the log below it is never read again.
-            self.log.delete_records(start)
-        return latest
 
     def _initialize_role(self, now_ms: int) -> None:
         stored = self._store.read()
@@ -328,11 +280,11 @@ class RaftNode:
             self._enter(Role.UNATTACHED, max(log_epoch, 0), NO_LEADER, NOT_VOTED, now_ms)
         elif stored.leader_id == self.node_id:
             self._enter(Role.RESIGNED, stored.epoch, self.node_id, stored.voted_id, now_ms)
-        elif stored.voted_id == self.node_id:
-            self._enter(Role.CANDIDATE, stored.epoch, NO_LEADER, self.node_id, now_ms)
-            self._election.granted.add(self.node_id)
         elif stored.has_leader and stored.leader_id in self.voters:
             self._enter(Role.FOLLOWER, stored.epoch, stored.leader_id, stored.voted_id, now_ms)
+        elif stored.voted_id == self.node_id:  # a candidate that had not learned of a leader
+            self._enter(Role.CANDIDATE, stored.epoch, NO_LEADER, self.node_id, now_ms)
+            self._election.granted.add(self.node_id)
         else:
             self._enter(Role.UNATTACHED, stored.epoch, NO_LEADER, stored.voted_id, now_ms)
 
@@ -368,26 +320,18 @@ class RaftNode:
 
     @property
     def latest_snapshot_id(self) -> SnapshotId | None:
-        return self._latest_snapshot
+        return self.metadata_log.latest_snapshot
 
     @property
     def majority(self) -> int:
         return len(self.voters) // 2 + 1
 
     def _last_epoch(self) -> int:
-        """The epoch of the last batch in the log (the snapshot's epoch when the log is empty, else 0)."""
-        if self.log.log_end_offset > self.log.log_start_offset:
-            latest = self.log.latest_epoch
-            if latest is not None:
-                return latest
-        at_start = self._latest_snapshot_at_log_start()
-        return at_start.epoch if at_start is not None else 0
+        return self.metadata_log.last_fetched_epoch()
 
-    def _latest_snapshot_at_log_start(self) -> SnapshotId | None:
-        snapshot = self._latest_snapshot
-        if snapshot is not None and snapshot.end_offset == self.log.log_start_offset:
-            return snapshot
-        return None
+    def _end_offset(self) -> OffsetAndEpoch:
+        """(log end offset, last epoch): what Vote compares."""
+        return self.metadata_log.end_offset()
 
     def _remote_voters(self) -> list[int]:
         return sorted(voter for voter in self.voters if voter != self.node_id)
@@ -415,6 +359,8 @@ class RaftNode:
         self._retry_after.clear()
         self._election = _Election()
         self._download = None
+        self._leader_state = None
+        self._acknowledged = set()
         if role is not Role.RESIGNED:  # Kafka's Resigned is a soft state: a restart re-derives it
             self._persist()
         if role is Role.UNATTACHED and len(self.voters) == 1:
@@ -424,13 +370,10 @@ class RaftNode:
         elif role is Role.FOLLOWER:
             self._deadline = now_ms + self.config.fetch_timeout_ms
             self._has_fetched_from_leader = False
-        elif role is Role.LEADER:
-            self._deadline = now_ms + self.config.check_quorum_timeout_ms
-        if role is not Role.RESIGNED:
-            self._acknowledged = set()
-        if was_leader and role is not Role.LEADER:
+        if was_leader:
             self._wake_parked_fetches(now_ms)  # parked fetches answer NOT_LEADER_OR_FOLLOWER now
-        self._notify_leader_change()
+        if role is not Role.LEADER:  # a new leader announces itself once its state is set up
+            self._notify_leader_change()
 
     def _persist(self) -> None:
         state = ElectionState(self._epoch, self._leader_id, self._voted_id)
@@ -488,12 +431,14 @@ class RaftNode:
         self._clock.now_ms = now_ms
         self._retry_after = {node: at for node, at in self._retry_after.items() if at > now_ms}
         self._expire_parked_fetches(now_ms)
-        handler = _POLL_BY_ROLE[self._role]
-        handler(self, now_ms)
+        _POLL_BY_ROLE[self._role](self, now_ms)
 
     def next_deadline(self) -> int | None:
         """The earliest time :meth:`poll` has something to do (None: nothing scheduled)."""
-        deadlines = [self._deadline]
+        if self._leader_state is not None:
+            deadlines = [self._leader_state.check_quorum_deadline]
+        else:
+            deadlines = [self._deadline]  # the election, fetch or resignation timer
         if self._election.backing_off_until is not None:
             deadlines.append(self._election.backing_off_until)
         deadlines.extend(self._retry_after.values())
@@ -534,11 +479,13 @@ class RaftNode:
                 self._send_fetch(now_ms)
 
     def _poll_leader(self, now_ms: int) -> None:
-        if now_ms >= self._deadline:  # no majority fetched within the check-quorum timeout
+        state = self._leader_state
+        assert state is not None
+        if now_ms >= state.check_quorum_deadline:  # no majority fetched within the check-quorum timeout
             self._resign(now_ms, preferred=[])
             return
         for voter in self._remote_voters():
-            if voter not in self._acknowledged and self._can_send(voter, now_ms):
+            if voter not in state.acknowledged and self._can_send(voter, now_ms):
                 self._send_begin_quorum_epoch(voter, now_ms)
 
     def _poll_resigned(self, now_ms: int) -> None:
@@ -587,31 +534,18 @@ class RaftNode:
         for voter in self._remote_voters():
             answered = voter in self._election.granted or voter in self._election.rejected
             if not answered and self._can_send(voter, now_ms):
-                self._send(voter, ApiKey.VOTE, self._vote_request(voter, pre_vote), now_ms, self._handle_vote_response)
-
-    def _vote_request(self, voter: int, pre_vote: bool) -> Data:
-        request, _ = message_for(ApiKey.VOTE)
-        partition = request.struct("PartitionData").make(
-            partition_index=METADATA_PARTITION,
-            replica_epoch=self._epoch,
-            replica_id=self.node_id,
-            last_offset_epoch=self._last_epoch(),
-            last_offset=self.log.log_end_offset,
-            pre_vote=pre_vote,
-        )
-        topic = request.struct("TopicData").make(topic_name=METADATA_TOPIC, partitions=[partition])
-        return request.make(cluster_id=self.cluster_id, voter_id=voter, topics=[topic])
+                body = messages.vote_request(self.cluster_id, voter, self.node_id, self._epoch, self._end_offset(), pre_vote)
+                self._send(voter, ApiKey.VOTE, body, now_ms, self._handle_vote_response)
 
     def _handle_vote_request(self, version: int, body: Data, now_ms: int) -> Data:
-        _, response = message_for(ApiKey.VOTE)
-        partition, top_error = self._single_partition(body, "topic_name")
+        partition, top_error = messages.single_partition(body, self.cluster_id)
         if top_error is not None:
-            return response.make(error_code=top_error.code)
-        candidate_id = partition.replica_id
-        candidate_epoch = partition.replica_epoch
-        pre_vote = bool(partition.get("pre_vote", False)) and version >= 2
-        last_epoch, last_offset = partition.last_offset_epoch, partition.last_offset
-        if last_offset < 0 or last_epoch < 0 or last_epoch > candidate_epoch or (not pre_vote and last_epoch == candidate_epoch):
+            return messages.top_level_error(ApiKey.VOTE, top_error)
+        candidate_id, candidate_epoch = partition.replica_id, partition.replica_epoch
+        pre_vote = version >= 2 and bool(partition.pre_vote)
+        candidate_end = OffsetAndEpoch(partition.last_offset, partition.last_offset_epoch)
+        if (candidate_end.offset < 0 or candidate_end.epoch < 0 or candidate_end.epoch > candidate_epoch
+                or (not pre_vote and candidate_end.epoch == candidate_epoch)):
             return self._vote_response(Errors.INVALID_REQUEST, False)
         if candidate_epoch < self._epoch:
             return self._vote_response(Errors.FENCED_LEADER_EPOCH, False)
@@ -619,7 +553,8 @@ class RaftNode:
             return self._vote_response(INCONSISTENT_VOTER_SET, False)
         if not pre_vote and candidate_epoch > self._epoch:
             self._transition(Event.HIGHER_EPOCH, now_ms, epoch=candidate_epoch)
-        log_up_to_date = (last_epoch, last_offset) >= (self._last_epoch(), self.log.log_end_offset)
+        own = self._end_offset()
+        log_up_to_date = (candidate_end.epoch, candidate_end.offset) >= (own.epoch, own.offset)
         granted = self._can_grant_vote(candidate_id, candidate_epoch, log_up_to_date, pre_vote)
         if granted and not pre_vote and self._voted_id == NOT_VOTED:
             # Rule 2: the vote is on disk before the answer leaves.
@@ -646,19 +581,13 @@ class RaftNode:
         return False  # a follower, candidate, leader or resigned leader of this epoch has voted
 
     def _vote_response(self, error: ErrorCode, granted: bool) -> Data:
-        _, response = message_for(ApiKey.VOTE)
-        partition = response.struct("PartitionData").make(
-            partition_index=METADATA_PARTITION, error_code=error.code, leader_id=self._leader_id,
-            leader_epoch=self._epoch, vote_granted=granted,
-        )
-        topic = response.struct("TopicData").make(topic_name=METADATA_TOPIC, partitions=[partition])
-        return response.make(error_code=0, topics=[topic])
+        return messages.vote_response(error, self._leader_id, self._epoch, granted)
 
     def _handle_vote_response(self, body: Data, now_ms: int, generation: int, source: int) -> None:
-        partition = self._response_partition(body, "topic_name")
+        partition = messages.response_partition(body)
         if partition is None:
             return
-        error = _error(partition.error_code)
+        error = lookup(partition.error_code)
         if self._handle_common_response(error, partition.leader_id, partition.leader_epoch, now_ms) is not None:
             return
         if generation != self._generation or error is not Errors.NONE:
@@ -676,10 +605,15 @@ class RaftNode:
     # -- leadership (rules 3, 6) ------------------------------------------------------------------------------
 
     def _on_become_leader(self, granting: list[int], now_ms: int) -> None:
-        self._epoch_start_offset = self.log.log_end_offset
-        self._replicas = {voter: _ReplicaProgress() for voter in self._remote_voters()}
-        self._observers = {}
-        self._fetched_since_check = set()
+        """Set up the leader's state, tell the listener (the log ends at the epoch start offset,
+        where the LeaderChangeMessage now goes), append it, announce the epoch to the voters."""
+        self._leader_state = LeaderState(
+            local_id=self.node_id, voters=sorted(self.voters), epoch=self._epoch,
+            epoch_start_offset=self.log.log_end_offset,
+            check_quorum_deadline=now_ms + self.config.check_quorum_timeout_ms,
+            check_quorum_timeout_ms=self.config.check_quorum_timeout_ms,
+        )
+        self._notify_leader_change()
         message = leader_change_message(self.node_id, list(self.voters), granting)
         batch = build_control_batch(
             ControlRecordType.LEADER_CHANGE, message, timestamp=now_ms, partition_leader_epoch=self._epoch
@@ -709,25 +643,22 @@ class RaftNode:
     def resign(self, now_ms: int) -> None:
         """Graceful shutdown of a leader: Resigned, EndQuorumEpoch to the others (rule 6)."""
         self._clock.now_ms = now_ms
-        if self._role is not Role.LEADER:
+        if self._role is not Role.LEADER or self._leader_state is None:
             raise NotLeaderError(self.node_id, self.leader_id, self._epoch)
-        by_progress = sorted(self._replicas, key=lambda voter: (-self._replicas[voter].end_offset, voter))
-        self._resign(now_ms, preferred=by_progress)
+        self._resign(now_ms, preferred=self._leader_state.preferred_successors())
 
     def _resign(self, now_ms: int, preferred: list[int]) -> None:
         self._preferred_successors = preferred
         self._transition(Event.RESIGN, now_ms, leader_id=self.node_id, voted_id=self._voted_id)
-        self._acknowledged = set()
         for voter in self._remote_voters():
             if self._can_send(voter, now_ms):
                 self._send_end_quorum_epoch(voter, now_ms)
 
     def _update_leader_high_watermark(self, now_ms: int) -> None:
         """Rule 3: the offset a majority of voters has reached, once past the epoch start offset."""
-        offsets = [self.log.log_end_offset] + [progress.end_offset for progress in self._replicas.values()]
-        offsets.sort(reverse=True)
-        candidate = offsets[len(self.voters) // 2]
-        if candidate > self._epoch_start_offset and candidate > self._high_watermark:
+        assert self._leader_state is not None
+        candidate = self._leader_state.majority_offset(self.log.log_end_offset)
+        if candidate is not None and candidate > self._high_watermark:
             self._set_high_watermark(candidate)
             self._wake_parked_fetches(now_ms)
 
@@ -739,81 +670,60 @@ class RaftNode:
         self._deliver_commits()
 
     def _send_begin_quorum_epoch(self, voter: int, now_ms: int) -> None:
-        request, _ = message_for(ApiKey.BEGIN_QUORUM_EPOCH)
-        partition = request.struct("PartitionData").make(
-            partition_index=METADATA_PARTITION, leader_id=self.node_id, leader_epoch=self._epoch
-        )
-        topic = request.struct("TopicData").make(topic_name=METADATA_TOPIC, partitions=[partition])
-        body = request.make(cluster_id=self.cluster_id, voter_id=voter, topics=[topic], leader_endpoints=[])
+        body = messages.begin_quorum_epoch_request(self.cluster_id, voter, self.node_id, self._epoch)
         self._send(voter, ApiKey.BEGIN_QUORUM_EPOCH, body, now_ms, self._handle_begin_quorum_epoch_response)
 
     def _handle_begin_quorum_epoch_request(self, version: int, body: Data, now_ms: int) -> Data:
-        _, response = message_for(ApiKey.BEGIN_QUORUM_EPOCH)
-        partition, top_error = self._single_partition(body, "topic_name")
+        partition, top_error = messages.single_partition(body, self.cluster_id)
         if top_error is not None:
-            return response.make(error_code=top_error.code)
+            return messages.top_level_error(ApiKey.BEGIN_QUORUM_EPOCH, top_error)
         leader_id, leader_epoch = partition.leader_id, partition.leader_epoch
         if leader_epoch < self._epoch:
-            return self._quorum_epoch_response(response, Errors.FENCED_LEADER_EPOCH)
+            return self._quorum_epoch_response(ApiKey.BEGIN_QUORUM_EPOCH, Errors.FENCED_LEADER_EPOCH)
         if leader_id not in self.voters or leader_id == self.node_id:
-            return self._quorum_epoch_response(response, INCONSISTENT_VOTER_SET)
+            return self._quorum_epoch_response(ApiKey.BEGIN_QUORUM_EPOCH, INCONSISTENT_VOTER_SET)
         self._maybe_transition(leader_id, leader_epoch, now_ms)
-        return self._quorum_epoch_response(response, Errors.NONE)
+        return self._quorum_epoch_response(ApiKey.BEGIN_QUORUM_EPOCH, Errors.NONE)
 
-    def _quorum_epoch_response(self, response: Message, error: ErrorCode) -> Data:
-        partition = response.struct("PartitionData").make(
-            partition_index=METADATA_PARTITION, error_code=error.code, leader_id=self._leader_id, leader_epoch=self._epoch
-        )
-        topic = response.struct("TopicData").make(topic_name=METADATA_TOPIC, partitions=[partition])
-        return response.make(error_code=0, topics=[topic])
+    def _quorum_epoch_response(self, api_key: ApiKey, error: ErrorCode) -> Data:
+        return messages.quorum_epoch_response(api_key, error, self._leader_id, self._epoch)
 
     def _handle_begin_quorum_epoch_response(self, body: Data, now_ms: int, generation: int, source: int) -> None:
-        partition = self._response_partition(body, "topic_name")
+        partition = messages.response_partition(body)
         if partition is None:
             return
-        error = _error(partition.error_code)
+        error = lookup(partition.error_code)
         if self._handle_common_response(error, partition.leader_id, partition.leader_epoch, now_ms) is not None:
             return
-        if generation == self._generation and self._role is Role.LEADER and error is Errors.NONE:
-            self._acknowledged.add(source)
+        if generation == self._generation and self._leader_state is not None and error is Errors.NONE:
+            self._leader_state.acknowledged.add(source)
 
     def _send_end_quorum_epoch(self, voter: int, now_ms: int) -> None:
-        request, _ = message_for(ApiKey.END_QUORUM_EPOCH)
-        candidates = [request.struct("ReplicaInfo").make(candidate_id=voter_id) for voter_id in self._preferred_successors]
-        partition = request.struct("PartitionData").make(
-            partition_index=METADATA_PARTITION, leader_id=self.node_id, leader_epoch=self._epoch,
-            preferred_successors=list(self._preferred_successors), preferred_candidates=candidates,
-        )
-        topic = request.struct("TopicData").make(topic_name=METADATA_TOPIC, partitions=[partition])
-        body = request.make(cluster_id=self.cluster_id, topics=[topic], leader_endpoints=[])
+        body = messages.end_quorum_epoch_request(self.cluster_id, self.node_id, self._epoch, self._preferred_successors)
         self._send(voter, ApiKey.END_QUORUM_EPOCH, body, now_ms, self._handle_end_quorum_epoch_response)
 
     def _handle_end_quorum_epoch_request(self, version: int, body: Data, now_ms: int) -> Data:
-        _, response = message_for(ApiKey.END_QUORUM_EPOCH)
-        partition, top_error = self._single_partition(body, "topic_name")
+        partition, top_error = messages.single_partition(body, self.cluster_id)
         if top_error is not None:
-            return response.make(error_code=top_error.code)
+            return messages.top_level_error(ApiKey.END_QUORUM_EPOCH, top_error)
         leader_id, leader_epoch = partition.leader_id, partition.leader_epoch
         if leader_epoch < self._epoch:
-            return self._quorum_epoch_response(response, Errors.FENCED_LEADER_EPOCH)
+            return self._quorum_epoch_response(ApiKey.END_QUORUM_EPOCH, Errors.FENCED_LEADER_EPOCH)
         if leader_id not in self.voters:
-            return self._quorum_epoch_response(response, INCONSISTENT_VOTER_SET)
+            return self._quorum_epoch_response(ApiKey.END_QUORUM_EPOCH, INCONSISTENT_VOTER_SET)
         self._maybe_transition(leader_id, leader_epoch, now_ms)
         if self._role is Role.FOLLOWER and self._leader_id == leader_id:
-            if version >= 1:
-                preferred = [candidate.candidate_id for candidate in partition.preferred_candidates]
-            else:
-                preferred = list(partition.preferred_successors)
+            preferred = messages.preferred_successors(partition, version)
             self._deadline = min(self._deadline, now_ms + self._end_epoch_backoff(preferred))
             # The leader said it is gone: a pre-vote need no longer be refused on its account.
             self._has_fetched_from_leader = False
-        return self._quorum_epoch_response(response, Errors.NONE)
+        return self._quorum_epoch_response(ApiKey.END_QUORUM_EPOCH, Errors.NONE)
 
     def _handle_end_quorum_epoch_response(self, body: Data, now_ms: int, generation: int, source: int) -> None:
-        partition = self._response_partition(body, "topic_name")
+        partition = messages.response_partition(body)
         if partition is None:
             return
-        error = _error(partition.error_code)
+        error = lookup(partition.error_code)
         if self._handle_common_response(error, partition.leader_id, partition.leader_epoch, now_ms) is not None:
             return
         if generation == self._generation and self._role is Role.RESIGNED and error is Errors.NONE:
@@ -822,32 +732,25 @@ class RaftNode:
     # -- Fetch, leader side (rule 4) ----------------------------------------------------------------------
 
     def _handle_fetch_request(self, version: int, body: Data, now_ms: int) -> Data | Pending:
-        _, response = message_for(ApiKey.FETCH)
-        if body.get("cluster_id") is not None and body.cluster_id != self.cluster_id:
-            return response.make(error_code=INCONSISTENT_CLUSTER_ID.code, responses=[])
-        topics = body.topics
-        if len(topics) != 1 or len(topics[0].partitions) != 1 or not self._is_metadata_topic(topics[0], version):
-            return response.make(error_code=Errors.INVALID_REQUEST.code, responses=[])
-        partition = topics[0].partitions[0]
-        if partition.partition != METADATA_PARTITION:
-            return response.make(error_code=Errors.INVALID_REQUEST.code, responses=[])
-        replica_id = body.replica_state.replica_id if version >= 15 else body.replica_id
+        partition, top_error = messages.fetch_partition(body, version, self.cluster_id)
+        if top_error is not None:
+            return messages.top_level_error(ApiKey.FETCH, top_error)
+        replica_id = messages.fetch_replica_id(body, version)
         if (body.max_wait_ms < 0 or partition.fetch_offset < 0 or partition.last_fetched_epoch < 0
                 or partition.last_fetched_epoch > partition.current_leader_epoch):
-            return self._fetch_response(version, Errors.INVALID_REQUEST)
-        answer = self._try_complete_fetch(version, replica_id, partition, now_ms)
+            return self._fetch_error(Errors.INVALID_REQUEST)
+        answer = self._try_complete_fetch(replica_id, partition, now_ms)
         data = answer.responses[0].partitions[0]
         if (data.error_code != 0 or data.records or body.max_wait_ms == 0
-                or data.diverging_epoch.epoch >= 0 or data.snapshot_id.epoch >= 0):
+                or messages.diverging_epoch(data) is not None or messages.snapshot_id(data) is not None):
             return answer
-        parked_high_watermark = self._high_watermark
-        parked_generation = self._generation
+        parked_high_watermark, parked_generation = self._high_watermark, self._generation
 
         def try_complete(now: int, expired: bool) -> Data | None:
             changed = (self._generation != parked_generation or self._high_watermark != parked_high_watermark
                        or self.log.log_end_offset > partition.fetch_offset)
             if expired or changed:
-                return self._try_complete_fetch(version, replica_id, partition, now)
+                return self._try_complete_fetch(replica_id, partition, now)
             return None
 
         operation = DelayedOperation(now_ms + body.max_wait_ms, try_complete, [_FETCH_WATCH_KEY])
@@ -879,11 +782,6 @@ class RaftNode:
         if self._wake_fetches_again:
             self._wake_parked_fetches(now_ms)
 
-    def _is_metadata_topic(self, topic: Data, version: int) -> bool:
-        if version >= 13:
-            return bool(topic.topic_id == METADATA_TOPIC_ID)
-        return bool(topic.topic == METADATA_TOPIC)
-
     def _validate_leader_only(self, request_epoch: int) -> ErrorCode | None:
         """Kafka's ``validateLeaderOnlyRequest``."""
         if request_epoch < self._epoch:
@@ -894,131 +792,49 @@ class RaftNode:
             return Errors.NOT_LEADER_OR_FOLLOWER
         return None
 
-    def _try_complete_fetch(self, version: int, replica_id: int, partition: Data, now_ms: int) -> Data:
+    def _fetch_error(self, error: ErrorCode) -> Data:
+        return messages.fetch_response(error, self._leader_id, self._epoch, log_start_offset=self.log.log_start_offset)
+
+    def _try_complete_fetch(self, replica_id: int, partition: Data, now_ms: int) -> Data:
         error = self._validate_leader_only(partition.current_leader_epoch)
         if error is not None:
-            return self._fetch_response(version, error)
-        fetch_offset, last_fetched_epoch = partition.fetch_offset, partition.last_fetched_epoch
-        kind, offset_and_epoch = self._validate_offset_and_epoch(fetch_offset, last_fetched_epoch)
+            return self._fetch_error(error)
+        fetch_offset = partition.fetch_offset
+        kind, offset_and_epoch = self.metadata_log.validate_offset_and_epoch(fetch_offset, partition.last_fetched_epoch)
         records = b""
-        if kind == "valid":
+        if kind == VALID:
             max_bytes = max(1, min(partition.partition_max_bytes, MAX_FETCH_SIZE_BYTES))
             records = self.log.read(fetch_offset, max_bytes).records
             self._update_replica_state(replica_id, fetch_offset, now_ms)
-        return self._fetch_response(
-            version, Errors.NONE, records=records,
-            diverging=offset_and_epoch if kind == "diverging" else None,
-            snapshot=offset_and_epoch if kind == "snapshot" else None,
+        return messages.fetch_response(
+            Errors.NONE, self._leader_id, self._epoch, high_watermark=self._high_watermark,
+            log_start_offset=self.log.log_start_offset, records=records,
+            diverging=offset_and_epoch if kind == DIVERGING else None,
+            snapshot=offset_and_epoch if kind == SNAPSHOT else None,
         )
-
-    def _validate_offset_and_epoch(self, offset: int, epoch: int) -> tuple[str, SnapshotId | None]:
-        """Kafka's ``ReplicatedLog.validateOffsetAndEpoch``: "valid", ("diverging", where the logs
-        part), or ("snapshot", the snapshot to fetch instead)."""
-        log_start = self.log.log_start_offset
-        snapshot = self._latest_snapshot
-        if offset == 0 and snapshot is not None and snapshot.end_offset > 0:
-            return "snapshot", snapshot  # an empty follower starts from the snapshot
-        if log_start == 0 and offset == 0:
-            return "valid", None
-        earliest = self._earliest_snapshot()
-        if earliest is not None and (
-            offset < log_start or (offset == log_start and epoch != earliest.epoch) or epoch < earliest.epoch
-        ):
-            return "snapshot", snapshot
-        end = self._end_offset_for_epoch(epoch)
-        if end.epoch != epoch or end.end_offset < offset:
-            return "diverging", end
-        return "valid", None
-
-    def _earliest_snapshot(self) -> SnapshotId | None:
-        snapshots = list_snapshots(self.directory) if self._latest_snapshot is not None else []
-        return snapshots[0] if snapshots else None
-
-    def _end_offset_for_epoch(self, epoch: int) -> SnapshotId:
-        """(end offset, epoch) of the largest epoch <= ``epoch`` in this log, as a SnapshotId pair."""
-        found = self.log.end_offset_for_epoch(epoch)
-        start_epoch = self._latest_snapshot_at_log_start()
-        if found is None or (start_epoch is not None and found[0] < start_epoch.epoch):
-            if start_epoch is not None:
-                return SnapshotId(start_epoch.end_offset, start_epoch.epoch)
-            return SnapshotId(self.log.log_start_offset, 0)
-        return SnapshotId(found[1], found[0])
 
     def _update_replica_state(self, replica_id: int, fetch_offset: int, now_ms: int) -> None:
-        if replica_id < 0 or replica_id == self.node_id:
+        state = self._leader_state
+        if state is None or replica_id < 0 or replica_id == self.node_id:
             return
-        progress = self._replicas.get(replica_id)
-        if progress is None:
-            progress = self._observers.setdefault(replica_id, _ReplicaProgress())
-        progress.end_offset = fetch_offset
-        progress.last_fetch_ms = now_ms
-        if fetch_offset >= self.log.log_end_offset:
-            progress.last_caught_up_ms = now_ms
-        if replica_id in self._replicas:
-            self._acknowledged.add(replica_id)  # fetching from us means it knows we lead
-            self._fetched_since_check.add(replica_id)
-            if len(self._fetched_since_check) + 1 >= self.majority:  # Kafka's check-quorum timer
-                self._fetched_since_check = set()
-                self._deadline = now_ms + self.config.check_quorum_timeout_ms
+        if state.update_replica(replica_id, fetch_offset, self.log.log_end_offset, now_ms):
             self._update_leader_high_watermark(now_ms)
-
-    def _fetch_response(
-        self, version: int, error: ErrorCode, *, records: bytes = b"",
-        diverging: SnapshotId | None = None, snapshot: SnapshotId | None = None,
-    ) -> Data:
-        _, response = message_for(ApiKey.FETCH)
-        partition = response.struct("PartitionData").make(
-            partition_index=METADATA_PARTITION,
-            error_code=error.code,
-            high_watermark=self._high_watermark if error is Errors.NONE else -1,
-            last_stable_offset=-1,
-            log_start_offset=self.log.log_start_offset,
-            diverging_epoch=response.struct("EpochEndOffset").make(
-                epoch=diverging.epoch if diverging else -1, end_offset=diverging.end_offset if diverging else -1
-            ),
-            current_leader=response.struct("LeaderIdAndEpoch").make(leader_id=self._leader_id, leader_epoch=self._epoch),
-            snapshot_id=response.struct("SnapshotId").make(
-                end_offset=snapshot.end_offset if snapshot else -1, epoch=snapshot.epoch if snapshot else -1
-            ),
-            aborted_transactions=None,
-            records=records,
-        )
-        topic = response.struct("FetchableTopicResponse").make(
-            topic=METADATA_TOPIC, topic_id=METADATA_TOPIC_ID, partitions=[partition]
-        )
-        return response.make(error_code=0, session_id=0, responses=[topic])
 
     # -- Fetch, follower side (rule 4) --------------------------------------------------------------------
 
     def _send_fetch(self, now_ms: int) -> None:
-        request, _ = message_for(ApiKey.FETCH)
-        partition = request.struct("FetchPartition").make(
-            partition=METADATA_PARTITION,
-            current_leader_epoch=self._epoch,
-            fetch_offset=self.log.log_end_offset,
-            last_fetched_epoch=self._last_epoch(),
-            log_start_offset=self.log.log_start_offset,
-            partition_max_bytes=MAX_FETCH_SIZE_BYTES,
-        )
-        topic = request.struct("FetchTopic").make(topic=METADATA_TOPIC, topic_id=METADATA_TOPIC_ID, partitions=[partition])
-        body = request.make(
-            cluster_id=self.cluster_id,
-            replica_id=self.node_id,
-            replica_state=request.struct("ReplicaState").make(replica_id=self.node_id, replica_epoch=-1),
-            max_wait_ms=self.config.fetch_max_wait_ms,
-            min_bytes=0,
-            max_bytes=MAX_FETCH_SIZE_BYTES,
-            topics=[topic],
-            forgotten_topics_data=[],
+        body = messages.fetch_request(
+            self.cluster_id, self.node_id, self._epoch, self.log.log_end_offset, self._last_epoch(),
+            self.log.log_start_offset, self.config.fetch_max_wait_ms, MAX_FETCH_SIZE_BYTES,
         )
         self._send(self._leader_id, ApiKey.FETCH, body, now_ms, self._handle_fetch_response)
 
     def _handle_fetch_response(self, body: Data, now_ms: int, generation: int, source: int) -> None:
-        if body.error_code != 0 or len(body.responses) != 1 or len(body.responses[0].partitions) != 1:
+        partition = messages.fetch_response_partition(body)
+        if partition is None:
             self._retry_after[source] = now_ms + self.config.retry_backoff_ms
             return
-        partition = body.responses[0].partitions[0]
-        error = _error(partition.error_code)
+        error = lookup(partition.error_code)
         leader = partition.current_leader
         if self._handle_common_response(error, leader.leader_id, leader.leader_epoch, now_ms) is not None:
             return
@@ -1027,15 +843,11 @@ class RaftNode:
         if error is not Errors.NONE:
             self._retry_after[source] = now_ms + self.config.retry_backoff_ms
             return
-        if partition.diverging_epoch.epoch >= 0:
-            self._truncate_to_diverging(partition.diverging_epoch.epoch, partition.diverging_epoch.end_offset)
-        elif partition.snapshot_id.epoch >= 0 and partition.snapshot_id.end_offset >= 0:
-            snapshot_id = SnapshotId(partition.snapshot_id.end_offset, partition.snapshot_id.epoch)
-            if snapshot_id == self._latest_snapshot:  # already here: install our own copy
-                content = (self.directory / snapshot_id.file_name).read_bytes()
-                self._install_snapshot(_SnapshotDownload(snapshot_id, bytearray(content)))
-            else:
-                self._download = _SnapshotDownload(snapshot_id)
+        diverging, snapshot = messages.diverging_epoch(partition), messages.snapshot_id(partition)
+        if diverging is not None:
+            self._truncate_to_diverging(diverging)
+        elif snapshot is not None:
+            self._on_snapshot_id(_snapshot_of(snapshot), source, now_ms)
         else:
             if partition.records:
                 self.log.append_as_follower(partition.records)
@@ -1043,13 +855,10 @@ class RaftNode:
                 self._set_high_watermark(min(partition.high_watermark, self.log.log_end_offset))
         self._has_fetched_from_leader = True
         self._deadline = now_ms + self.config.fetch_timeout_ms
-        self._poll_follower(now_ms)
 
-    def _truncate_to_diverging(self, epoch: int, end_offset: int) -> None:
-        """Truncate to where this log and the leader's agree (Kafka's ``truncateToEndOffset``)."""
-        local = self.log.end_offset_for_epoch(epoch)
-        target = self.log.log_start_offset if local is None else min(local[1], end_offset)
-        target = max(target, self.log.log_start_offset)
+    def _truncate_to_diverging(self, diverging: OffsetAndEpoch) -> None:
+        """Truncate to where this log and the leader's agree -- never below the high watermark."""
+        target = self.metadata_log.truncation_offset(diverging)
         if target < self._high_watermark:
             raise RaftStateError(
                 f"node {self.node_id}: leader asked to truncate to {target}, below the high watermark {self._high_watermark}"
@@ -1060,83 +869,64 @@ class RaftNode:
 
     def create_snapshot(self, end_offset: int, records: list[bytes], now_ms: int) -> SnapshotId:
         """Write the snapshot of the committed state below ``end_offset`` (at or below the HW, on a
-        batch boundary); its epoch is the epoch of the record at ``end_offset - 1``."""
+        batch boundary: a committed batch's last offset + 1); its epoch is the epoch of the record
+        at ``end_offset - 1``.  Raises ``ValueError`` for an offset above the HW or not above the
+        log start offset."""
         self._clock.now_ms = now_ms
         if end_offset > self._high_watermark:
             raise ValueError(f"snapshot end offset {end_offset} is above the high watermark {self._high_watermark}")
         if end_offset <= self.log.log_start_offset:
             raise ValueError(f"snapshot end offset {end_offset} is not above the log start offset {self.log.log_start_offset}")
-        epoch = self._epoch_of_offset(end_offset - 1)
-        snapshot_id = SnapshotId(end_offset, epoch)
-        write_snapshot(self.directory, snapshot_id, records, now_ms)
-        if self._latest_snapshot is None or snapshot_id > self._latest_snapshot:
-            self._latest_snapshot = snapshot_id
-        return snapshot_id
-
-    def _epoch_of_offset(self, offset: int) -> int:
-        found = self.log.leader_epoch_cache.epoch_for_offset(offset)
-        if found is None:
-            raise ValueError(f"no epoch is known for offset {offset}")
-        return found
+        return self.metadata_log.create_snapshot(end_offset, records, now_ms)
 
     def delete_log_before_latest_snapshot(self) -> int:
         """Drop the log below the latest snapshot (Kafka does it under ``metadata.max.retention.*``);
         returns the new log start offset."""
-        snapshot = self._latest_snapshot
-        if snapshot is None or snapshot.end_offset <= self.log.log_start_offset:
-            return self.log.log_start_offset
-        self.log.delete_records(snapshot.end_offset)
-        delete_snapshots_before(self.directory, snapshot)
-        return self.log.log_start_offset
+        return self.metadata_log.delete_before_latest_snapshot()
+
+    def _on_snapshot_id(self, snapshot_id: SnapshotId, source: int, now_ms: int) -> None:
+        """The leader answered a Fetch with the snapshot to start from."""
+        latest = self.metadata_log.latest_snapshot
+        if snapshot_id == latest and self.log.log_end_offset == snapshot_id.end_offset:
+            self._retry_after[source] = now_ms + self.config.retry_backoff_ms  # already installed
+        elif snapshot_id == latest:  # already here: install our own copy
+            content = self.metadata_log.snapshot_bytes(snapshot_id)
+            self._install_snapshot(_SnapshotDownload(snapshot_id, bytearray(content)))
+        else:
+            self._download = _SnapshotDownload(snapshot_id)
 
     def _send_fetch_snapshot(self, now_ms: int) -> None:
         assert self._download is not None
-        request = fetch_snapshot.REQUEST
-        snapshot_id = self._download.snapshot_id
-        partition = request.struct("PartitionSnapshot").make(
-            partition=METADATA_PARTITION,
-            current_leader_epoch=self._epoch,
-            snapshot_id=request.struct("SnapshotId").make(end_offset=snapshot_id.end_offset, epoch=snapshot_id.epoch),
-            position=len(self._download.content),
+        body = messages.fetch_snapshot_request(
+            self.cluster_id, self.node_id, self._epoch, _pair_of(self._download.snapshot_id),
+            len(self._download.content), MAX_SNAPSHOT_CHUNK_BYTES,
         )
-        topic = request.struct("TopicSnapshot").make(name=METADATA_TOPIC, partitions=[partition])
-        body = request.make(cluster_id=self.cluster_id, replica_id=self.node_id, max_bytes=MAX_SNAPSHOT_CHUNK_BYTES, topics=[topic])
         self._send(self._leader_id, ApiKey.FETCH_SNAPSHOT, body, now_ms, self._handle_fetch_snapshot_response)
 
     def _handle_fetch_snapshot_request(self, version: int, body: Data, now_ms: int) -> Data:
-        response = fetch_snapshot.RESPONSE
-        if body.get("cluster_id") is not None and body.cluster_id != self.cluster_id:
-            return response.make(error_code=INCONSISTENT_CLUSTER_ID.code, topics=[])
-        partition, top_error = self._single_partition(body, "name")
+        partition, top_error = messages.single_partition(body, self.cluster_id, "name")
         if top_error is not None:
-            return response.make(error_code=top_error.code, topics=[])
-        snapshot_id = SnapshotId(partition.snapshot_id.end_offset, partition.snapshot_id.epoch)
+            return messages.top_level_error(ApiKey.FETCH_SNAPSHOT, top_error)
+        wanted = OffsetAndEpoch(partition.snapshot_id.end_offset, partition.snapshot_id.epoch)
         error = self._validate_leader_only(partition.current_leader_epoch)
-        chunk, size = b"", 0
-        if error is None and snapshot_id not in list_snapshots(self.directory):
+        if error is None and not self.metadata_log.has_snapshot(_snapshot_of(wanted)):
             error = SNAPSHOT_NOT_FOUND
-        if error is None:
-            chunk, size = read_snapshot_chunk(self.directory, snapshot_id, partition.position,
-                                              min(body.max_bytes, MAX_SNAPSHOT_CHUNK_BYTES))
-            if partition.position < 0 or partition.position >= size:
-                error, chunk = POSITION_OUT_OF_RANGE, b""
-        data = response.struct("PartitionSnapshot").make(
-            index=METADATA_PARTITION,
-            error_code=(error or Errors.NONE).code,
-            snapshot_id=response.struct("SnapshotId").make(end_offset=snapshot_id.end_offset, epoch=snapshot_id.epoch),
-            current_leader=response.struct("LeaderIdAndEpoch").make(leader_id=self._leader_id, leader_epoch=self._epoch),
-            size=size,
-            position=partition.position,
-            unaligned_records=chunk,
+        if error is not None:
+            return messages.fetch_snapshot_response(error, self._leader_id, self._epoch, wanted)
+        chunk, size = self.metadata_log.read_snapshot_chunk(
+            _snapshot_of(wanted), max(partition.position, 0), min(body.max_bytes, MAX_SNAPSHOT_CHUNK_BYTES)
         )
-        topic = response.struct("TopicSnapshot").make(name=METADATA_TOPIC, partitions=[data])
-        return response.make(error_code=0, topics=[topic])
+        if partition.position < 0 or partition.position >= size:
+            return messages.fetch_snapshot_response(POSITION_OUT_OF_RANGE, self._leader_id, self._epoch, wanted)
+        return messages.fetch_snapshot_response(
+            Errors.NONE, self._leader_id, self._epoch, wanted, size=size, position=partition.position, chunk=chunk
+        )
 
     def _handle_fetch_snapshot_response(self, body: Data, now_ms: int, generation: int, source: int) -> None:
-        partition = self._response_partition(body, "name")
+        partition = messages.response_partition(body, "name")
         if partition is None:
             return
-        error = _error(partition.error_code)
+        error = lookup(partition.error_code)
         leader = partition.current_leader
         if self._handle_common_response(error, leader.leader_id, leader.leader_epoch, now_ms) is not None:
             return
@@ -1154,20 +944,14 @@ class RaftNode:
         self._deadline = now_ms + self.config.fetch_timeout_ms
         if len(download.content) >= partition.size:
             self._install_snapshot(download)
-        self._poll_follower(now_ms)
 
     def _install_snapshot(self, download: _SnapshotDownload) -> None:
         """A downloaded snapshot replaces the log below its end offset and the listener's state."""
-        content = bytes(download.content)
-        reader = decode_snapshot(download.snapshot_id, content)
-        write_snapshot_bytes(self.directory, download.snapshot_id, content)
-        self._latest_snapshot = download.snapshot_id
-        self._download = None
         end_offset = download.snapshot_id.end_offset
         if end_offset < self._high_watermark:
             raise RaftStateError(f"snapshot {download.snapshot_id} ends below the high watermark {self._high_watermark}")
-        self.log.truncate_fully_and_start_at(end_offset)
-        delete_snapshots_before(self.directory, download.snapshot_id)
+        reader = self.metadata_log.install_snapshot(download.snapshot_id, bytes(download.content))
+        self._download = None
         self._high_watermark = end_offset
         self._next_commit_offset = end_offset
         if self.listener is not None:
@@ -1176,47 +960,27 @@ class RaftNode:
     # -- DescribeQuorum ---------------------------------------------------------------------------------
 
     def _handle_describe_quorum_request(self, version: int, body: Data, now_ms: int) -> Data:
-        _, response = message_for(ApiKey.DESCRIBE_QUORUM)
-        topics = body.topics
-        if len(topics) != 1 or topics[0].topic_name != METADATA_TOPIC or [p.partition_index for p in topics[0].partitions] != [0]:
-            return response.make(error_code=0, topics=[
-                response.struct("TopicData").make(topic_name=topic.topic_name, partitions=[
-                    response.struct("PartitionData").make(
-                        partition_index=p.partition_index, error_code=Errors.UNKNOWN_TOPIC_OR_PARTITION.code,
-                        leader_id=-1, leader_epoch=-1, high_watermark=-1, current_voters=[], observers=[],
-                    ) for p in topic.partitions
-                ]) for topic in topics
-            ], nodes=[])
-        if self._role is not Role.LEADER:
-            data = response.struct("PartitionData").make(
-                partition_index=METADATA_PARTITION, error_code=Errors.NOT_LEADER_OR_FOLLOWER.code,
-                leader_id=-1, leader_epoch=-1, high_watermark=-1, current_voters=[], observers=[],
-            )
-        else:
-            state = response.struct("ReplicaState")
+        if not messages.is_metadata_partition_only(body):
+            return messages.describe_quorum_unknown_partitions(body)
+        state = self._leader_state
+        if self._role is not Role.LEADER or state is None:
+            return messages.describe_quorum_response(Errors.NOT_LEADER_OR_FOLLOWER, self.voters)
 
-            def describe(replica_id: int, progress: _ReplicaProgress) -> Data:
-                return state.make(replica_id=replica_id, log_end_offset=progress.end_offset,
-                                  last_fetch_timestamp=progress.last_fetch_ms, last_caught_up_timestamp=progress.last_caught_up_ms)
+        def row(replica_id: int, progress: ReplicaProgress) -> ReplicaDescription:
+            return ReplicaDescription(replica_id, progress.end_offset, progress.last_fetch_ms, progress.last_caught_up_ms)
 
-            own = _ReplicaProgress(self.log.log_end_offset, now_ms, now_ms)
-            voters = [describe(self.node_id, own)] + [describe(v, p) for v, p in sorted(self._replicas.items())]
-            observers = [describe(o, p) for o, p in sorted(self._observers.items())]
-            data = response.struct("PartitionData").make(
-                partition_index=METADATA_PARTITION, error_code=0, leader_id=self.node_id, leader_epoch=self._epoch,
-                high_watermark=self._high_watermark, current_voters=voters, observers=observers,
-            )
-        nodes = [
-            response.struct("Node").make(node_id=voter, listeners=[
-                response.struct("Listener").make(name="CONTROLLER", host=host, port=port)
-            ]) for voter, (host, port) in sorted(self.voters.items())
-        ]
-        return response.make(error_code=0, topics=[response.struct("TopicData").make(topic_name=METADATA_TOPIC, partitions=[data])], nodes=nodes)
+        own = ReplicaDescription(self.node_id, self.log.log_end_offset, now_ms, now_ms)
+        return messages.describe_quorum_response(
+            Errors.NONE, self.voters, leader_id=self.node_id, epoch=self._epoch, high_watermark=self._high_watermark,
+            voters=[own] + [row(voter, progress) for voter, progress in sorted(state.replicas.items())],
+            observers=[row(observer, progress) for observer, progress in sorted(state.observers.items())],
+        )
 
     # -- requests in ----------------------------------------------------------------------------------------
 
     def handle_request(self, api_key: int, version: int, body: Data, now_ms: int) -> Data | Pending:
-        """Answer a request from another node (or an admin, for DescribeQuorum)."""
+        """Answer a request from another node (or an admin, for DescribeQuorum); ``ValueError`` for
+        an API the Raft layer does not serve."""
         self._clock.now_ms = now_ms
         handlers: dict[int, Callable[[int, Data, int], Data | Pending]] = {
             ApiKey.VOTE: self._handle_vote_request,
@@ -1233,23 +997,10 @@ class RaftNode:
         self.poll(now_ms)
         return answer
 
-    def _single_partition(self, body: Data, topic_name_attribute: str) -> tuple[Data, ErrorCode | None]:
-        """The one metadata partition of a Vote/BeginQuorumEpoch/EndQuorumEpoch/FetchSnapshot request."""
-        if body.get("cluster_id") is not None and body.cluster_id != self.cluster_id:
-            return Data(), INCONSISTENT_CLUSTER_ID
-        topics = body.topics
-        if (len(topics) != 1 or getattr(topics[0], topic_name_attribute) != METADATA_TOPIC
-                or len(topics[0].partitions) != 1):
-            return Data(), Errors.INVALID_REQUEST
-        partition = topics[0].partitions[0]
-        index = partition.get("partition_index", partition.get("partition"))
-        if index != METADATA_PARTITION:
-            return Data(), Errors.INVALID_REQUEST
-        return partition, None
-
     # -- requests out --------------------------------------------------------------------------------------
 
     def _can_send(self, destination: int, now_ms: int) -> bool:
+        """One request in flight per destination (Kafka's RequestManager), none while backing off."""
         return (destination != NO_LEADER and destination not in self._in_flight
                 and self._retry_after.get(destination, 0) <= now_ms)
 
@@ -1282,18 +1033,9 @@ class RaftNode:
         self._in_flight[destination] = request
         self.outbox.send(request)
 
-    def _response_partition(self, body: Data, topic_name_attribute: str) -> Data | None:
-        if body.error_code != 0:
-            return None  # INCONSISTENT_CLUSTER_ID and the like: nothing to learn, retried later
-        topics = body.topics
-        if len(topics) != 1 or getattr(topics[0], topic_name_attribute) != METADATA_TOPIC or len(topics[0].partitions) != 1:
-            return None
-        partition: Data = topics[0].partitions[0]
-        return partition
-
     def _handle_common_response(self, error: ErrorCode, leader_id: int, epoch: int, now_ms: int) -> bool | None:
-        """Kafka's ``maybeHandleCommonResponse``: True/False when the answer was fully handled here,
-        None when the API's own handler should look at it."""
+        """Kafka's ``maybeHandleCommonResponse``: True when the answer was fully handled here, None
+        when the API's own handler should look at it."""
         if epoch < self._epoch or error is Errors.UNKNOWN_LEADER_EPOCH:
             return True  # we are ahead: the answer is stale
         if epoch > self._epoch or error in (Errors.FENCED_LEADER_EPOCH, Errors.NOT_LEADER_OR_FOLLOWER):
@@ -1311,19 +1053,15 @@ class RaftNode:
     def _deliver_commits(self) -> None:
         """Hand every committed data batch below the HW to the listener, once, in order (rule 9)."""
         self._next_commit_offset = max(self._next_commit_offset, self.log.log_start_offset)
-        while self._next_commit_offset < self._high_watermark:
-            data = self.log.read(self._next_commit_offset, 1 << 20, max_offset=self._high_watermark)
-            if not data.records:
-                break
-            for batch in iter_record_batches(data.records):
-                if batch.last_offset < self._next_commit_offset:
-                    continue
-                if not batch.is_control and self.listener is not None:
-                    values = tuple(record.value or b"" for record in batch.records)
-                    self.listener.handle_commit(
-                        CommittedBatch(batch.base_offset, batch.partition_leader_epoch, values, batch.max_timestamp)
-                    )
-                self._next_commit_offset = batch.last_offset + 1
+        for batch in self.metadata_log.batches(self._next_commit_offset, self._high_watermark):
+            if batch.last_offset < self._next_commit_offset:
+                continue  # delivered already, by a commit the listener's own append set off
+            if not batch.is_control and self.listener is not None:
+                values = tuple(record.value or b"" for record in batch.records)
+                self.listener.handle_commit(
+                    CommittedBatch(batch.base_offset, batch.partition_leader_epoch, values, batch.max_timestamp)
+                )
+            self._next_commit_offset = max(self._next_commit_offset, batch.last_offset + 1)
 
     # -- invariants -----------------------------------------------------------------------------------------
 
@@ -1333,8 +1071,9 @@ class RaftNode:
         assert self._epoch >= 0
         if role is Role.LEADER:
             assert self._leader_id == self.node_id and self._voted_id == self.node_id, "a leader voted for itself"
+            assert self._leader_state is not None and self._leader_state.epoch == self._epoch
             assert self.log.latest_epoch == self._epoch, "a leader's log ends in its own epoch"
-            assert self._epoch_start_offset < self.log.log_end_offset, "the LeaderChangeMessage is in the log"
+            assert self._leader_state.epoch_start_offset < self.log.log_end_offset, "the LeaderChangeMessage is in the log"
         elif role is Role.FOLLOWER:
             assert self._leader_id in self.voters and self._leader_id != self.node_id, "a follower follows another voter"
         elif role is Role.CANDIDATE:
@@ -1350,11 +1089,11 @@ class RaftNode:
         assert self._next_commit_offset == max(self._high_watermark, self.log.log_start_offset), (
             f"the listener has seen every batch below the HW: next {self._next_commit_offset}, HW {self._high_watermark}"
         )
-        self.log.check_valid()
+        self.metadata_log.check_valid()
 
     def close(self) -> None:
         """Clean shutdown of the log files (the quorum-state file is always current)."""
-        self.log.close()
+        self.metadata_log.close()
 
     def __repr__(self) -> str:
         return (f"<RaftNode {self.node_id} {self._role.value} epoch={self._epoch} leader={self.leader_id} "
@@ -1369,7 +1108,3 @@ _POLL_BY_ROLE: dict[Role, Callable[[RaftNode, int], None]] = {
     Role.FOLLOWER: RaftNode._poll_follower,
     Role.RESIGNED: RaftNode._poll_resigned,
 }
-
-
-def _error(code: int) -> ErrorCode:
-    return lookup(code)

@@ -18,6 +18,7 @@ from ..protocol.schema import Data
 
 CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = API_BY_KEY[19], API_BY_KEY[20], API_BY_KEY[37]
 ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS, ELECT_LEADERS = API_BY_KEY[33], API_BY_KEY[44], API_BY_KEY[43]
+DESCRIBE_QUORUM = API_BY_KEY[55]
 
 Builder = Callable[[Data, ErrorCode, str | None], Data]
 
@@ -59,7 +60,12 @@ def _elect_leaders(body: Data, error: ErrorCode, message: str | None) -> Data:
         for topic in body.topic_partitions or []])
 
 
+def _describe_quorum(body: Data, error: ErrorCode, message: str | None) -> Data:
+    return DESCRIBE_QUORUM.response.make(error_code=error.code, error_message=message, topics=[], nodes=[])
+
+
 BUILDERS: dict[int, Builder] = {
+    DESCRIBE_QUORUM.key: _describe_quorum,
     CREATE_TOPICS.key: _create_topics,
     DELETE_TOPICS.key: _delete_topics,
     CREATE_PARTITIONS.key: _create_partitions,

@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 In a KRaft cluster, clients talk to brokers only.  A request that changes cluster metadata --
 CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, ElectLeaders
--- is decided by the active controller, so the broker that receives it passes it on and relays
+-- is decided by the active controller, and DescribeQuorum (``kafka-metadata-quorum``) is answered
+by it, so the broker that receives it passes it on and relays
 the answer (Kafka's ``ForwardingManager``; Kafka wraps the request in an Envelope (KIP-590) to
 carry the client's principal, refka has no authentication and sends the request itself, in the
 client's own version, so the answer fits the client without translation).
@@ -66,6 +67,8 @@ def _mentions_not_controller(response: Data) -> bool:
 
 class ControllerForwarder:
     forwarded_apis = frozenset(BUILDERS)
+    # APIs a broker serves only by forwarding, with the versions Kafka 4.3's brokers advertise.
+    forwarded_only_versions = {55: (0, 2)}  # DescribeQuorum
 
     def __init__(self, outbox: Outbox, active_controller: Callable[[], int | None]) -> None:
         self.outbox = outbox

@@ -147,6 +147,7 @@ class KRaftNode:
         broker.cluster = ImageView(lambda: self.image, listener_name)
         self.forwarder = ControllerForwarder(self.controller_outbox, self.active_controller)
         broker.forwarder = self.forwarder
+        broker.supported_versions = {**broker.supported_versions, **self.forwarder.forwarded_only_versions}
         self.publisher = MetadataPublisher(broker)
         # The replica manager's requests to the controller (AlterPartition) take the controller
         # plane; follower fetches stay on the broker plane (broker.outbox).

@@ -25,7 +25,7 @@ def api_versions_body(broker: Broker, error: int = Errors.NONE.code) -> Data:
     keys = [
         entry.make(api_key=key, min_version=low, max_version=high)
         for key, (low, high) in sorted(broker.supported_versions.items())
-        if key in broker.handlers
+        if broker.serves(key)
     ]
     return API.response.make(error_code=error, api_keys=keys)
 

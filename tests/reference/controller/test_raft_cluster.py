@@ -172,6 +172,7 @@ def test_a_snapshot_is_written_and_loaded_at_restart(tmp_path: Path) -> None:
     append_and_commit(network, VALUES[:5])
     snapshot_everywhere(network, delete_log=True)
     ends = {node_id: node.high_watermark for node_id, node in network.nodes.items()}
+    last_commit = network.listeners[1].committed[-1]
     append_and_commit(network, VALUES[5:7])
     for node_id in list(network.nodes):
         network.crash(node_id)
@@ -180,6 +181,7 @@ def test_a_snapshot_is_written_and_loaded_at_restart(tmp_path: Path) -> None:
         snapshot = network.listeners[node_id].snapshot
         assert snapshot is not None and snapshot.records == VALUES[:5]
         assert node.log_start_offset == ends[node_id] == snapshot.snapshot_id.end_offset
+        assert snapshot.last_contained_log_timestamp == last_commit.append_timestamp
     network.elect()
     append_and_commit(network, VALUES[7:8])
     for node_id in network.nodes:
@@ -209,12 +211,17 @@ def test_a_follower_below_the_log_start_fetches_the_snapshot(tmp_path: Path, wip
 # -- randomized: many seeds, faults everywhere ------------------------------------------------------------
 
 
-def chaos_run(tmp_path: Path, seed: int, voters: int, duration_ms: int = 20_000) -> None:
+# Timeouts a few times the network delay (1-5 ms): elections race with replication all the time.
+SHORT_TIMEOUTS = RaftConfig(election_timeout_ms=15, fetch_timeout_ms=30, election_backoff_max_ms=20,
+                            request_timeout_ms=25, retry_backoff_ms=2, fetch_max_wait_ms=8)
+
+
+def chaos_run(tmp_path: Path, seed: int, voters: int, duration_ms: int = 20_000, config: RaftConfig | None = None) -> None:
     """Crashes, restarts, partitions, drops, appends and snapshots at random; the network checks the
     safety properties at every step; at the end, healed, the quorum must elect, commit, and agree."""
     rng = random.Random(seed)
     network = RaftNetwork(tmp_path, list(range(1, voters + 1)), seed, drop_rate=rng.choice([0.0, 0.01, 0.05]),
-                          config=RaftConfig())
+                          config=config or RaftConfig())
     appended = 0
     end = network.now + duration_ms
     while network.now < end:
@@ -267,3 +274,8 @@ def test_randomized_faults_three_voters(tmp_path: Path, seed: int) -> None:
 @pytest.mark.parametrize("seed", range(100, 106))
 def test_randomized_faults_five_voters(tmp_path: Path, seed: int) -> None:
     chaos_run(tmp_path, seed, voters=5)
+
+
+@pytest.mark.parametrize("seed", range(200, 212))
+def test_randomized_faults_short_timeouts(tmp_path: Path, seed: int) -> None:
+    chaos_run(tmp_path, seed, voters=3, duration_ms=5_000, config=SHORT_TIMEOUTS)

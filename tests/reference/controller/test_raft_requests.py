@@ -76,6 +76,11 @@ def fetch(node: RaftNode, replica: int, epoch: int, offset: int, last_epoch: int
     return node.handle_request(ApiKey.FETCH, 17, body, now_ms)
 
 
+def role_of(node: RaftNode) -> Role:
+    """The node's role, read afresh (keeps mypy from narrowing a property across calls)."""
+    return node.role
+
+
 def partition_of(answer: Data) -> Data:
     topics = answer.topics if hasattr(answer, "topics") else answer.responses
     partition: Data = topics[0].partitions[0]
@@ -331,3 +336,77 @@ def test_a_new_leader_does_not_commit_an_earlier_epochs_entry_before_one_of_its_
     assert node.high_watermark == 0
     fetch(node, 3, 2, 3, 2, now)
     assert node.high_watermark == 3
+
+
+# -- the fetch timeout starts a pre-vote ----------------------------------------------------------------------
+
+
+def test_a_follower_that_hears_nothing_for_the_fetch_timeout_asks_for_pre_votes_in_its_epoch(tmp_path: Path) -> None:
+    node = make_node(tmp_path)
+    begin_quorum_epoch(node, leader=3, epoch=4)
+    node.outbox.drain()  # its Fetch to leader 3 is never answered
+    node.poll(START_MS + RaftConfig().fetch_timeout_ms - 1)
+    assert role_of(node) is Role.FOLLOWER
+    node.poll(START_MS + RaftConfig().fetch_timeout_ms)
+    assert role_of(node) is Role.PROSPECTIVE and node.epoch == 4 and node.voted_id is None
+    votes = [request for request in node.outbox.drain() if request.api_key == ApiKey.VOTE]
+    assert sorted(request.destination for request in votes) == [2, 3]
+    for request in votes:
+        partition = request.body.topics[0].partitions[0]
+        assert partition.pre_vote and partition.replica_epoch == 4 and request.version == 2
+
+
+# -- FetchSnapshot ----------------------------------------------------------------------------------------------
+
+
+def fetch_snapshot(node: RaftNode, epoch: int, end_offset: int, snapshot_epoch: int, position: int,
+                   max_bytes: int = 1 << 20) -> Data:
+    request, _ = message_for(ApiKey.FETCH_SNAPSHOT)
+    partition = request.struct("PartitionSnapshot").make(
+        partition=0, current_leader_epoch=epoch, position=position,
+        snapshot_id=request.struct("SnapshotId").make(end_offset=end_offset, epoch=snapshot_epoch),
+    )
+    body = request.make(cluster_id=CLUSTER, replica_id=2, max_bytes=max_bytes, topics=[
+        request.struct("TopicSnapshot").make(name=METADATA_TOPIC, partitions=[partition])])
+    answer = node.handle_request(ApiKey.FETCH_SNAPSHOT, 1, body, START_MS)
+    assert isinstance(answer, Data)
+    return answer
+
+
+def test_fetch_snapshot_serves_chunks_and_reports_unknown_snapshots_and_positions(tmp_path: Path) -> None:
+    network, leader = elected(tmp_path)
+    last = network.append([b"a", b"b"])
+    assert last is not None and network.run_until(lambda: network.committed_everywhere(last))
+    snapshot = leader.create_snapshot(leader.high_watermark, [b"a", b"b"], network.now)
+    size = (leader.directory / snapshot.file_name).stat().st_size
+    first = partition_of(fetch_snapshot(leader, leader.epoch, snapshot.end_offset, snapshot.epoch, 0, max_bytes=10))
+    assert first.error_code == 0 and first.size == size and first.position == 0 and len(first.unaligned_records) == 10
+    rest = partition_of(fetch_snapshot(leader, leader.epoch, snapshot.end_offset, snapshot.epoch, 10))
+    assert first.unaligned_records + rest.unaligned_records == (leader.directory / snapshot.file_name).read_bytes()
+    unknown = partition_of(fetch_snapshot(leader, leader.epoch, snapshot.end_offset + 1, snapshot.epoch, 0))
+    assert unknown.error_code == by_name["SNAPSHOT_NOT_FOUND"].code
+    beyond = partition_of(fetch_snapshot(leader, leader.epoch, snapshot.end_offset, snapshot.epoch, size))
+    assert beyond.error_code == by_name["POSITION_OUT_OF_RANGE"].code
+    stale = partition_of(fetch_snapshot(leader, leader.epoch - 1, snapshot.end_offset, snapshot.epoch, 0))
+    assert stale.error_code == Errors.FENCED_LEADER_EPOCH.code
+
+
+def test_snapshot_above_the_high_watermark_is_refused(tmp_path: Path) -> None:
+    network, leader = elected(tmp_path)
+    with pytest.raises(ValueError, match="above the high watermark"):
+        leader.create_snapshot(leader.high_watermark + 1, [], network.now)
+
+
+def test_a_candidate_that_learned_the_leader_of_its_epoch_restarts_as_its_follower(tmp_path: Path) -> None:
+    """quorum-state then holds both ``votedId`` = itself and ``leaderId``: the leader wins, else the
+    node would ask for votes in an epoch whose entries its log already holds."""
+    node = make_node(tmp_path)
+    now = START_MS + 2 * RaftConfig().election_timeout_ms
+    node.poll(now)
+    answer_votes(node, granted_by=2, now_ms=now)  # the pre-vote
+    assert role_of(node) is Role.CANDIDATE and node.epoch == 1 and node.voted_id == 1
+    begin_quorum_epoch(node, leader=3, epoch=1)
+    assert role_of(node) is Role.FOLLOWER and node.voted_id == 1
+    node.close()
+    restarted = make_node(tmp_path)
+    assert restarted.role is Role.FOLLOWER and restarted.leader_id == 3 and restarted.epoch == 1

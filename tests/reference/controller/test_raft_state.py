@@ -86,6 +86,16 @@ def test_quorum_state_file_uses_kafkas_json_layout(tmp_path: Path) -> None:
     assert not (tmp_path / "quorum-state.tmp").exists()
 
 
+def test_quorum_state_text_is_what_kafka_4_3_writes(tmp_path: Path) -> None:
+    """The line a one-voter Kafka 4.3.1 controller wrote after its third election, character for character."""
+    store = FileQuorumStateStore(tmp_path / "quorum-state", [0])
+    store.write(ElectionState(epoch=5, leader_id=0, voted_id=-1))
+    assert (tmp_path / "quorum-state").read_text() == (
+        '{"clusterId":"","leaderId":0,"leaderEpoch":5,"votedId":-1,"appliedOffset":0,'
+        '"currentVoters":[{"voterId":0}],"data_version":0}'
+    )
+
+
 def test_quorum_state_reads_kafkas_version_1_layout(tmp_path: Path) -> None:
     path = tmp_path / "quorum-state"
     path.write_text('{"leaderId":3,"leaderEpoch":7,"votedId":-1,"votedDirectoryId":"AAAAAAAAAAAAAAAAAAAAAA","data_version":1}')
@@ -113,6 +123,17 @@ def test_leader_change_message_value_is_the_flexible_encoding_with_its_version_f
     assert decoded.leader_id == 2
     assert [voter.voter_id for voter in decoded.voters] == [1, 2, 3]
     assert [voter.voter_id for voter in decoded.granting_voters] == [1, 2]
+
+
+def test_leader_change_batch_is_byte_for_byte_the_one_kafka_4_3_writes() -> None:
+    """A one-voter Kafka 4.3.1 controller's LeaderChangeMessage batch for epoch 5 at offset 45."""
+    kafka = bytes.fromhex(
+        "000000000000002d0000004f0000000502c0db0463002000000000000001a24f7cc3f6000001a24f7cc3f6"
+        "ffffffffffffffffffffffffffff000000013a0000000800000002260000000000000200000000000200000000000000"
+    )
+    ours = build_control_batch(ControlRecordType.LEADER_CHANGE, leader_change_message(0, [0], [0]),
+                               timestamp=1796629906422, base_offset=45, partition_leader_epoch=5)
+    assert ours == kafka
 
 
 def test_leader_change_control_batch_has_the_control_bit_and_key_type_2() -> None:
