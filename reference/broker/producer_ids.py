@@ -21,6 +21,10 @@ InitProducerId, by what the request carries (KIP-98, KIP-360):
   INVALID_PRODUCER_EPOCH to clients older than InitProducerId v4, as Kafka does).  When the epoch
   would overflow, a new producer id starts at epoch 0.
 
+In a KRaft cluster the ids come from the controller instead (``block_source``, set by the node to
+a :class:`reference.node.producer_id_blocks.ControllerProducerIdBlocks`): a broker that counted on
+its own would hand out ids another broker hands out too.
+
 Invariants: producer ids handed out are unique and increasing; a transactional id's epoch never
 goes back.
 """
@@ -31,6 +35,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import Errors, KafkaError
 
@@ -49,8 +54,13 @@ class TransactionalIdEntry:
     previous_epoch: int = NO_EPOCH
 
 
+class ProducerIdSource(Protocol):
+    def next_producer_id(self) -> int: ...
+
+
 class ProducerIdManager:
     def __init__(self, data_dir: Path) -> None:
+        self.block_source: ProducerIdSource | None = None  # a KRaft broker's controller-fed blocks
         self._path = data_dir / STATE_FILE
         self._next_id = 0
         self._block_end = 0  # first id not covered by the persisted block
@@ -58,6 +68,8 @@ class ProducerIdManager:
         self._load()
 
     def next_producer_id(self) -> int:
+        if self.block_source is not None:
+            return self.block_source.next_producer_id()
         if self._next_id >= self._block_end:
             self._block_end = self._next_id + BLOCK_SIZE
             self._save()

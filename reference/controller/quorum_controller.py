@@ -68,7 +68,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ErrorCode, Errors, KafkaError
-from ..protocol.schema import INT16, INT32, INT64, Data, Field, Message
+from ..protocol.messages import allocate_producer_ids
+from ..protocol.schema import Data
 from . import cluster_control, config_control, replication_control, topic_control
 from .cluster_control import BrokerControlState, BrokerSession
 from .controller_config import (
@@ -92,24 +93,8 @@ __all__ = ["ALLOCATE_PRODUCER_IDS_REQUEST", "ALLOCATE_PRODUCER_IDS_RESPONSE", "C
            "QuorumController"]
 
 # AllocateProducerIds (key 67, KIP-730): brokers fetch blocks of producer ids from the controller.
-# Not among refka's broker-facing APIs, so declared here (kafka-clients 4.3.1
-# AllocateProducerIds{Request,Response}.json, v0 only, flexible).
-ALLOCATE_PRODUCER_IDS_REQUEST = Message(
-    "AllocateProducerIdsRequest", api_key=67, valid_versions="0", flexible_versions="0+",
-    fields=[
-        Field("BrokerId", INT32),
-        Field("BrokerEpoch", INT64, default=-1),
-    ],
-)
-ALLOCATE_PRODUCER_IDS_RESPONSE = Message(
-    "AllocateProducerIdsResponse", api_key=67, valid_versions="0", flexible_versions="0+",
-    fields=[
-        Field("ThrottleTimeMs", INT32),
-        Field("ErrorCode", INT16),
-        Field("ProducerIdStart", INT64),  # the first id of the block
-        Field("ProducerIdLen", INT32),  # how many ids
-    ],
-)
+ALLOCATE_PRODUCER_IDS_REQUEST = allocate_producer_ids.REQUEST
+ALLOCATE_PRODUCER_IDS_RESPONSE = allocate_producer_ids.RESPONSE
 PRODUCER_ID_BLOCK_SIZE = 1000  # ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE
 LONG_MAX = (1 << 63) - 1
 

@@ -60,9 +60,9 @@ log = logging.getLogger("refka.node.controller")
 
 POLL_INTERVAL_MS = 250  # how often session expiry and elections are checked
 QUORUM_APIS = frozenset({1, 52, 53, 54, 55, 59})  # Fetch, Vote, Begin/EndQuorumEpoch, DescribeQuorum, FetchSnapshot
-# BrokerRegistration, BrokerHeartbeat, AlterPartition, and what brokers forward:
+# BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds, and what brokers forward:
 # CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, ElectLeaders.
-CONTROLLER_APIS = frozenset({62, 63, 56, 19, 20, 37, 33, 44, 43})
+CONTROLLER_APIS = frozenset({62, 63, 56, 67, 19, 20, 37, 33, 44, 43})
 
 
 class ControllerState(enum.Enum):
@@ -177,6 +177,6 @@ class ControllerRole:
 def not_controller_response(api_key: int, body: Data) -> Data:
     """NOT_CONTROLLER in the shape of the request's response (Kafka's getErrorResponse)."""
     api = API_BY_KEY[api_key]
-    if api_key in (62, 63, 56):  # registration, heartbeat, AlterPartition: one top-level error
+    if api_key in (62, 63, 56, 67):  # registration, heartbeat, AlterPartition, producer ids: one top-level error
         return api.response.make(error_code=Errors.NOT_CONTROLLER.code)
     return error_response(api_key, body, Errors.NOT_CONTROLLER)

@@ -68,7 +68,7 @@ def _mentions_not_controller(response: Data) -> bool:
 class ControllerForwarder:
     forwarded_apis = frozenset(BUILDERS)
     # APIs a broker serves only by forwarding, with the versions Kafka 4.3's brokers advertise.
-    forwarded_only_versions = {55: (0, 2)}  # DescribeQuorum
+    forwarded_only_versions = {43: (0, 2), 55: (0, 2)}  # ElectLeaders, DescribeQuorum
 
     def __init__(self, outbox: Outbox, active_controller: Callable[[], int | None]) -> None:
         self.outbox = outbox

@@ -91,7 +91,9 @@ def node_properties(node: NodeState, nodes: Sequence[NodeState], log_dir: Path) 
 
     Kafka's keys, valid for both peers: internal topics replicated min(N, 3) times with a minimum
     ISR of min(N, 2); small segments and indexes; retention checks and the cleaner every second (the
-    suite discovers those intervals and never relies on them for correctness)."""
+    suite discovers those intervals and never relies on them for correctness).  Node *i* sits in
+    rack ``r<i>`` with Kafka's rack-aware replica selector, so that a consumer naming a rack is sent
+    to a same-rack follower (KIP-392 fetch from follower)."""
     count = len(nodes)
     voters = ",".join(f"{other.node_id}@127.0.0.1:{other.controller_port}" for other in nodes)
     return {
@@ -119,6 +121,8 @@ def node_properties(node: NodeState, nodes: Sequence[NodeState], log_dir: Path) 
         "log.cleaner.backoff.ms": "1000",
         "log.retention.check.interval.ms": "1000",
         "log.initial.task.delay.ms": "0",
+        "broker.rack": f"r{node.node_id}",
+        "replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector",
     }
 
 

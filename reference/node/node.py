@@ -68,6 +68,7 @@ from .broker_lifecycle import BrokerLifecycleManager, BrokerState, RegistrationI
 from .config import NodeConfig, NodeConfigError, node_config
 from .controller_role import CONTROLLER_APIS, QUORUM_APIS, ControllerRole
 from .forwarder import ControllerForwarder
+from .producer_id_blocks import ControllerProducerIdBlocks
 from .publisher import MetadataPublisher
 
 log = logging.getLogger("refka.node")
@@ -153,6 +154,8 @@ class KRaftNode:
         # plane; follower fetches stay on the broker plane (broker.outbox).
         broker.replicas.controller_id = self.active_controller
         broker.replicas.alter_partition.outbox = self.controller_outbox
+        broker.producer_ids.block_source = ControllerProducerIdBlocks(
+            self.node_id, lambda: broker.replicas.broker_epoch, self.active_controller, self.controller_outbox)
         self.broker = broker
 
     def start_lifecycle(self, listeners: list[tuple[str, str, int]], now_ms: int) -> None:

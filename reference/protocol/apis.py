@@ -71,6 +71,7 @@ MESSAGE_MODULES: dict[int, str] = {
     63: "broker_heartbeat",
     65: "describe_transactions",
     66: "list_transactions",
+    67: "allocate_producer_ids",
 }
 
 

@@ -1003,7 +1003,9 @@ class GroupCoordinator:
         if group is not None and group.is_in(GroupState.STABLE, GroupState.PREPARING_REBALANCE):
             # A commit from a member keeps its session alive, as a heartbeat does.
             self._reschedule_heartbeat(group, group.members[request.member_id], now_ms)
-        expire_timestamp = None if request.retention_time_ms == -1 else now_ms + request.retention_time_ms
+        # Java long arithmetic: a huge retention wraps (Kafka 4.3.1 accepts Long.MAX_VALUE; found by refka fuzz)
+        expire_timestamp = (None if request.retention_time_ms == -1
+                            else (now_ms + request.retention_time_ms + (1 << 63)) % (1 << 64) - (1 << 63))
         pairs: list[tuple[records.RecordKey, records.RecordValue | None]] = []
         topics: list[OffsetCommitResponseTopic] = []
         for topic in request.topics:

@@ -305,15 +305,16 @@ def handle_offset_commit(broker: Broker, request: Request, now_ms: int) -> Data 
 
 def handle_offset_fetch(broker: Broker, request: Request, now_ms: int) -> Data:
     body = request.body
-    unknown_ids: dict[str, list[Data]] = {}  # v10 topics named by an id no topic has
+    unknown_ids: list[list[Data]] = []  # per asked group: v10 topics named by an id no topic has
     if request.version >= 8:
         asked = []
         for g in body.groups:
             topics: list[m.OffsetFetchRequestTopic] | None = None if g.topics is None else []
+            unknown_ids.append([])
             for t in g.topics or []:
                 name = _topic_name(broker, t.name, t.topic_id)
                 if name is None and request.version >= TOPIC_IDS_IN_OFFSET_COMMIT:
-                    unknown_ids.setdefault(g.group_id, []).append(t)
+                    unknown_ids[-1].append(t)
                 else:
                     assert topics is not None
                     topics.append(m.OffsetFetchRequestTopic(name or "", list(t.partition_indexes)))
@@ -340,7 +341,7 @@ def handle_offset_fetch(broker: Broker, request: Request, now_ms: int) -> Data:
 
 
 def _offset_fetch_groups(broker: Broker, answered: list[m.OffsetFetchResponseGroup],
-                         unknown_ids: dict[str, list[Data]]) -> Data:
+                         unknown_ids: list[list[Data]]) -> Data:
     """v8+ answers; a v10 topic id no topic has is answered per partition with UNKNOWN_TOPIC_ID
     (100), offset -1, as Apache Kafka 4.3.1 does (found by ``refka fuzz``: it used to crash)."""
     group_entry = OFFSET_FETCH.response.struct("OffsetFetchResponseGroup")
@@ -348,14 +349,14 @@ def _offset_fetch_groups(broker: Broker, answered: list[m.OffsetFetchResponseGro
     partition_entry = OFFSET_FETCH.response.struct("OffsetFetchResponsePartitions")
     ids = {t.name: t.topic_id for t in broker.topics}
 
-    def unknown_topics(group: m.OffsetFetchResponseGroup) -> list[Data]:
-        if group.error.code != Errors.NONE.code:
+    def unknown_topics(index: int, group: m.OffsetFetchResponseGroup) -> list[Data]:
+        if group.error.code != Errors.NONE.code or index >= len(unknown_ids):
             return []
         return [topic_entry.make(name="", topic_id=t.topic_id, partitions=[
             partition_entry.make(partition_index=index, committed_offset=-1, committed_leader_epoch=-1,
                                  metadata="", error_code=Errors.UNKNOWN_TOPIC_ID.code)
             for index in t.partition_indexes
-        ]) for t in unknown_ids.get(group.group_id, [])]
+        ]) for t in unknown_ids[index]]
 
     return OFFSET_FETCH.response.make(groups=[
         group_entry.make(group_id=g.group_id, error_code=g.error.code, topics=[
@@ -366,8 +367,8 @@ def _offset_fetch_groups(broker: Broker, answered: list[m.OffsetFetchResponseGro
                 for p in t.partitions
             ])
             for t in g.topics
-        ] + unknown_topics(g))
-        for g in answered
+        ] + unknown_topics(index, g))
+        for index, g in enumerate(answered)
     ])
 
 

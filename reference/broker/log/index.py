@@ -37,7 +37,8 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+
+from reference.broker.log.descriptors import LazyDescriptor
 
 INT32_MAX = (1 << 31) - 1
 NO_TIMESTAMP = -1  # Kafka's RecordBatch.NO_TIMESTAMP
@@ -66,8 +67,17 @@ class TimestampOffset:
     offset: int
 
 
-def _open_for_append(path: Path) -> BinaryIO:
-    return open(path, "ab", buffering=0)
+def _open_for_append(path: Path) -> LazyDescriptor:
+    """Created now; closed when the descriptor budget needs room and reopened by the next write
+    (:mod:`.descriptors`)."""
+    file = LazyDescriptor(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    file.fd  # noqa: B018 - create the file now, as Kafka does when it opens an index
+    return file
+
+
+def _write_entry(file: LazyDescriptor, entry: bytes) -> None:
+    if os.write(file.fd, entry) != len(entry):
+        raise OSError(f"short write of an index entry to {file.path}")
 
 
 class OffsetIndex:
@@ -126,7 +136,7 @@ class OffsetIndex:
             raise ValueError(f"offset {offset} is not larger than the last indexed offset {self._offsets[-1]}")
         if not self.can_append_offset(offset):
             raise ValueError(f"offset {offset} does not fit relative to base offset {self.base_offset}")
-        self._file.write(OFFSET_ENTRY.pack(offset - self.base_offset, position))
+        _write_entry(self._file, OFFSET_ENTRY.pack(offset - self.base_offset, position))
         self._length += self.entry_size
         self._offsets.append(offset)
         self._positions.append(position)
@@ -167,7 +177,7 @@ class OffsetIndex:
         assert self._length == self.entries * self.entry_size, "index file holds exactly its entries"
 
     def flush(self) -> None:
-        os.fsync(self._file.fileno())
+        os.fsync(self._file.fd)
 
     def close(self) -> None:
         self._file.close()
@@ -226,7 +236,7 @@ class TimeIndex:
             raise ValueError(f"offset {offset} is smaller than the last time-indexed offset {last.offset}")
         if timestamp <= last.timestamp:
             return
-        self._file.write(TIME_ENTRY.pack(timestamp, offset - self.base_offset))
+        _write_entry(self._file, TIME_ENTRY.pack(timestamp, offset - self.base_offset))
         self._length += self.entry_size
         self._timestamps.append(timestamp)
         self._offsets.append(offset)
@@ -261,7 +271,7 @@ class TimeIndex:
         assert self._length == self.entries * self.entry_size, "time index file holds exactly its entries"
 
     def flush(self) -> None:
-        os.fsync(self._file.fileno())
+        os.fsync(self._file.fd)
 
     def close(self) -> None:
         self._file.close()

@@ -67,7 +67,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reference.broker.log import files
+from reference.broker.log import dir_failure, files
 from reference.broker.log.clock import Clock
 from reference.broker.log.config import LogConfig
 from reference.broker.log.epoch_cache import LeaderEpochFileCache
@@ -326,6 +326,15 @@ class PartitionLog:
         return self._append(_copy_for_append(records), AppendOrigin.REPLICATION, None)
 
     def _append(self, buffer: bytearray, origin: AppendOrigin, leader_epoch: int | None) -> LogAppendInfo:
+        """Rules 1 and 2.  An OSError (a full disk) takes the log directory offline and is raised as
+        KAFKA_STORAGE_ERROR (:mod:`.dir_failure`); so is any append to an offline directory."""
+        dir_failure.check_online(self.directory.parent)
+        try:
+            return self._append_online(buffer, origin, leader_epoch)
+        except OSError as error:
+            raise dir_failure.mark_offline(self.directory.parent, error) from error
+
+    def _append_online(self, buffer: bytearray, origin: AppendOrigin, leader_epoch: int | None) -> LogAppendInfo:
         with self._lock:
             now = self.clock.milliseconds()
             try:
@@ -427,7 +436,9 @@ class PartitionLog:
     ) -> FetchDataInfo:
         """Whole batches from ``fetch_offset`` below ``max_offset`` (default: the LEO).
 
-        Raises :class:`KafkaError` OFFSET_OUT_OF_RANGE outside ``[log_start_offset, log_end_offset]``."""
+        Raises :class:`KafkaError` OFFSET_OUT_OF_RANGE outside ``[log_start_offset, log_end_offset]``,
+        KAFKA_STORAGE_ERROR when the log directory is offline."""
+        dir_failure.check_online(self.directory.parent)
         with self._lock:
             log_end = self.log_end_offset
             if fetch_offset < self.log_start_offset or fetch_offset > log_end:

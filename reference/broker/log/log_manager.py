@@ -23,10 +23,12 @@ flush) every log, write the three checkpoints, write the marker last.  The broke
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from reference.broker.log import dir_failure
 from reference.broker.log.checkpoint import (
     LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT,
@@ -39,7 +41,6 @@ from reference.broker.log.clock import Clock
 from reference.broker.log.config import LogConfig
 from reference.broker.log.files import TopicPartition
 from reference.broker.log.log import PartitionLog
-
 
 METADATA_TOPIC = "__cluster_metadata"
 
@@ -71,6 +72,7 @@ class LogDirectory:
     ) -> LogDirectory:
         """Load every partition log under ``path`` (creating ``path`` if needed)."""
         path.mkdir(parents=True, exist_ok=True)
+        dir_failure.mark_online(path)  # an offline directory comes back on restart, recovered below
         directory = cls(path, clock, config_for or (lambda _: LogConfig()))
         directory.had_clean_shutdown = directory.clean_shutdown_file.exists()
         recovery_points = _read_or_empty(directory.recovery_points)
@@ -121,7 +123,13 @@ class LogDirectory:
         self.high_watermarks.write({tp: log.high_watermark for tp, log in self.logs.items()})
 
     def shutdown(self, broker_epoch: int = -1) -> None:
-        """Clean shutdown: close every log, checkpoint, then write ``.kafka_cleanshutdown``."""
+        """Clean shutdown: close every log, checkpoint, then write ``.kafka_cleanshutdown``.
+        An offline directory (:mod:`.dir_failure`) is closed without either: it is recovered on restart."""
+        if dir_failure.is_offline(self.path):
+            for log in self.logs.values():
+                with contextlib.suppress(OSError):
+                    log.close()
+            return
         for log in self.logs.values():
             log.close()
         self.write_checkpoints()

@@ -44,6 +44,7 @@ offset it names; both indexes satisfy their own invariants.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from pathlib import Path
 
 from reference.broker.log import files
 from reference.broker.log.config import LogConfig
+from reference.broker.log.descriptors import LazyDescriptor
 from reference.broker.log.index import NO_TIMESTAMP, OffsetIndex, TimeIndex, TimestampOffset
 from reference.records.batch import LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, BatchHeader, crc_is_valid
 from reference.records.decode_errors import RecordsDecodeError
@@ -93,8 +95,9 @@ class LogSegment:
         self.base_offset = base_offset
         self.index_interval_bytes = config.index_interval_bytes
         self.log_path = files.log_file(directory, base_offset)
-        self._fd = os.open(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        self.size = os.fstat(self._fd).st_size
+        # opened lazily and closed when the descriptor budget needs room (.descriptors)
+        self._file = LazyDescriptor(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        self.size = os.fstat(self._file.fd).st_size
         self.offset_index = OffsetIndex(files.index_file(directory, base_offset), base_offset, config.segment_index_bytes)
         self.time_index = TimeIndex(files.time_index_file(directory, base_offset), base_offset, config.segment_index_bytes)
         self.created_ms = now_ms
@@ -108,7 +111,7 @@ class LogSegment:
 
     def read_bytes(self, position: int, length: int) -> bytes:
         """``length`` bytes of the ``.log`` file from ``position`` (fewer at the end of the file)."""
-        return os.pread(self._fd, length, position)
+        return os.pread(self._file.fd, length, position)
 
     def header_at(self, position: int) -> BatchHeader | None:
         """The header of the batch at ``position``, or None if no whole batch starts there."""
@@ -170,7 +173,12 @@ class LogSegment:
         position = self.size
         if position == 0:
             self._rolling_based_timestamp = batches[0].max_timestamp
-        _write_fully(self._fd, records)
+        try:
+            _write_fully(self._file.fd, records)
+        except OSError:  # e.g. ENOSPC part-way: cut the torn tail off (best effort), then report
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._file.fd, position)
+            raise
         self.size += len(records)
         for header in batches:
             self._index_batch(header, position)
@@ -249,7 +257,7 @@ class LogSegment:
             next_offset = header.next_offset
         truncated = self.size - valid_bytes
         if truncated > 0:
-            os.ftruncate(self._fd, valid_bytes)
+            os.ftruncate(self._file.fd, valid_bytes)
             self.size = valid_bytes
         self.next_offset = next_offset
         self.on_become_inactive()
@@ -278,7 +286,7 @@ class LogSegment:
         if location is None:
             return 0
         truncated = self.size - location.position
-        os.ftruncate(self._fd, location.position)
+        os.ftruncate(self._file.fd, location.position)
         self.size = location.position
         if self.size == 0:
             self.created_ms = now_ms
@@ -309,13 +317,13 @@ class LogSegment:
     # -- durability and lifecycle --------------------------------------------------------------------------
 
     def flush(self) -> None:
-        os.fsync(self._fd)
+        os.fsync(self._file.fd)
         self.offset_index.flush()
         self.time_index.flush()
 
     def close(self) -> None:
         if not self._closed:
-            os.close(self._fd)
+            self._file.close()
             self.offset_index.close()
             self.time_index.close()
             self._closed = True

@@ -52,8 +52,8 @@ RESPONSE = Message(
                     Field("Epoch", INT32),
                 ])),
                 Field("CurrentLeader", Struct("LeaderIdAndEpoch", [
-                    Field("LeaderId", INT32, default=-1),
-                    Field("LeaderEpoch", INT32, default=-1),
+                    Field("LeaderId", INT32),  # -1 if unknown; Kafka declares no default (0)
+                    Field("LeaderEpoch", INT32),
                 ]), tag=0, tagged_versions="0+"),
                 Field("Size", INT64),  # the whole snapshot's size in bytes
                 Field("Position", INT64),  # where UnalignedRecords starts in the file

@@ -63,3 +63,31 @@ def test_create_topics_through_a_broker_is_decided_by_the_controller_and_reaches
         assert node.broker is not None and node.broker.topics.get("orders") is not None
     leaders = {registration.leader for registration in cluster.nodes[0].image.topics["orders"].partitions.values()}
     assert len(leaders) == 3, "three partitions on three brokers: one leader each"
+
+
+def test_producer_ids_come_from_controller_blocks_so_two_brokers_never_hand_out_the_same(tmp_path: Path) -> None:
+    """Each broker counted on its own before: two idempotent producers got the same id and the
+    leader dropped the second one's first batch as a duplicate.  Blocks come from the controller."""
+    from reference.errors import Errors, KafkaError
+
+    cluster = SimulatedCluster(tmp_path)
+    cluster.run_until(lambda: running(cluster))
+    handed_out: dict[int, list[int]] = {0: [], 1: [], 2: []}
+
+    def take(node_id: int) -> bool:
+        broker = cluster.nodes[node_id].broker
+        assert broker is not None
+        try:
+            handed_out[node_id].append(broker.producer_ids.init_producer_id(None)[0])
+            return True
+        except KafkaError as error:  # no block yet: the client retries, as with Kafka
+            assert error.error is Errors.COORDINATOR_LOAD_IN_PROGRESS
+            return False
+
+    for node_id in handed_out:
+        cluster.run_until(lambda node_id=node_id: take(node_id))  # type: ignore[misc]
+        for _ in range(5):
+            assert take(node_id)
+    every = [producer_id for ids in handed_out.values() for producer_id in ids]
+    assert len(every) == len(set(every)) == 18
+    assert all(ids == sorted(ids) for ids in handed_out.values())
