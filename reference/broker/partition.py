@@ -300,6 +300,10 @@ class Partition:
     min_insync_replicas: int = 1  # the topic's min.insync.replicas
     replica_lag_time_max_ms: int = DEFAULT_REPLICA_LAG_TIME_MAX_MS
     alter_partition: AlterPartitionSender | None = None  # None: this node changes no ISR by itself
+    # Kafka's isReplicaIsrEligible (KIP-903): the broker is registered, unfenced and not shutting
+    # down, as this broker's metadata says.  A fenced follower neither joins the ISR nor holds
+    # the high watermark back while it is "caught up" within replica.lag.time.max.ms.
+    replica_eligible: Callable[[int], bool] = lambda broker_id: True
     delayed_operations: Callable[[], None] = _nothing  # Kafka's tryCompleteDelayedRequests
 
     @property
@@ -468,7 +472,8 @@ class Partition:
         """A caught-up follower about to join the ISR holds the HW back, so it can catch up to it
         (a follower that has not fetched in this epoch is not caught up, whatever the time)."""
         return (self.alter_partition is not None and follower.log_end_offset != UNKNOWN_OFFSET
-                and follower.is_caught_up(leader_end_offset, now_ms, self.replica_lag_time_max_ms))
+                and follower.is_caught_up(leader_end_offset, now_ms, self.replica_lag_time_max_ms)
+                and self.replica_eligible(follower.broker_id))
 
     def update_follower_fetch_state(
         self,
@@ -503,7 +508,8 @@ class Partition:
         """Propose adding a follower that has caught up with the current epoch."""
         state = self.partition_state
         if (self.alter_partition is None or not self.is_leader or not isinstance(state, CommittedPartitionState)
-                or follower.broker_id in state.isr or not self._is_follower_in_sync(follower)):
+                or follower.broker_id in state.isr or not self._is_follower_in_sync(follower)
+                or not self.replica_eligible(follower.broker_id)):
             return
         change = PendingExpandIsr(follower.broker_id, state.isr | {follower.broker_id}, self.leader_epoch,
                                   self.partition_epoch, state)

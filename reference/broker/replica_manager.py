@@ -100,6 +100,8 @@ class ReplicaManager:
                                  or broker.config.get("controller.quorum.bootstrap.servers"))
         self.broker_epoch = -1  # set by the node once the controller registered this broker
         self.controller_id: Callable[[], int | None] = _no_controller  # where AlterPartition goes
+        # Whether a broker may be in an ISR (registered, unfenced, not shutting down); the node sets it.
+        self.replica_eligible: Callable[[int], bool] = lambda broker_id: True
         self.produce_purgatory = Purgatory()  # acks=all produces waiting for the high watermark
         self.alter_partition = AlterPartitionManager(
             broker.node_id, lambda: self.broker_epoch, lambda: self.controller_id(), broker.outbox, self._topic_id)
@@ -157,6 +159,7 @@ class ReplicaManager:
         self._refresh_min_insync_replicas(replica)
         if self.cluster_mode:
             replica.alter_partition = self.alter_partition
+            replica.replica_eligible = lambda broker_id: self.replica_eligible(broker_id)
         self.replicas[topic_partition] = replica
         return replica
 

@@ -154,6 +154,7 @@ class KRaftNode:
         # plane; follower fetches stay on the broker plane (broker.outbox).
         broker.replicas.controller_id = self.active_controller
         broker.replicas.alter_partition.outbox = self.controller_outbox
+        broker.replicas.replica_eligible = self._isr_eligible
         broker.producer_ids.block_source = ControllerProducerIdBlocks(
             self.node_id, lambda: broker.replicas.broker_epoch, self.active_controller, self.controller_outbox)
         self.broker = broker
@@ -176,6 +177,11 @@ class KRaftNode:
         """The broker epoch of the latest registration goes with every AlterPartition and follower fetch."""
         assert self.broker is not None and self.lifecycle is not None
         self.broker.replicas.broker_epoch = self.lifecycle.broker_epoch
+
+    def _isr_eligible(self, broker_id: int) -> bool:
+        """Kafka's ``isReplicaIsrEligible``: registered, unfenced, not in controlled shutdown."""
+        registration = self.image.brokers.get(broker_id)
+        return registration is not None and not registration.fenced and not registration.in_controlled_shutdown
 
     # -- who leads ---------------------------------------------------------------------------------------
 

@@ -91,3 +91,43 @@ def test_producer_ids_come_from_controller_blocks_so_two_brokers_never_hand_out_
     every = [producer_id for ids in handed_out.values() for producer_id in ids]
     assert len(every) == len(set(every)) == 18
     assert all(ids == sorted(ids) for ids in handed_out.values())
+
+
+def produce_acks_all(cluster: SimulatedCluster, node_id: int, topic: str, value: bytes) -> int:
+    from reference.records.batch import SimpleRecord, build_batch
+
+    produce = API_BY_KEY[0]
+    topic_data = produce.request.struct("TopicProduceData")
+    partition_data = produce.request.struct("PartitionProduceData")
+    body = produce.request.make(transactional_id=None, acks=-1, timeout_ms=5000, topic_data=[topic_data.make(
+        name=topic, partition_data=[partition_data.make(index=0, records=build_batch([SimpleRecord(value=value)]))])])
+    broker = cluster.nodes[node_id].broker
+    assert broker is not None
+    answers: list[bytes] = []
+    reply = broker.handle(Request(RequestHeader(0, 9, 1, "test"), produce, body), cluster.now_ms)
+    if isinstance(reply, bytes):
+        answers.append(reply)
+    else:
+        reply.on_done(answers.append)
+    cluster.run_until(lambda: bool(answers), limit_ms=20_000)
+    _, response = decode_response(produce, 9, answers[0][4:])
+    return int(response.responses[0].partition_responses[0].error_code)
+
+
+def test_a_fenced_follower_out_of_the_isr_no_longer_holds_the_high_watermark(tmp_path: Path) -> None:
+    """Kafka's isReplicaIsrEligible: a follower that died was "caught up" moments ago, but once the
+    controller fenced it and took it out of the ISR, acks=all completes with the others."""
+    cluster = SimulatedCluster(tmp_path, extra={"broker.session.timeout.ms": "3000",
+                                                "broker.heartbeat.interval.ms": "500"})
+    cluster.run_until(lambda: running(cluster))
+    answers = create_topic(cluster, via=0, name="t", partitions=1, replication_factor=3)
+    cluster.run_until(lambda: bool(answers) and all("t" in node.image.topics for node in cluster.nodes.values()))
+    leader = cluster.nodes[0].image.topics["t"].partitions[0].leader
+    cluster.run_until(lambda: cluster.nodes[leader].broker.replicas.get("t", 0) is not None)  # type: ignore[union-attr]
+    assert produce_acks_all(cluster, leader, "t", b"before") == 0
+    follower = next(replica for replica in cluster.nodes[leader].image.topics["t"].partitions[0].replicas
+                    if replica != leader)
+    cluster.crash(follower)
+    cluster.run_until(lambda: follower not in cluster.nodes[leader].image.topics["t"].partitions[0].isr)
+    # Well within replica.lag.time.max.ms (30 s) of the follower's last catch-up.
+    assert produce_acks_all(cluster, leader, "t", b"after") == 0

@@ -1,0 +1,111 @@
+"""Under idempotent acks=all load, SIGKILL of each node in turn loses and duplicates nothing that
+was acknowledged, and a restart of the whole cluster keeps everything."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conformance.fixtures import free_port_block
+from reference.node.cluster import ReferenceCluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.clients]
+TOPIC = "failover"
+PARTITIONS = 3
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ReferenceCluster]:
+    started = ReferenceCluster(nodes=3, base_port=free_port_block(6), data_dir=tmp_path / "cluster",
+                               config={"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",
+                                       "replica.lag.time.max.ms": "5000"})
+    started.start(timeout=60)
+    yield started
+    started.stop()
+
+
+class LoadProducer:
+    """Sends unique values until stopped; remembers which ones were acknowledged."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                                  "message.timeout.ms": 60000, "linger.ms": 5})
+        self.acknowledged: set[bytes] = set()
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.sent = 0
+
+    def _delivered(self, error: object, message: object) -> None:
+        if error is None:
+            self.acknowledged.add(message.value())  # type: ignore[attr-defined]
+        else:
+            self.failed.append(str(error))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.producer.produce(TOPIC, f"v{self.sent}".encode(), on_delivery=self._delivered)
+                self.sent += 1
+            except BufferError:
+                pass
+            self.producer.poll(0.002)
+
+    def __enter__(self) -> LoadProducer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.producer.flush(60)
+
+
+def read_everything(bootstrap: str) -> list[bytes]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    consumer.assign([TopicPartition(TOPIC, partition, 0) for partition in range(PARTITIONS)])
+    values: list[bytes] = []
+    ended: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(ended) < PARTITIONS and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is None:
+            continue
+        if message.error():
+            if message.error().code() == -191:  # _PARTITION_EOF
+                ended.add(message.partition())
+            continue
+        values.append(message.value())
+    consumer.close()
+    assert len(ended) == PARTITIONS, "the reader did not reach the end of every partition"
+    return values
+
+
+def test_sigkill_of_each_node_under_idempotent_load_loses_and_duplicates_nothing(cluster: ReferenceCluster) -> None:
+    bootstrap = cluster.bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[TOPIC].result(30)
+    with LoadProducer(bootstrap) as load:
+        for victim in (0, 1, 2, 0):
+            time.sleep(2)
+            before = len(load.acknowledged)
+            cluster.kill(victim)
+            time.sleep(4)  # fenced after broker.session.timeout.ms, leaders move, load goes on
+            cluster.restart(victim, timeout=60)
+            assert len(load.acknowledged) > before, f"no write was acknowledged while node {victim} was down"
+        time.sleep(3)
+    assert load.acknowledged and not load.failed, load.failed[:5]
+    cluster.stop()
+    cluster.start(timeout=60)  # the whole cluster, from its disks
+    values = read_everything(bootstrap)
+    duplicates = len(values) - len(set(values))
+    lost = load.acknowledged - set(values)
+    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {sorted(lost)[:5]}"
+    assert duplicates == 0, f"{duplicates} records read twice"
