@@ -441,6 +441,8 @@ BROKER_CONFIGS: tuple[ConfigDefinition, ...] = (
     C("broker.session.timeout.ms", INT, "9000", "Heartbeat silence after which the controller fences a broker."),
     C("broker.heartbeat.interval.ms", INT, "2000", "How often a broker heartbeats to the controller."),
     C("broker.rack", STR, None, "The rack of this broker, for rack-aware replica placement."),
+    C("replica.selector.class", STR, None, "Chooses the replica a consumer fetches from (KIP-392); "
+      "org.apache.kafka.common.replica.RackAwareReplicaSelector sends it to its own rack."),
     C("metadata.log.dir", STR, None, "Directory of the __cluster_metadata log (default: the first log dir)."),
     C("log.dir", LIST, "/tmp/kafka-logs", "Log directory used when log.dirs is not set."),
     C("log.dirs", LIST, None, "Directories holding the partition logs."),

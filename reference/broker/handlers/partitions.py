@@ -109,6 +109,10 @@ PRODUCE_TOPIC = PRODUCE.response.struct("TopicProduceResponse")
 PRODUCE_PARTITION = PRODUCE.response.struct("PartitionProduceResponse")
 RECORD_ERROR = PRODUCE.response.struct("BatchIndexAndErrorMessage")
 TOPIC_IDS_IN_PRODUCE = 13
+RACK_AWARE_REPLICA_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+LEADER_DISCOVERY_IN_PRODUCE = 10  # KIP-951: current_leader and node_endpoints
+PRODUCE_LEADER = PRODUCE.response.struct("LeaderIdAndEpoch")
+PRODUCE_NODE_ENDPOINT = PRODUCE.response.struct("NodeEndpoint")
 
 
 def handle_produce(broker: Broker, request: Request, now_ms: int) -> Reply:
@@ -129,9 +133,32 @@ def handle_produce(broker: Broker, request: Request, now_ms: int) -> Reply:
         no_response: Reply = NO_RESPONSE
         return no_response
     response = PRODUCE.response.make(responses=responses)
+    if version >= LEADER_DISCOVERY_IN_PRODUCE:
+        _point_to_current_leaders(broker, response, body.topic_data, version)
     if body.acks != ACKS_ALL or not waiting:
         return response
     return _wait_for_replicas(broker, response, waiting, body.timeout_ms, now_ms)
+
+
+def _point_to_current_leaders(broker: Broker, response: Data, topic_data: list[Data], version: int) -> None:
+    """KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER names the leader this broker knows, with
+    its epoch in ``current_leader`` and its address in ``node_endpoints``, so the client need not ask
+    Metadata before retrying."""
+    leaders: dict[int, Data] = {}
+    for topic, answered in zip(topic_data, response.responses, strict=True):
+        name = _topic_name(broker, topic.name, topic.topic_id, version, TOPIC_IDS_IN_PRODUCE)
+        views = {view.partition_index: view for view in (broker.cluster.partitions(name) or [])} if name else {}
+        for answer in answered.partition_responses:
+            view = views.get(answer.index)
+            if answer.error_code != Errors.NOT_LEADER_OR_FOLLOWER.code or view is None or view.leader_id < 0:
+                continue
+            endpoint = broker.cluster.broker(view.leader_id)
+            if endpoint is None:
+                continue
+            answer.current_leader = PRODUCE_LEADER.make(leader_id=view.leader_id, leader_epoch=view.leader_epoch)
+            leaders[endpoint.node_id] = PRODUCE_NODE_ENDPOINT.make(node_id=endpoint.node_id, host=endpoint.host,
+                                                                   port=endpoint.port, rack=endpoint.rack)
+    response.node_endpoints = [leaders[node_id] for node_id in sorted(leaders)]
 
 
 def _produce_partition(
@@ -277,12 +304,14 @@ def _read_fetch(
                 answer = _fetch_partition_for_follower(broker, name, wanted, follower, record_follower, budget, first,
                                                        request.version, now_ms)
             else:
-                answer = _fetch_partition(broker, name, wanted, isolation, budget, first, request.version)
+                answer = _fetch_partition(broker, name, wanted, isolation, budget, first, request.version,
+                                          body.rack_id if request.version >= FOLLOWER_FETCH_FROM_FOLLOWERS else "", now_ms)
             size = len(answer.records or b"")
             total += size
             remaining -= size
             diverging = answer.diverging_epoch is not None and answer.diverging_epoch.epoch >= 0
-            answer_now = answer_now or answer.error_code != Errors.NONE.code or diverging
+            redirected = answer.preferred_read_replica >= 0  # KIP-392: answered at once, as Kafka does
+            answer_now = answer_now or answer.error_code != Errors.NONE.code or diverging or redirected
             partitions.append(answer)
         responses.append(FETCH_TOPIC.make(topic=topic.topic, topic_id=topic.topic_id, partitions=partitions))
     return FETCH.response.make(error_code=Errors.NONE.code, session_id=NO_SESSION, responses=responses), total, answer_now
@@ -296,7 +325,8 @@ def _fetch_answer(wanted: Data, isolation: FetchIsolation) -> Data:
 
 
 def _fetch_partition(
-    broker: Broker, topic: str | None, wanted: Data, isolation: FetchIsolation, budget: int, first: bool, version: int
+    broker: Broker, topic: str | None, wanted: Data, isolation: FetchIsolation, budget: int, first: bool, version: int,
+    rack_id: str = "", now_ms: int = 0,
 ) -> Data:
     answer = _fetch_answer(wanted, isolation)
     if topic is None:
@@ -310,12 +340,35 @@ def _fetch_partition(
         answer.high_watermark = replica.high_watermark
         answer.last_stable_offset = replica.last_stable_offset
         answer.log_start_offset = replica.log_start_offset
+        preferred = _preferred_read_replica(broker, replica, wanted.fetch_offset, rack_id, now_ms)
+        if preferred is not None:  # KIP-392: no records, only where to fetch from
+            answer.preferred_read_replica = preferred
+            return answer
         limit = min(wanted.partition_max_bytes, budget)
         data = replica.read(wanted.fetch_offset, limit, isolation, min_one_message=first)
         answer.records = data.records
     except KafkaError as refused:
         answer.error_code = refused.error.code
     return answer
+
+
+def _preferred_read_replica(broker: Broker, replica: Partition, fetch_offset: int, rack_id: str,
+                            now_ms: int) -> int | None:
+    """KIP-392 with Kafka's ``RackAwareReplicaSelector`` (``replica.selector.class``): a consumer
+    in another rack than the leader is sent to an in-sync follower of its own rack that holds the
+    fetch offset, the most caught-up one first.  None: the leader serves the fetch itself."""
+    if (not rack_id or not replica.is_leader
+            or broker.config.get("replica.selector.class") != RACK_AWARE_REPLICA_SELECTOR
+            or rack_id == broker.config.get("broker.rack")):
+        return None
+    candidates = []
+    for follower in replica.followers.values():
+        endpoint = broker.cluster.broker(follower.broker_id)
+        if (endpoint is not None and endpoint.rack == rack_id and follower.broker_id in replica.isr
+                and follower.log_start_offset <= fetch_offset <= follower.log_end_offset):
+            lag_ms = now_ms - follower.last_caught_up_time_ms
+            candidates.append((-follower.log_end_offset, lag_ms, follower.broker_id))
+    return min(candidates)[2] if candidates else None
 
 
 def _fetch_partition_for_follower(
