@@ -16,9 +16,11 @@ What is measured, with confluent-kafka (librdkafka) as the client, against each 
 The reference broker runs as a ``refka broker`` subprocess on a fresh data dir.  Apache Kafka is
 ``--kafka-bootstrap`` if given, else a 1-node cluster started through
 ``conformance.apache_kafka.KafkaCluster`` (Java 17 + Maven needed) and stopped at the end.
+With ``--nodes 3`` both are 3-node KRaft clusters (``refka cluster``'s ``ReferenceCluster`` and
+``KafkaCluster``) and every topic has replication factor 3, so acks=all waits for two followers.
 Each figure is printed for both brokers with the ratio reference / Kafka.
 
-Run:  python benchmarks/bench_broker.py [--seconds 10] [--kafka-bootstrap 127.0.0.1:19092] [--no-kafka]
+Run:  python benchmarks/bench_broker.py [--seconds 10] [--nodes 1|3] [--kafka-bootstrap 127.0.0.1:19092] [--no-kafka]
 """
 
 from __future__ import annotations
@@ -85,10 +87,14 @@ def wait_for_metadata(bootstrap: str, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def reference_broker() -> Iterator[str]:
+def reference_broker(nodes: int = 1) -> Iterator[str]:
+    if nodes > 1:
+        with local_cluster("reference", nodes) as bootstrap:
+            yield bootstrap
+        return
     data_dir = Path(tempfile.mkdtemp(prefix="refka-bench-"))
     bootstrap = f"127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "reference.cli", "broker", "--listen", bootstrap,
+    command = [sys.executable, "-m", "reference", "broker", "--listen", bootstrap,
                "--data-dir", str(data_dir), "--log-level", "WARNING"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     try:
@@ -104,17 +110,25 @@ def reference_broker() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def apache_kafka(bootstrap: str | None) -> Iterator[str]:
+def apache_kafka(bootstrap: str | None, nodes: int = 1) -> Iterator[str]:
     if bootstrap:
         yield bootstrap
         return
-    from conformance.apache_kafka import KafkaCluster
+    with local_cluster("kafka", nodes) as started:
+        yield started
 
-    base_port = free_port()
-    while any(_port_in_use(base_port + i) for i in (0, 1)):
-        base_port = free_port()
-    data_dir = Path(tempfile.mkdtemp(prefix="refka-bench-kafka-"))
-    cluster = KafkaCluster(nodes=1, base_port=base_port, data_dir=data_dir)
+
+@contextlib.contextmanager
+def local_cluster(kind: str, nodes: int) -> Iterator[str]:
+    """A private N-node cluster of Apache Kafka or of the reference broker, on free ports."""
+    from conformance.apache_kafka import KafkaCluster
+    from conformance.fixtures import free_port_block
+    from reference.node.cluster import ReferenceCluster
+
+    data_dir = Path(tempfile.mkdtemp(prefix=f"refka-bench-{kind}-"))
+    make = KafkaCluster if kind == "kafka" else ReferenceCluster
+    cluster = make(nodes=nodes, base_port=free_port_block(2 * nodes), data_dir=data_dir,
+                   config={"log.segment.bytes": str(256 * 1024 * 1024)})
     try:
         yield cluster.start()
     finally:
@@ -122,15 +136,17 @@ def apache_kafka(bootstrap: str | None) -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
 def create_topic(bootstrap: str, name: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(name, 1, 1)]).values():
+    brokers = len(admin.list_topics(timeout=30).brokers)
+    for future in admin.create_topics([NewTopic(name, 1, min(brokers, 3))]).values():
         future.result(30)
+    deadline = time.monotonic() + 30  # every broker learns the topic from the metadata log
+    while time.monotonic() < deadline:
+        partitions = admin.list_topics(name, timeout=10).topics[name].partitions
+        if partitions and all(p.leader >= 0 and len(p.isrs) == min(brokers, 3) for p in partitions.values()):
+            return
+        time.sleep(0.2)
 
 
 # -- phases ----------------------------------------------------------------------------------------
@@ -258,13 +274,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="records/s of the paced phases, whose latency is the broker's, not the queue's")
     parser.add_argument("--kafka-bootstrap", help="an Apache Kafka to compare with (default: start one)")
     parser.add_argument("--no-kafka", action="store_true", help="measure the reference broker only")
+    parser.add_argument("--nodes", type=int, default=1, help="1 (default) or 3: clusters of that size, RF min(N, 3)")
     args = parser.parse_args(argv)
-    with reference_broker() as bootstrap:
+    with reference_broker(args.nodes) as bootstrap:
         print(f"reference broker on {bootstrap}", file=sys.stderr)
         reference = run_all(bootstrap, args.seconds, args.value_size, args.latency_rate)
     kafka = None
     if not args.no_kafka:
-        with apache_kafka(args.kafka_bootstrap) as bootstrap:
+        with apache_kafka(args.kafka_bootstrap, args.nodes) as bootstrap:
             print(f"Apache Kafka on {bootstrap}", file=sys.stderr)
             kafka = run_all(bootstrap, args.seconds, args.value_size, args.latency_rate)
     print_report(reference, kafka)
