@@ -378,4 +378,5 @@ class ReplicaManager:
         return min(deadlines)
 
     def shutdown(self) -> None:
-        self.directory.shutdown()
+        """Close every log; the clean-shutdown marker keeps the broker epoch (KIP-966)."""
+        self.directory.shutdown(self.broker_epoch)

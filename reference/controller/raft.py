@@ -311,6 +311,13 @@ class RaftNode:
         return self._high_watermark
 
     @property
+    def delivered_end_offset(self) -> int:
+        """The listener has been given every committed data batch below this offset.  It trails
+        the high watermark while :meth:`RaftListener.handle_commit` calls are under way (a listener
+        that reads the HW inside ``handle_commit`` would see commits it has not been given yet)."""
+        return self._next_commit_offset
+
+    @property
     def log_end_offset(self) -> int:
         return self.log.log_end_offset
 

@@ -103,6 +103,7 @@ class RegistrationInfo:
     rack: str | None
     features: dict[str, tuple[int, int]]  # feature -> (min, max) supported
     log_dir_ids: list[uuid.UUID]
+    previous_broker_epoch: int = -1  # from a clean shutdown's marker; -1 after a crash (KIP-966)
 
 
 class BrokerLifecycleManager:
@@ -170,7 +171,7 @@ class BrokerLifecycleManager:
             features=[feature.make(name=name, min_supported_version=low, max_supported_version=high)
                       for name, (low, high) in sorted(self.info.features.items())],
             rack=self.info.rack, is_migrating_zk_broker=False, log_dirs=self.info.log_dir_ids,
-            previous_broker_epoch=-1,
+            previous_broker_epoch=self.info.previous_broker_epoch,
         )
 
     def _heartbeat(self) -> Data:

@@ -114,16 +114,18 @@ class ControllerRole:
 
     def on_commit(self, now_ms: int) -> None:
         """The high watermark moved: finish loading, and answer operations that are now committed."""
-        if self.state is ControllerState.LOADING and self.raft.high_watermark > self._epoch_start_offset:
+        # The committed image is complete once the listener was given every batch below this epoch's
+        # LeaderChange: the Raft layer's delivered end, not its HW, which runs ahead during delivery.
+        delivered = self.raft.delivered_end_offset
+        if self.state is ControllerState.LOADING and delivered > self._epoch_start_offset:
             self.controller = self.make_controller(self.config, self.committed_image().copy())
             self.state = ControllerState.ACTIVE
             log.info("node %d is the active controller", self.raft.node_id)
             if not self.committed_image().features:  # a new cluster: finalize its features first
                 self._catch_up_offsets()
                 self._append(self.controller.bootstrap(), now_ms, None)
-        high_watermark = self.raft.high_watermark
-        ready = [entry for entry in self._waiting if entry.offset < high_watermark]
-        self._waiting = [entry for entry in self._waiting if entry.offset >= high_watermark]
+        ready = [entry for entry in self._waiting if entry.offset < delivered]
+        self._waiting = [entry for entry in self._waiting if entry.offset >= delivered]
         for entry in ready:
             entry.pending.complete(entry.response)
 

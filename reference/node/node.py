@@ -167,6 +167,7 @@ class KRaftNode:
             rack=self.config.get("broker.rack"),
             features=dict(SUPPORTED_FEATURES),
             log_dir_ids=[self.directory_id],
+            previous_broker_epoch=self.broker.replicas.directory.previous_broker_epoch,
         )
         self.lifecycle = BrokerLifecycleManager(info, self.controller_outbox, self.active_controller,
                                                 lambda: self.image.offset,

@@ -61,6 +61,7 @@ class LogDirectory:
         self.config_for = config_for
         self.logs: dict[TopicPartition, PartitionLog] = {}
         self.had_clean_shutdown = False
+        self.previous_broker_epoch = -1
         self.recovery_points = OffsetCheckpointFile(path / RECOVERY_POINT_CHECKPOINT)
         self.log_start_offsets = OffsetCheckpointFile(path / LOG_START_OFFSET_CHECKPOINT)
         self.high_watermarks = OffsetCheckpointFile(path / REPLICATION_OFFSET_CHECKPOINT)
@@ -75,6 +76,10 @@ class LogDirectory:
         dir_failure.mark_online(path)  # an offline directory comes back on restart, recovered below
         directory = cls(path, clock, config_for or (lambda _: LogConfig()))
         directory.had_clean_shutdown = directory.clean_shutdown_file.exists()
+        # KIP-966: the broker epoch a clean shutdown wrote; the broker registers with it, so the
+        # controller keeps it in the ELR (an unclean restart, -1, is taken out: its tail may be lost).
+        directory.previous_broker_epoch = (directory.clean_shutdown_file.read_broker_epoch() or -1
+                                           if directory.had_clean_shutdown else -1)
         recovery_points = _read_or_empty(directory.recovery_points)
         log_starts = _read_or_empty(directory.log_start_offsets)
         high_watermarks = _read_or_empty(directory.high_watermarks)

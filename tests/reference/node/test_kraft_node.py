@@ -131,3 +131,21 @@ def test_a_fenced_follower_out_of_the_isr_no_longer_holds_the_high_watermark(tmp
     cluster.run_until(lambda: follower not in cluster.nodes[leader].image.topics["t"].partitions[0].isr)
     # Well within replica.lag.time.max.ms (30 s) of the follower's last catch-up.
     assert produce_acks_all(cluster, leader, "t", b"after") == 0
+
+
+def test_after_a_restart_of_every_node_the_new_controller_decides_on_the_whole_committed_image(tmp_path: Path) -> None:
+    """The Raft layer hands committed batches to the node one by one after a restart; a controller
+    that activated on the first of them would not know the topic and would create it again."""
+    cluster = SimulatedCluster(tmp_path)
+    cluster.run_until(lambda: running(cluster))
+    answers = create_topic(cluster, via=0, name="orders", partitions=3, replication_factor=3)
+    cluster.run_until(lambda: bool(answers) and all("orders" in node.image.topics for node in cluster.nodes.values()))
+    for node_id in list(cluster.nodes):
+        cluster.nodes.pop(node_id).shutdown()
+    for node_id in range(3):
+        cluster.start(node_id)
+    cluster.run_until(lambda: running(cluster))
+    again = create_topic(cluster, via=1, name="orders", partitions=3, replication_factor=3)
+    cluster.run_until(lambda: bool(again))
+    _, response = decode_response(CREATE_TOPICS, 7, again[0][4:])  # type: ignore[index]
+    assert [(topic.name, topic.error_code) for topic in response.topics] == [("orders", 36)]  # TOPIC_ALREADY_EXISTS
