@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reference.client.outbox import Outbox, OutboundRequest
+from reference.client.outbox import OutboundRequest, Outbox
 from reference.errors import Errors
 from reference.node.broker_lifecycle import (
     BROKER_HEARTBEAT,
