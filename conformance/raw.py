@@ -21,8 +21,9 @@ laid out.  The facts it encodes come from Kafka's protocol guide and the message
   holding ``length + 1`` (0 = null), and end every structure with a tagged-field section.
 * A record batch (magic 2) is described in :func:`record_batch`.
 
-Requests covered: ApiVersions v0 and v3, Metadata v4, InitProducerId v1, Produce v9 (flexible),
-Fetch v4, ListOffsets v1, FindCoordinator v1, JoinGroup v5, SyncGroup v3, Heartbeat v3, OffsetCommit v7, OffsetFetch v5,
+Requests covered: ApiVersions v0 and v3, Metadata v4 and v7, InitProducerId v1, Produce v9 and v10
+(flexible; v10 reads KIP-951's current_leader and node_endpoints), Fetch v4, v11 (leader epoch,
+rack id, preferred read replica) and v16 (topic ids; KIP-951 leader hints), Metadata v12 for a topic id, ListOffsets v1 and v4, OffsetForLeaderEpoch v3, ElectLeaders v1, FindCoordinator v1, JoinGroup v5, SyncGroup v3, Heartbeat v3, OffsetCommit v7, OffsetFetch v5,
 and arbitrary ``(api_key, version, body)`` frames for robustness probes.
 """
 
@@ -49,6 +50,12 @@ HEARTBEAT = 12
 SYNC_GROUP = 14
 API_VERSIONS = 18
 INIT_PRODUCER_ID = 22
+OFFSET_FOR_LEADER_EPOCH = 23
+ELECT_LEADERS = 43
+
+# ElectLeaders election types (KIP-460).
+PREFERRED_ELECTION = 0
+UNCLEAN_ELECTION = 1
 
 # Record batch v2 attribute bits (DefaultRecordBatch).
 COMPRESSION_NONE = 0
@@ -334,6 +341,7 @@ class BrokerInfo:
     node_id: int
     host: str
     port: int
+    rack: str | None = None
 
 
 @dataclass
@@ -343,6 +351,7 @@ class PartitionInfo:
     leader: int
     replicas: list[int]
     isr: list[int]
+    leader_epoch: int = -1  # Metadata v7+ (KIP-320); -1 when the version does not carry it
 
 
 @dataclass
@@ -363,8 +372,12 @@ def _int32_array(reader: Reader) -> list[int]:
     return [reader.int32() for _ in range(reader.array_length())]
 
 
-def metadata(conn: Connection, topics: list[str] | None = None, allow_auto_topic_creation: bool = False) -> MetadataResult:
-    """Metadata v4: ``topics`` None asks for all topics."""
+def metadata(conn: Connection, topics: list[str] | None = None, allow_auto_topic_creation: bool = False,
+             version: int = 4) -> MetadataResult:
+    """Metadata v4 or v7: ``topics`` None asks for all topics.  v5 adds each partition's
+    offline_replicas and v7 its leader_epoch (KIP-320); the request body is the same."""
+    if version not in (4, 7):
+        raise ValueError("raw.metadata speaks Metadata v4 and v7")
     body = Writer()
     if topics is None:
         body.int32(-1)
@@ -373,13 +386,12 @@ def metadata(conn: Connection, topics: list[str] | None = None, allow_auto_topic
         for name in topics:
             body.string(name)
     body.boolean(allow_auto_topic_creation)
-    reader = conn.request(METADATA, 4, body.bytes(), flexible=False)
+    reader = conn.request(METADATA, version, body.bytes(), flexible=False)
     reader.int32()  # throttle_time_ms
     brokers = {}
     for _ in range(reader.array_length()):
         node_id, host, port = reader.int32(), reader.string() or "", reader.int32()
-        reader.string()  # rack
-        brokers[node_id] = BrokerInfo(node_id, host, port)
+        brokers[node_id] = BrokerInfo(node_id, host, port, rack=reader.string())
     reader.string()  # cluster_id
     controller_id = reader.int32()
     result_topics = {}
@@ -387,13 +399,12 @@ def metadata(conn: Connection, topics: list[str] | None = None, allow_auto_topic
         topic = TopicInfo(error_code=reader.int16(), name=reader.string() or "")
         reader.boolean()  # is_internal
         for _ in range(reader.array_length()):
-            partition = PartitionInfo(
-                error_code=reader.int16(),
-                partition=reader.int32(),
-                leader=reader.int32(),
-                replicas=_int32_array(reader),
-                isr=_int32_array(reader),
-            )
+            error_code, index, leader = reader.int16(), reader.int32(), reader.int32()
+            leader_epoch = reader.int32() if version >= 7 else -1
+            replicas, isr = _int32_array(reader), _int32_array(reader)
+            if version >= 5:
+                _int32_array(reader)  # offline_replicas
+            partition = PartitionInfo(error_code, index, leader, replicas, isr, leader_epoch)
             topic.partitions[partition.partition] = partition
         result_topics[topic.name] = topic
     return MetadataResult(brokers, controller_id, result_topics)
@@ -484,6 +495,26 @@ class PartitionProduceResult:
     base_offset: int
     log_start_offset: int
     error_message: str | None
+    current_leader: tuple[int, int] | None = None  # v10+ tag 0: (leader_id, leader_epoch), KIP-951
+    node_endpoints: dict[int, BrokerInfo] = field(default_factory=dict)  # v10+ response tag 0
+
+
+def _read_tagged_fields(reader: Reader, readers: dict[int, object]) -> None:
+    """A tagged-field section: each known tag's value is parsed by ``readers[tag](reader)``."""
+    for _ in range(reader.uvarint()):
+        tag, size = reader.uvarint(), reader.uvarint()
+        value = Reader(reader.take(size))
+        if tag in readers:
+            readers[tag](value)  # type: ignore[operator]
+
+
+def _read_node_endpoints(reader: Reader) -> dict[int, BrokerInfo]:
+    endpoints = {}
+    for _ in range(reader.compact_array_length()):
+        node_id, host, port, rack = reader.int32(), reader.compact_string() or "", reader.int32(), reader.compact_string()
+        reader.skip_tagged_fields()
+        endpoints[node_id] = BrokerInfo(node_id, host, port, rack)
+    return endpoints
 
 
 def produce(
@@ -494,8 +525,13 @@ def produce(
     acks: int = -1,
     timeout_ms: int = 10000,
     transactional_id: str | None = None,
+    version: int = 9,
 ) -> PartitionProduceResult | None:
-    """Produce v9 of one batch to one partition.  Returns None for acks=0 (Kafka sends no response)."""
+    """Produce v9 or v10 of one batch to one partition.  Returns None for acks=0 (Kafka sends no
+    response).  v10 has the same request body; its response may carry the partition's
+    ``current_leader`` and the leader's ``node_endpoints`` in tagged fields (KIP-951)."""
+    if version not in (9, 10):
+        raise ValueError("raw.produce speaks Produce v9 and v10")
     body = (
         Writer()
         .compact_string(transactional_id)
@@ -511,7 +547,7 @@ def produce(
         .empty_tagged_fields()  # request
         .bytes()
     )
-    correlation_id = conn.send(PRODUCE, 9, body, flexible=True)
+    correlation_id = conn.send(PRODUCE, version, body, flexible=True)
     if acks == 0:
         return None
     reader = conn.receive(correlation_id, flexible_header=True)
@@ -528,11 +564,14 @@ def produce(
                 reader.compact_string()  # batch_index_error_message
                 reader.skip_tagged_fields()
             error_message = reader.compact_string()
-            reader.skip_tagged_fields()
             result = PartitionProduceResult(error_code, base_offset, log_start_offset, error_message)
+            _read_tagged_fields(reader, {0: lambda tagged, r=result: setattr(
+                r, "current_leader", (tagged.int32(), tagged.int32()))})
         reader.skip_tagged_fields()
     if result is None:
         raise AssertionError("Produce response carried no partition")
+    reader.int32()  # throttle_time_ms
+    _read_tagged_fields(reader, {0: lambda tagged: result.node_endpoints.update(_read_node_endpoints(tagged))})
     return result
 
 
@@ -757,6 +796,13 @@ class CommittedOffset:
 
 def offset_fetch(conn: Connection, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, CommittedOffset]:
     """OffsetFetch v5; offset -1 means nothing committed."""
+    return offset_fetch_with_group_error(conn, group_id, topic, partitions)[1]
+
+
+def offset_fetch_with_group_error(conn: Connection, group_id: str, topic: str, partitions: Sequence[int]
+                                  ) -> tuple[int, dict[int, CommittedOffset]]:
+    """OffsetFetch v5: (the group-level error code that v2+ carries after the topics, e.g.
+    COORDINATOR_LOAD_IN_PROGRESS (14), and the per-partition answers)."""
     body = Writer().string(group_id).int32(1).string(topic).int32(len(partitions))
     for partition in partitions:
         body.int32(partition)
@@ -770,4 +816,204 @@ def offset_fetch(conn: Connection, group_id: str, topic: str, partitions: Sequen
             reader.int32()  # committed_leader_epoch
             reader.string()  # metadata
             committed[partition] = CommittedOffset(offset, reader.int16())
-    return committed
+    return reader.int16(), committed
+
+
+# ---------------------------------------------------------------- leader epochs (KIP-320)
+def list_offset_v4(conn: Connection, topic: str, partition: int, timestamp: int,
+                   current_leader_epoch: int = -1) -> ListedOffset:
+    """ListOffsets v4 for one partition, carrying the client's ``current_leader_epoch`` (-1: none)."""
+    body = (
+        Writer().int32(-1).int8(0)  # replica_id (consumer), isolation_level read_uncommitted
+        .int32(1).string(topic).int32(1).int32(partition).int32(current_leader_epoch).int64(timestamp).bytes()
+    )
+    reader = conn.request(LIST_OFFSETS, 4, body, flexible=False)
+    reader.int32()  # throttle_time_ms
+    result = None
+    for _ in range(reader.array_length()):
+        reader.string()
+        for _ in range(reader.array_length()):
+            reader.int32()
+            result = ListedOffset(reader.int16(), reader.int64(), reader.int64())
+            reader.int32()  # leader_epoch
+    if result is None:
+        raise AssertionError("ListOffsets response carried no partition")
+    return result
+
+
+@dataclass
+class FetchedPartitionV11(FetchedPartition):
+    preferred_read_replica: int = -1  # KIP-392: -1 means "fetch from me"
+
+
+def fetch_v11(conn: Connection, topic: str, partition: int, offset: int, current_leader_epoch: int = -1,
+              rack_id: str = "", max_wait_ms: int = 100, max_bytes: int = 1024 * 1024) -> FetchedPartitionV11:
+    """Sessionless Fetch v11 (session id 0, epoch -1) of one partition from a consumer: carries the
+    ``current_leader_epoch`` (KIP-320) and the consumer's ``rack_id``; the answer may name a
+    ``preferred_read_replica`` (KIP-392)."""
+    body = (
+        Writer().int32(-1).int32(max_wait_ms).int32(1).int32(max_bytes).int8(0)  # replica, wait, min, max, isolation
+        .int32(0).int32(-1)  # session_id, session_epoch (FINAL_EPOCH: no session)
+        .int32(1).string(topic).int32(1)
+        .int32(partition).int32(current_leader_epoch).int64(offset).int64(-1).int32(max_bytes)
+        .int32(0)  # forgotten_topics_data
+        .string(rack_id).bytes()
+    )
+    reader = conn.request(FETCH, 11, body, flexible=False)
+    reader.int32()  # throttle_time_ms
+    reader.int16()  # top-level error_code (sessions only)
+    reader.int32()  # session_id
+    result = None
+    for _ in range(reader.array_length()):
+        reader.string()
+        for _ in range(reader.array_length()):
+            reader.int32()  # partition
+            error_code, high_watermark = reader.int16(), reader.int64()
+            reader.int64()  # last_stable_offset
+            reader.int64()  # log_start_offset
+            for _ in range(max(reader.array_length(), 0)):  # aborted transactions
+                reader.int64()
+                reader.int64()
+            preferred_read_replica = reader.int32()
+            records = reader.int32_bytes() or b""
+            result = FetchedPartitionV11(error_code, high_watermark, _summarise_batches(records), preferred_read_replica)
+    if result is None:
+        raise AssertionError("Fetch response carried no partition")
+    return result
+
+
+@dataclass
+class EpochEndOffset:
+    error_code: int
+    leader_epoch: int
+    end_offset: int
+
+
+def offset_for_leader_epoch(conn: Connection, topic: str, partition: int, leader_epoch: int,
+                            current_leader_epoch: int = -1) -> EpochEndOffset:
+    """OffsetForLeaderEpoch v3 from a consumer (replica_id -1): the end offset of ``leader_epoch``."""
+    body = (
+        Writer().int32(-1).int32(1).string(topic).int32(1)
+        .int32(partition).int32(current_leader_epoch).int32(leader_epoch).bytes()
+    )
+    reader = conn.request(OFFSET_FOR_LEADER_EPOCH, 3, body, flexible=False)
+    reader.int32()  # throttle_time_ms
+    result = None
+    for _ in range(reader.array_length()):
+        reader.string()
+        for _ in range(reader.array_length()):
+            error_code = reader.int16()
+            reader.int32()  # partition
+            result = EpochEndOffset(error_code, reader.int32(), reader.int64())
+    if result is None:
+        raise AssertionError("OffsetForLeaderEpoch response carried no partition")
+    return result
+
+
+# ---------------------------------------------------------------- ElectLeaders v1 (KIP-460)
+@dataclass
+class ElectionResult:
+    error_code: int  # top-level (v1+): e.g. CLUSTER_AUTHORIZATION_FAILED
+    partitions: dict[int, tuple[int, str | None]]  # partition -> (error_code, error_message)
+
+
+def elect_leaders(conn: Connection, topic: str, partitions: Sequence[int], election_type: int = PREFERRED_ELECTION,
+                  timeout_ms: int = 30000) -> ElectionResult:
+    """ElectLeaders v1 for partitions of one topic (``election_type`` 0 preferred, 1 unclean)."""
+    body = Writer().int8(election_type).int32(1).string(topic).int32(len(partitions))
+    for partition in partitions:
+        body.int32(partition)
+    body.int32(timeout_ms)
+    reader = conn.request(ELECT_LEADERS, 1, body.bytes(), flexible=False)
+    reader.int32()  # throttle_time_ms
+    error_code = reader.int16()
+    results = {}
+    for _ in range(reader.array_length()):
+        reader.string()
+        for _ in range(reader.array_length()):
+            partition = reader.int32()
+            results[partition] = (reader.int16(), reader.string())
+    return ElectionResult(error_code, results)
+
+
+# ---------------------------------------------------------------- topic ids and Fetch v16 (KIP-516, KIP-951)
+def _compact_int32_array(reader: Reader) -> list[int]:
+    return [reader.int32() for _ in range(max(reader.compact_array_length(), 0))]
+
+
+def topic_id(conn: Connection, topic: str) -> bytes:
+    """The topic's 16-byte id from Metadata v12 (flexible; topic ids since v10, KIP-516)."""
+    body = (
+        Writer().uvarint(1 + 1).raw(bytes(16)).compact_string(topic).empty_tagged_fields()
+        .boolean(False).boolean(False).empty_tagged_fields().bytes()  # auto-create, topic authorized ops
+    )
+    reader = conn.request(METADATA, 12, body, flexible=True)
+    reader.int32()  # throttle_time_ms
+    for _ in range(reader.compact_array_length()):  # brokers
+        reader.int32()
+        reader.compact_string()
+        reader.int32()
+        reader.compact_string()
+        reader.skip_tagged_fields()
+    reader.compact_string()  # cluster_id
+    reader.int32()  # controller_id
+    for _ in range(reader.compact_array_length()):
+        error_code, name, identifier = reader.int16(), reader.compact_string(), reader.take(16)
+        if name == topic:
+            if error_code != 0:
+                raise AssertionError(f"Metadata v12 for {topic}: error {error_code}")
+            return identifier
+        raise AssertionError(f"Metadata v12 answered topic {name}, asked {topic}")
+    raise AssertionError(f"Metadata v12 carried no topic {topic}")
+
+
+@dataclass
+class FetchedPartitionV16(FetchedPartitionV11):
+    current_leader: tuple[int, int] | None = None  # partition tag 1: (leader_id, leader_epoch), KIP-951
+    node_endpoints: dict[int, BrokerInfo] = field(default_factory=dict)  # response tag 0 (v16+)
+
+
+def fetch_v16(conn: Connection, topic_uuid: bytes, partition: int, offset: int, current_leader_epoch: int = -1,
+              rack_id: str = "", max_wait_ms: int = 100, max_bytes: int = 1024 * 1024) -> FetchedPartitionV16:
+    """Sessionless Fetch v16 (flexible, topics by id) of one partition from a consumer.  On
+    NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH the answer may carry the partition's
+    ``current_leader`` and the leader's ``node_endpoints`` (KIP-951)."""
+    body = (
+        Writer().int32(max_wait_ms).int32(1).int32(max_bytes).int8(0)  # wait, min, max bytes, isolation
+        .int32(0).int32(-1)  # session_id, session_epoch (FINAL_EPOCH: no session)
+        .uvarint(1 + 1).raw(topic_uuid).uvarint(1 + 1)
+        .int32(partition).int32(current_leader_epoch).int64(offset).int32(-1).int64(-1).int32(max_bytes)
+        .empty_tagged_fields()  # partition
+        .empty_tagged_fields()  # topic
+        .uvarint(0 + 1)  # forgotten_topics_data: empty
+        .compact_string(rack_id)
+        .empty_tagged_fields()  # request
+        .bytes()
+    )
+    reader = conn.request(FETCH, 16, body, flexible=True)
+    reader.int32()  # throttle_time_ms
+    reader.int16()  # top-level error_code (sessions only)
+    reader.int32()  # session_id
+    result = None
+    for _ in range(reader.compact_array_length()):
+        reader.take(16)  # topic_id
+        for _ in range(reader.compact_array_length()):
+            reader.int32()  # partition
+            error_code, high_watermark = reader.int16(), reader.int64()
+            reader.int64()  # last_stable_offset
+            reader.int64()  # log_start_offset
+            for _ in range(max(reader.compact_array_length(), 0)):  # aborted transactions
+                reader.int64()
+                reader.int64()
+                reader.skip_tagged_fields()
+            preferred_read_replica = reader.int32()
+            length_plus_one = reader.uvarint()
+            records = reader.take(length_plus_one - 1) if length_plus_one else b""
+            result = FetchedPartitionV16(error_code, high_watermark, _summarise_batches(records), preferred_read_replica)
+            _read_tagged_fields(reader, {1: lambda tagged, r=result: setattr(
+                r, "current_leader", (tagged.int32(), tagged.int32()))})
+        reader.skip_tagged_fields()
+    if result is None:
+        raise AssertionError("Fetch response carried no partition")
+    _read_tagged_fields(reader, {0: lambda tagged: result.node_endpoints.update(_read_node_endpoints(tagged))})
+    return result

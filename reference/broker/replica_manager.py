@@ -127,8 +127,14 @@ class ReplicaManager:
         return self.replicas.get(TopicPartition(topic, partition))
 
     def require(self, topic: str, partition: int) -> Partition:
+        """The local replica; NOT_LEADER_OR_FOLLOWER for a partition of a known topic that this broker
+        holds no replica of (Kafka's ``getPartitionOrError``), else UNKNOWN_TOPIC_OR_PARTITION."""
         replica = self.get(topic, partition)
         if replica is None:
+            registered = self.broker.topics.get(topic)
+            if registered is not None and 0 <= partition < registered.partitions:
+                raise KafkaError(Errors.NOT_LEADER_OR_FOLLOWER,
+                                 f"Broker {self.broker.node_id} holds no replica of {topic}-{partition}")
             raise KafkaError(Errors.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
         return replica
 

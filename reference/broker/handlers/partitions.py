@@ -59,8 +59,9 @@ from typing import TYPE_CHECKING
 from ...errors import Errors, KafkaError
 from ...protocol.apis import API_BY_KEY
 from ...protocol.frames import Request
-from ...protocol.schema import Data
+from ...protocol.schema import Data, Struct
 from ...records.validation import RecordValidationError
+from ..cluster_view import PartitionView
 from ..core import NO_RESPONSE
 from ..log.files import TopicPartition
 from ..partition import ACKS_ALL, FetchIsolation, Partition
@@ -111,6 +112,7 @@ RECORD_ERROR = PRODUCE.response.struct("BatchIndexAndErrorMessage")
 TOPIC_IDS_IN_PRODUCE = 13
 RACK_AWARE_REPLICA_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 LEADER_DISCOVERY_IN_PRODUCE = 10  # KIP-951: current_leader and node_endpoints
+NOT_LEADER_ERRORS_IN_PRODUCE = frozenset({Errors.NOT_LEADER_OR_FOLLOWER.code})
 PRODUCE_LEADER = PRODUCE.response.struct("LeaderIdAndEpoch")
 PRODUCE_NODE_ENDPOINT = PRODUCE.response.struct("NodeEndpoint")
 
@@ -134,31 +136,37 @@ def handle_produce(broker: Broker, request: Request, now_ms: int) -> Reply:
         return no_response
     response = PRODUCE.response.make(responses=responses)
     if version >= LEADER_DISCOVERY_IN_PRODUCE:
-        _point_to_current_leaders(broker, response, body.topic_data, version)
+        answered = [(_topic_name(broker, topic.name, topic.topic_id, version, TOPIC_IDS_IN_PRODUCE), answer.index, answer)
+                    for topic, topic_answer in zip(body.topic_data, responses, strict=True)
+                    for answer in topic_answer.partition_responses]
+        response.node_endpoints = _point_to_current_leaders(
+            broker, answered, NOT_LEADER_ERRORS_IN_PRODUCE, PRODUCE_LEADER, PRODUCE_NODE_ENDPOINT)
     if body.acks != ACKS_ALL or not waiting:
         return response
     return _wait_for_replicas(broker, response, waiting, body.timeout_ms, now_ms)
 
 
-def _point_to_current_leaders(broker: Broker, response: Data, topic_data: list[Data], version: int) -> None:
-    """KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER names the leader this broker knows, with
-    its epoch in ``current_leader`` and its address in ``node_endpoints``, so the client need not ask
-    Metadata before retrying."""
+def _point_to_current_leaders(broker: Broker, answered: list[tuple[str | None, int, Data]], errors: frozenset[int],
+                              leader_struct: Struct, endpoint_struct: Struct) -> list[Data]:
+    """KIP-951: a partition answered with one of ``errors`` names the leader this broker knows, with
+    its epoch in ``current_leader``; the leaders' addresses are returned for ``node_endpoints``, so
+    the client need not ask Metadata before retrying (Produce v10+: NOT_LEADER_OR_FOLLOWER; Fetch
+    v16+: also FENCED_LEADER_EPOCH)."""
     leaders: dict[int, Data] = {}
-    for topic, answered in zip(topic_data, response.responses, strict=True):
-        name = _topic_name(broker, topic.name, topic.topic_id, version, TOPIC_IDS_IN_PRODUCE)
-        views = {view.partition_index: view for view in (broker.cluster.partitions(name) or [])} if name else {}
-        for answer in answered.partition_responses:
-            view = views.get(answer.index)
-            if answer.error_code != Errors.NOT_LEADER_OR_FOLLOWER.code or view is None or view.leader_id < 0:
-                continue
-            endpoint = broker.cluster.broker(view.leader_id)
-            if endpoint is None:
-                continue
-            answer.current_leader = PRODUCE_LEADER.make(leader_id=view.leader_id, leader_epoch=view.leader_epoch)
-            leaders[endpoint.node_id] = PRODUCE_NODE_ENDPOINT.make(node_id=endpoint.node_id, host=endpoint.host,
-                                                                   port=endpoint.port, rack=endpoint.rack)
-    response.node_endpoints = [leaders[node_id] for node_id in sorted(leaders)]
+    views: dict[str, dict[int, PartitionView]] = {}
+    for name, partition, answer in answered:
+        if name is None or answer.error_code not in errors:
+            continue
+        if name not in views:
+            views[name] = {view.partition_index: view for view in broker.cluster.partitions(name) or []}
+        view = views[name].get(partition)
+        endpoint = broker.cluster.broker(view.leader_id) if view is not None and view.leader_id >= 0 else None
+        if view is None or endpoint is None:
+            continue
+        answer.current_leader = leader_struct.make(leader_id=view.leader_id, leader_epoch=view.leader_epoch)
+        leaders[endpoint.node_id] = endpoint_struct.make(node_id=endpoint.node_id, host=endpoint.host,
+                                                         port=endpoint.port, rack=endpoint.rack)
+    return [leaders[node_id] for node_id in sorted(leaders)]
 
 
 def _produce_partition(
@@ -233,6 +241,10 @@ TOPIC_IDS_IN_FETCH = 13
 
 
 FETCH_EPOCH_END_OFFSET = FETCH.response.struct("EpochEndOffset")
+FETCH_LEADER = FETCH.response.struct("LeaderIdAndEpoch")
+FETCH_NODE_ENDPOINT = FETCH.response.struct("NodeEndpoint")
+LEADER_DISCOVERY_IN_FETCH = 16  # KIP-951
+NOT_LEADER_ERRORS_IN_FETCH = frozenset({Errors.NOT_LEADER_OR_FOLLOWER.code, Errors.FENCED_LEADER_EPOCH.code})
 REPLICA_STATE_FROM = 15  # KIP-903: the follower's id and broker epoch move into ReplicaState
 FOLLOWER_FETCH_FROM_FOLLOWERS = 11  # KIP-392: from v11 a consumer may read a follower
 
@@ -295,6 +307,7 @@ def _read_fetch(
     total = 0
     answer_now = False
     responses = []
+    named: list[tuple[str | None, int, Data]] = []
     for topic in body.topics:
         name = _topic_name(broker, topic.topic, topic.topic_id, request.version, TOPIC_IDS_IN_FETCH)
         partitions = []
@@ -314,7 +327,12 @@ def _read_fetch(
             answer_now = answer_now or answer.error_code != Errors.NONE.code or diverging or redirected
             partitions.append(answer)
         responses.append(FETCH_TOPIC.make(topic=topic.topic, topic_id=topic.topic_id, partitions=partitions))
-    return FETCH.response.make(error_code=Errors.NONE.code, session_id=NO_SESSION, responses=responses), total, answer_now
+        named.extend((name, answer.partition_index, answer) for answer in partitions)
+    response = FETCH.response.make(error_code=Errors.NONE.code, session_id=NO_SESSION, responses=responses)
+    if request.version >= LEADER_DISCOVERY_IN_FETCH:
+        response.node_endpoints = _point_to_current_leaders(
+            broker, named, NOT_LEADER_ERRORS_IN_FETCH, FETCH_LEADER, FETCH_NODE_ENDPOINT)
+    return response, total, answer_now
 
 
 def _fetch_answer(wanted: Data, isolation: FetchIsolation) -> Data:
