@@ -441,9 +441,19 @@ BROKER_CONFIGS: tuple[ConfigDefinition, ...] = (
     C("broker.session.timeout.ms", INT, "9000", "Heartbeat silence after which the controller fences a broker."),
     C("broker.heartbeat.interval.ms", INT, "2000", "How often a broker heartbeats to the controller."),
     C("broker.rack", STR, None, "The rack of this broker, for rack-aware replica placement."),
+    C("auto.leader.rebalance.enable", BOOL, "true", "Whether the controller moves leadership back to preferred replicas."),
+    C("leader.imbalance.check.interval.seconds", LONG, "300", "How often the controller checks leader balance.",
+      at_least(1)),
+    C("leader.imbalance.per.broker.percentage", INT, "10", "Imbalance tolerated before a preferred election."),
     C("replica.selector.class", STR, None, "Chooses the replica a consumer fetches from (KIP-392); "
       "org.apache.kafka.common.replica.RackAwareReplicaSelector sends it to its own rack."),
     C("metadata.log.dir", STR, None, "Directory of the __cluster_metadata log (default: the first log dir)."),
+    # KIP-630: a node snapshots its metadata image when either limit is reached (0 ms: no time limit).
+    C("metadata.log.max.record.bytes.between.snapshots", LONG, str(20 * 1024 * 1024),
+      "Committed metadata bytes after the latest snapshot that make the node write a new one.", at_least(1)),
+    C("metadata.log.max.snapshot.interval.ms", LONG, "3600000",
+      "Time after the latest snapshot when committed metadata not in it makes the node write a new one.",
+      at_least(0)),
     C("log.dir", LIST, "/tmp/kafka-logs", "Log directory used when log.dirs is not set."),
     C("log.dirs", LIST, None, "Directories holding the partition logs."),
     # -- topics --

@@ -18,15 +18,50 @@ Everything Kafka-specific happens in the core; this module only moves bytes and 
    closes that connection only: the broker never crashes for one bad client.
 5. Time.  A single timer task asks the core for its next deadline and calls ``poll(now_ms)`` then,
    which expires delayed fetches, session timeouts and rebalance timeouts.
+
+Limits (Kafka's ``SocketServer`` / ``ConnectionQuotas``; behaviour checked against Apache Kafka 4.3.1)
+---------------------------------------------------------------------------------------------------
+6. ``max.connections``.  While the broker holds that many connections the acceptor stops
+   accepting: new connections wait in the kernel's listen backlog, unanswered, and the first of
+   them is accepted when a connection closes.  (Kafka 4.3.1 with ``max.connections=3``: a fourth
+   client's ApiVersions gets no answer until one of the three disconnects.)
+7. ``max.connections.per.ip``.  A connection from an address that already holds that many is
+   accepted and closed at once, as Kafka's ``TooManyConnectionsException`` path does (the client
+   sees its connection reset).  Both limits are read at each accept, so a dynamic change applies
+   to the next connection.
+8. In flight and queued.  Kafka mutes a channel while its request is in flight, so a connection
+   has at most one request being handled; here a connection reads its next request only after
+   answering the previous one, so requests in flight are at most one per connection, and the
+   requests held in memory at most ``max.connections``, each at most ``socket.request.max.bytes``.
+   ``queued.max.requests`` bounds Kafka's hand-off queue between network and request threads;
+   the reference broker handles a request on the thread that read it and has no such queue.
+9. Slow senders.  A connection on which no byte arrives for ``connections.max.idle.ms`` (Kafka's
+   idle-connection reaper, default 10 minutes) is closed, whether it is between requests or in
+   the middle of one, so a client that opens connections and trickles partial frames holds them
+   no longer than that, and never more than ``max.connections.per.ip`` of them per address.
+10. Running out of descriptors.  An ``accept`` that fails for want of a resource (EMFILE, ENFILE,
+    ENOBUFS, ENOMEM) does not spin: the acceptor waits, from 10 ms doubling to 1 s, or until a
+    connection closes and frees a descriptor, and tries again.  It logs the first failure once,
+    then at most one summary line per ``ACCEPT_FAILURE_LOG_INTERVAL_S`` with the count, and a line
+    when accepting works again.  Established connections keep being served meanwhile.
+11. Shutdown in every state.  SIGTERM reaches the loop through its wakeup pipe, which exists before
+    the descriptors run out; :meth:`BrokerServer.stop` closes the listener, cancels the acceptor
+    (also while it backs off or waits for a connection slot) and every connection, and *waits*
+    for their sockets to be closed, so the descriptors are free again when the core then writes
+    its checkpoints and clean-shutdown markers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import socket
 import struct
 import time
+from collections import Counter
+from collections.abc import Callable
 
 from .core import NO_RESPONSE, Broker, CloseConnection
 from .pending import Pending
@@ -34,6 +69,50 @@ from .pending import Pending
 log = logging.getLogger("refka.broker.server")
 
 _SIZE = struct.Struct(">i")
+
+# accept() failures that mean "out of a resource, try again later" rather than a broken listener.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_BACKOFF_MIN_S = 0.01
+ACCEPT_BACKOFF_MAX_S = 1.0
+ACCEPT_FAILURE_LOG_INTERVAL_S = 10.0
+LISTEN_BACKLOG = 128
+
+
+class RateLimitedLog:
+    """Log a repeating failure once, then one summary per interval, then its recovery.
+
+    ``clock`` is injectable (seconds, monotonic) so the rule is testable without waiting."""
+
+    def __init__(self, logger: logging.Logger, what: str, interval_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger = logger
+        self.what = what
+        self.interval_s = interval_s
+        self.clock = clock
+        self.failures = 0  # since the last line written
+        self.failing = False
+        self._last_line_at = 0.0
+
+    def failure(self, error: BaseException) -> None:
+        now = self.clock()
+        self.failures += 1
+        if not self.failing:
+            self.failing = True
+            self._last_line_at = now
+            self.logger.error("%s: %s; backing off (logged once per %.0f s while it lasts)",
+                              self.what, error, self.interval_s)
+            self.failures = 0
+        elif now - self._last_line_at >= self.interval_s:
+            self.logger.error("%s: %d failures in the last %.0f s, latest: %s",
+                              self.what, self.failures, now - self._last_line_at, error)
+            self._last_line_at = now
+            self.failures = 0
+
+    def recovered(self) -> None:
+        if self.failing:
+            self.logger.warning("%s: working again (%d failures since the last report)", self.what, self.failures)
+            self.failing = False
+            self.failures = 0
 
 
 def wall_clock_ms() -> int:
@@ -47,37 +126,52 @@ class BrokerServer:
         self.broker = broker
         self.host = host
         self.port = port
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: socket.socket | None = None
+        self._acceptor_task: asyncio.Task[None] | None = None
         self._timer_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], str] = {}  # connection task -> peer address
+        self._connections_per_ip: Counter[str] = Counter()
+        self._connection_closed = asyncio.Event()  # a slot and a descriptor were freed
+        self._accept_failures = RateLimitedLog(log, "cannot accept connections", ACCEPT_FAILURE_LOG_INTERVAL_S)
+        self._refusals = RateLimitedLog(log, "refusing connections over max.connections.per.ip",
+                                        ACCEPT_FAILURE_LOG_INTERVAL_S)
+        self.accepting_paused = False  # True while max.connections holds the acceptor back
 
     @property
     def max_request_bytes(self) -> int:
         return self.broker.config.get_int("socket.request.max.bytes")
 
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
     async def start(self) -> tuple[str, int]:
-        self._server = await asyncio.start_server(self._serve_connection, self.host, self.port)
-        sockname = self._server.sockets[0].getsockname()
+        listener = socket.create_server((self.host, self.port), backlog=LISTEN_BACKLOG)
+        listener.setblocking(False)
+        self._listener = listener
+        sockname = listener.getsockname()
         self.host, self.port = sockname[0], sockname[1]
         self.broker.set_listener(self.host, self.port)
+        self._acceptor_task = asyncio.create_task(self._run_acceptor())
         self._timer_task = asyncio.create_task(self._run_timer())
         log.info("listening on %s:%d", self.host, self.port)
         return self.host, self.port
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._connections):
+        """Stop accepting, close every connection and wait until their sockets are closed."""
+        tasks: list[asyncio.Task[None]] = [t for t in (self._acceptor_task, self._timer_task) if t is not None]
+        tasks += list(self._connections)
+        for task in tasks:
             task.cancel()
-        if self._timer_task is not None:
-            self._timer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer_task
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-        self._server = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        # the connection tasks close their writers in ``finally``; wait for them (bounded)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await asyncio.gather(*tasks, return_exceptions=True)
+        self._acceptor_task = self._timer_task = None
 
     # -- time ---------------------------------------------------------------------------------------
 
@@ -97,37 +191,107 @@ class BrokerServer:
             except Exception:  # a bug in a timeout path must not stop the clock
                 log.exception("error while expiring delayed operations")
 
+    # -- accepting ----------------------------------------------------------------------------------
+
+    async def _run_acceptor(self) -> None:
+        assert self._listener is not None
+        loop = asyncio.get_running_loop()
+        backoff = ACCEPT_BACKOFF_MIN_S
+        while True:
+            await self._wait_for_connection_slot()
+            try:
+                client, address = await loop.sock_accept(self._listener)
+            except OSError as error:
+                if error.errno not in RESOURCE_ERRNOS:
+                    raise
+                self._accept_failures.failure(error)
+                await self._wait_for_closed_connection(backoff)
+                backoff = min(backoff * 2, ACCEPT_BACKOFF_MAX_S)
+                continue
+            backoff = ACCEPT_BACKOFF_MIN_S
+            self._accept_failures.recovered()
+            ip = str(address[0])
+            if self._connections_per_ip[ip] >= self.broker.config.get_int("max.connections.per.ip"):
+                self._refusals.failure(ConnectionRefusedError(f"{ip} holds {self._connections_per_ip[ip]}"))
+                client.close()
+                continue
+            self._refusals.recovered()
+            task = asyncio.create_task(self._serve_socket(client, address))
+            self._connections[task] = ip
+            self._connections_per_ip[ip] += 1
+            task.add_done_callback(self._forget_connection)
+
+    async def _wait_for_connection_slot(self) -> None:
+        """``max.connections``: hold the acceptor (clients wait in the listen backlog) while full."""
+        while len(self._connections) >= self.broker.config.get_int("max.connections"):
+            self.accepting_paused = True
+            await self._wait_for_closed_connection(ACCEPT_BACKOFF_MAX_S)
+        self.accepting_paused = False
+
+    async def _wait_for_closed_connection(self, timeout_s: float) -> None:
+        self._connection_closed.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._connection_closed.wait()
+
+    def _forget_connection(self, task: asyncio.Task[None]) -> None:
+        ip = self._connections.pop(task, None)
+        if ip is not None:
+            self._connections_per_ip[ip] -= 1
+            if self._connections_per_ip[ip] <= 0:
+                del self._connections_per_ip[ip]
+        self._connection_closed.set()
+
     # -- connections --------------------------------------------------------------------------------
 
+    async def _serve_socket(self, client: socket.socket, address: object) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=client)
+        except OSError as error:  # e.g. out of memory for the transport
+            log.warning("dropping connection from %s: %s", address, error)
+            client.close()
+            return
+        await self._serve_connection(reader, writer)
+
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
         peer = writer.get_extra_info("peername")
         try:
             await self._request_loop(reader, writer, peer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the client went away
+        except TimeoutError:
+            log.info("closing %s: idle for connections.max.idle.ms", peer)
         except asyncio.CancelledError:
             pass
         except Exception:
             log.exception("closing connection from %s after an internal error", peer)
         finally:
-            self._connections.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _read(self, reader: asyncio.StreamReader, size: int) -> bytes:
+        """``size`` bytes, or TimeoutError when none arrives for ``connections.max.idle.ms``."""
+        idle_s = self.broker.config.get_long("connections.max.idle.ms") / 1000
+        chunks = bytearray()
+        while len(chunks) < size:
+            async with asyncio.timeout(idle_s):
+                chunk = await reader.read(min(size - len(chunks), 1 << 20))
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(chunks), size)
+            chunks += chunk
+        return bytes(chunks)
 
     async def _request_loop(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object
     ) -> None:
         while True:
-            (size,) = _SIZE.unpack(await reader.readexactly(4))
+            (size,) = _SIZE.unpack(await self._read(reader, 4))
             if size < 0 or size > self.max_request_bytes:
                 log.warning("closing %s: request of %d bytes (socket.request.max.bytes=%d)",
                             peer, size, self.max_request_bytes)
                 return
-            payload = await reader.readexactly(size)
+            payload = await self._read(reader, size)
             try:
                 reply = self.broker.handle_frame(payload, wall_clock_ms())
             except CloseConnection as reason:

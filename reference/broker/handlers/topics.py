@@ -14,6 +14,30 @@ as Kafka's controller applies it:
   its configs as DescribeConfigs would show them (KIP-525); v7 adds its id.
 * DeleteTopics deletes internal topics too (Apache Kafka 4.3 does: deleting ``__consumer_offsets``
   succeeds, and the offsets topic is recreated by the next FindCoordinator).
+
+Size caps (Kafka's quorum controller; each answer checked against Apache Kafka 4.3.1)
+-----------------------------------------------------------------------------------
+One request must not make the broker create an unbounded number of partitions (and so of log
+files).  Kafka's controller caps one user operation at ``MAX_RECORDS_PER_USER_OP`` = 10,000
+metadata records and, before that, one CreateTopics at ``MAX_PARTITIONS_PER_BATCH`` = 10,000
+partitions:
+
+1. CreateTopics, before any per-topic check: the partitions asked for (a count, ``-1`` counting as
+   ``num.partitions``, or the number of assignments; zero and negative counts add nothing) are
+   summed in a Java ``int``.  Above 10,000 every topic of the request is answered
+   ``44 POLICY_VIOLATION`` "Excessively large number of partitions per request.".  A sum that
+   wraps past 2^31 slips through that check in Kafka, which then fails placing the partitions:
+   every topic is answered ``-1 UNKNOWN_SERVER_ERROR`` with no message, and so it is here.
+2. CreateTopics, after the per-topic checks: each topic that passed them costs one TopicRecord,
+   one PartitionRecord per partition and one ConfigRecord per config it sets.  When the request's
+   total exceeds 10,000 records (even with ``validate_only``), every topic is answered
+   ``44 POLICY_VIOLATION`` "Unable to perform excessively large batch operation." and nothing is
+   created.
+3. CreatePartitions: each new partition is one record, counted across the request in order.  The
+   topic that would take the total past 10,000 is answered ``-1 UNKNOWN_SERVER_ERROR`` with no
+   message; the topics before it (and after it, if they fit) are served.  Kafka 4.3.1 also keeps
+   the records that topic had written before the cap was hit (a topic grown from 1 to 5,000
+   partitions while answered with an error); refka adds nothing to a refused topic.
 """
 
 from __future__ import annotations
@@ -37,6 +61,11 @@ DELETE_TOPICS = API_BY_KEY[20]
 CREATE_PARTITIONS = API_BY_KEY[37]
 DESCRIBE_CLUSTER = API_BY_KEY[60]
 
+MAX_RECORDS_PER_USER_OP = 10_000  # QuorumController: metadata records one user operation may write
+MAX_PARTITIONS_PER_BATCH = 10_000  # ReplicationControlManager: partitions one CreateTopics may ask for
+EXCESSIVE_PARTITIONS = "Excessively large number of partitions per request."
+EXCESSIVE_BATCH = "Unable to perform excessively large batch operation."
+
 CREATED = CREATE_TOPICS.response.struct("CreatableTopicResult")
 CREATED_CONFIG = CREATE_TOPICS.response.struct("CreatableTopicConfigs")
 DELETED = DELETE_TOPICS.response.struct("DeletableTopicResult")
@@ -57,14 +86,36 @@ def _once_each(entries: list[Data]) -> Iterator[tuple[Data, bool]]:
 
 def handle_create_topics(broker: Broker, request: Request, now_ms: int) -> Data:
     body = request.body
+    refusal = _partitions_requested_refusal(body.topics, broker.config.get_int("num.partitions"))
+    if refusal is not None:
+        return CREATE_TOPICS.response.make(topics=[
+            CREATED.make(name=topic.name, topic_id=ZERO_UUID, configs=[], error_code=refusal.error.code,
+                         error_message=refusal.message)
+            for topic, _ in _once_each(body.topics)])
+    checked_topics: list[tuple[Data, Data, int, int, dict[str, str | None]]] = []
     results = []
+    records = 0
     for topic, duplicated in _once_each(body.topics):
-        result = CREATED.make(name=topic.name, topic_id=ZERO_UUID, configs=[])
+        result = CREATED.make(name=topic.name, topic_id=ZERO_UUID, configs=[], error_message=None)
+        results.append(result)
         try:
             if duplicated:
                 raise KafkaError(Errors.INVALID_REQUEST, "Duplicate topic name.")
             partitions, replication_factor = _shape(broker, topic)
             configs = {c.name: c.value for c in topic.configs}
+            partitions, replication_factor, _ = broker.topics.check_new_topic(
+                topic.name, partitions, replication_factor, configs)
+        except KafkaError as refused:
+            result.error_code, result.error_message = refused.error.code, refused.message
+            continue
+        records += 1 + partitions + len(configs)  # TopicRecord, PartitionRecords, ConfigRecords
+        checked_topics.append((topic, result, partitions, replication_factor, configs))
+    if records > MAX_RECORDS_PER_USER_OP:
+        for result in results:
+            result.error_code, result.error_message = Errors.POLICY_VIOLATION.code, EXCESSIVE_BATCH
+        return CREATE_TOPICS.response.make(topics=results)
+    for topic, result, partitions, replication_factor, configs in checked_topics:
+        try:
             if body.validate_only:
                 partitions, replication_factor, checked = broker.topics.check_new_topic(
                     topic.name, partitions, replication_factor, configs)
@@ -74,7 +125,6 @@ def handle_create_topics(broker: Broker, request: Request, now_ms: int) -> Data:
                 result.topic_id = created.topic_id
         except KafkaError as refused:
             result.error_code, result.error_message = refused.error.code, refused.message
-            results.append(result)
             continue
         result.num_partitions = partitions
         result.replication_factor = replication_factor
@@ -83,8 +133,25 @@ def handle_create_topics(broker: Broker, request: Request, now_ms: int) -> Data:
                                 config_source=entry.config_source, is_sensitive=entry.is_sensitive)
             for entry in describe_topic_config(broker.config, checked, None, False, False, as_created=True)
         ]
-        results.append(result)
     return CREATE_TOPICS.response.make(topics=results)
+
+
+def _partitions_requested_refusal(topics: list[Data], default_partitions: int) -> KafkaError | None:
+    """Kafka's ``validateTotalNumberOfPartitions``, its ``int`` arithmetic included (rule 1 above)."""
+    requested = 0
+    for topic in topics:
+        if topic.assignments:
+            requested += len(topic.assignments)
+        elif topic.num_partitions == -1:
+            requested += default_partitions
+        elif topic.num_partitions > 0:
+            requested += topic.num_partitions
+    as_java_int = (requested + (1 << 31)) % (1 << 32) - (1 << 31)
+    if as_java_int > MAX_PARTITIONS_PER_BATCH:
+        return KafkaError(Errors.POLICY_VIOLATION, EXCESSIVE_PARTITIONS)
+    if requested > MAX_PARTITIONS_PER_BATCH:  # wrapped past 2^31: Kafka fails placing them
+        return KafkaError(Errors.UNKNOWN_SERVER_ERROR, None)
+    return None
 
 
 def _shape(broker: Broker, topic: Data) -> tuple[int, int]:
@@ -137,18 +204,21 @@ def handle_delete_topics(broker: Broker, request: Request, now_ms: int) -> Data:
 def handle_create_partitions(broker: Broker, request: Request, now_ms: int) -> Data:
     body = request.body
     results = []
+    records = 0  # one PartitionRecord per new partition, counted across the request (rule 3 above)
     for topic, duplicated in _once_each(body.topics):
         result = PARTITIONS_RESULT.make(name=topic.name)
         try:
             if duplicated:
                 raise KafkaError(Errors.INVALID_REQUEST, "Duplicate topic in request.")
             registered = broker.topics.check_partition_increase(topic.name, topic.count)
-            if topic.assignments is not None:
-                added = topic.count - registered.partitions
-                if len(topic.assignments) != added:
-                    raise KafkaError(Errors.INVALID_REPLICA_ASSIGNMENT,
-                                     f"Attempted to add {added} additional partition(s), but only "
-                                     f"{len(topic.assignments)} assignment(s) were specified.")
+            added = topic.count - registered.partitions
+            if topic.assignments is not None and len(topic.assignments) != added:
+                raise KafkaError(Errors.INVALID_REPLICA_ASSIGNMENT,
+                                 f"Attempted to add {added} additional partition(s), but only "
+                                 f"{len(topic.assignments)} assignment(s) were specified.")
+            if records + added > MAX_RECORDS_PER_USER_OP:
+                raise KafkaError(Errors.UNKNOWN_SERVER_ERROR, None)
+            records += added
             if not body.validate_only:
                 broker.topics.add_partitions(topic.name, topic.count)
         except KafkaError as refused:
