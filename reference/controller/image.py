@@ -42,6 +42,20 @@ How each record changes the image (Kafka's ``*Delta.replay`` and ``ClusterContro
 * **NoOpRecord** and the records of features refka does not model (ACLs, SCRAM credentials,
   delegation tokens, client quotas, ZooKeeper migration state) change nothing but :attr:`offset`.
 
+Writing the image back as records (:meth:`MetadataImage.to_records`, Kafka's ``MetadataImage.write``
+and the ``write`` / ``toRecord`` methods of its parts) gives what a KIP-630 snapshot holds: the
+records that, replayed into an empty image, rebuild this one.  In Kafka's order: FeatureLevelRecords
+(``metadata.version`` first, as it decides how the rest is read), a RegisterBrokerRecord per broker
+(fencing, controlled shutdown, log dirs and the **broker epoch** are fields of it, so a snapshot keeps
+the epoch although in the log it is the offset of the registration), a RegisterControllerRecord per
+controller, per topic a TopicRecord then one complete PartitionRecord per partition (ISR, ELR,
+leader and partition epochs as fields; an empty ELR is left out, as Kafka leaves the tagged field
+unset), a ConfigRecord per key, and one ProducerIdsRecord (broker -1, epoch -1) once a block was
+handed out.  What does not round-trip: :attr:`offset` (the snapshot's end offset carries it), the
+records of features the image does not model (ACLs, SCRAM credentials, delegation tokens, client
+quotas: they are not in the image, so they are not in the records either), and an open metadata
+transaction (refused: only a whole transaction can be written).
+
 Invariants (:meth:`MetadataImage.check_valid`): topics by name and by id are the same topics; per
 partition: replicas without duplicates, ``isr`` a subset of the replicas without duplicates, the
 leader in the ISR or -1 (NO_LEADER), the ELR within the replicas and disjoint from the ISR, removing
@@ -63,9 +77,12 @@ from reference.controller.metadata_records import (
     METADATA_VERSION_FEATURE,
     NO_LEADER,
     NO_LEADER_CHANGE,
+    REGISTER_BROKER_RECORD,
+    REGISTER_CONTROLLER_RECORD,
     ZERO_UUID_TEXT,
     MetadataRecord,
     iter_metadata_batch,
+    make,
 )
 from reference.protocol.schema import Data
 
@@ -114,6 +131,21 @@ class BrokerRegistration:
     log_dirs: list[str] = field(default_factory=list)
     cordoned_log_dirs: list[str] = field(default_factory=list)
 
+    def to_record(self) -> MetadataRecord:
+        """The RegisterBrokerRecord that replays to this registration (``BrokerRegistration.toRecord``)."""
+        endpoint = REGISTER_BROKER_RECORD.struct("BrokerEndpoint")
+        feature = REGISTER_BROKER_RECORD.struct("BrokerFeature")
+        return make(
+            "RegisterBrokerRecord", broker_id=self.broker_id, incarnation_id=self.incarnation_id,
+            broker_epoch=self.broker_epoch, rack=self.rack, fenced=self.fenced,
+            in_controlled_shutdown=self.in_controlled_shutdown,
+            end_points=[endpoint.make(name=e.name, host=e.host, port=e.port,
+                                      security_protocol=e.security_protocol) for e in self.listeners],
+            features=[feature.make(name=name, min_supported_version=low, max_supported_version=high)
+                      for name, (low, high) in self.features.items()],
+            log_dirs=list(self.log_dirs), cordoned_log_dirs=list(self.cordoned_log_dirs) or None,
+        )
+
 
 @dataclass
 class ControllerRegistration:
@@ -124,6 +156,19 @@ class ControllerRegistration:
     zk_migration_ready: bool
     listeners: list[Endpoint]
     features: dict[str, tuple[int, int]]
+
+    def to_record(self) -> MetadataRecord:
+        """The RegisterControllerRecord that replays to this registration."""
+        endpoint = REGISTER_CONTROLLER_RECORD.struct("ControllerEndpoint")
+        feature = REGISTER_CONTROLLER_RECORD.struct("ControllerFeature")
+        return make(
+            "RegisterControllerRecord", controller_id=self.controller_id, incarnation_id=self.incarnation_id,
+            zk_migration_ready=self.zk_migration_ready,
+            end_points=[endpoint.make(name=e.name, host=e.host, port=e.port,
+                                      security_protocol=e.security_protocol) for e in self.listeners],
+            features=[feature.make(name=name, min_supported_version=low, max_supported_version=high)
+                      for name, (low, high) in self.features.items()],
+        )
 
 
 @dataclass
@@ -158,6 +203,18 @@ class PartitionRegistration:
             elr=list(record.eligible_leader_replicas or []),
             last_known_elr=list(record.last_known_elr or []),
             directories=_default_to_migrating(list(record.directories), len(record.replicas)),
+        )
+
+    def to_record(self, topic_id: str, partition_id: int) -> MetadataRecord:
+        """The PartitionRecord that replays to this registration (``PartitionRegistration.toRecord``:
+        the ELR and last known ELR, tagged fields, only when not empty)."""
+        return make(
+            "PartitionRecord", partition_id=partition_id, topic_id=topic_id, replicas=list(self.replicas),
+            isr=list(self.isr), removing_replicas=list(self.removing_replicas),
+            adding_replicas=list(self.adding_replicas), leader=self.leader,
+            leader_recovery_state=self.leader_recovery_state, leader_epoch=self.leader_epoch,
+            partition_epoch=self.partition_epoch, directories=list(self.directories),
+            eligible_leader_replicas=list(self.elr) or None, last_known_elr=list(self.last_known_elr) or None,
         )
 
     def merge(self, change: Data) -> PartitionRegistration:
@@ -301,6 +358,34 @@ class MetadataImage:
     @property
     def metadata_version(self) -> int | None:
         return self.features.get(METADATA_VERSION_FEATURE)
+
+    # -- writing the image as records (a snapshot's content) -----------------------------------------
+
+    def to_records(self) -> list[MetadataRecord]:
+        """The records that, replayed into an empty image, rebuild this one (all but :attr:`offset`),
+        in the order of Kafka's ``MetadataImage.write`` (see the module docstring).
+
+        Raises ``ValueError`` inside a metadata transaction (KIP-868), whose end is not known yet.
+        """
+        if self.in_transaction:
+            raise ValueError("the image is inside a metadata transaction: write it once the transaction ends")
+        # metadata.version first: it says how the records after it are read.
+        features = sorted(self.features.items(), key=lambda item: item[0] != METADATA_VERSION_FEATURE)
+        records = [make("FeatureLevelRecord", name=name, feature_level=level) for name, level in features]
+        records += [broker.to_record() for broker in self.brokers.values()]
+        records += [controller.to_record() for controller in self.controllers.values()]
+        for topic in self.topics.values():
+            records.append(make("TopicRecord", name=topic.name, topic_id=topic.topic_id))
+            records += [partition.to_record(topic.topic_id, partition_id)
+                        for partition_id, partition in topic.partitions.items()]
+        records += [make("ConfigRecord", resource_type=resource_type, resource_name=resource_name,
+                         name=name, value=value)
+                    for (resource_type, resource_name), keys in self.configs.items()
+                    for name, value in keys.items()]
+        if self.next_producer_id > 0:  # ProducerIdsImage.write: the block's owner is not kept
+            records.append(make("ProducerIdsRecord", broker_id=-1, broker_epoch=-1,
+                                next_producer_id=self.next_producer_id))
+        return records
 
     # -- brokers and controllers --------------------------------------------------------------------
 

@@ -29,14 +29,24 @@ Sharing one connection would deadlock: a listener answers a connection's request
 BrokerRegistration waits for its records to commit, which needs the follower's Fetch queued behind
 it on that same connection.
 
+Snapshots (KIP-630, Kafka's ``SnapshotGenerator``): after a committed batch is applied, once the
+committed record bytes since the latest snapshot reach
+``metadata.log.max.record.bytes.between.snapshots`` or ``metadata.log.max.snapshot.interval.ms`` has
+passed since it, the node writes its image
+(:meth:`~reference.controller.image.MetadataImage.to_records`) as a snapshot ending after that batch.
+Loading a snapshot (at start, or one fetched from the leader) rebuilds the image and resets both
+counters.  The log before a snapshot is not deleted here (Kafka's ``metadata.max.retention.*``).
+
 Time enters through :meth:`KRaftNode.poll` and every request; :meth:`KRaftNode.next_deadline` says
 when to call ``poll`` next.  Storage must be formatted first: ``meta.properties`` in the log
 directory names the cluster id (``refka cluster start`` writes it, as ``kafka-storage format``
 does for Kafka).
 
-Left out here: broker-only and controller-only nodes work as configured, but a broker-only node
-needs a Raft *observer* (it reads the metadata log without voting), which the Raft layer does not
-have yet, so every node that is a broker must also be a voter.
+Roles (``process.roles``): a combined node (``broker,controller``) has all of the above; a
+controller-only node is a voter with no broker role (``broker`` is None, its listener serves only
+the controller APIs); a broker-only node is not in ``controller.quorum.voters`` and its Raft layer
+runs as an *observer* (rule 10 of :mod:`reference.controller.raft`): it replicates the metadata
+log from the leader without voting, and has no controller role.
 """
 
 from __future__ import annotations
@@ -56,7 +66,7 @@ from ..client.outbox import Outbox
 from ..controller.controller_config import ControllerConfig
 from ..controller.features import SUPPORTED_FEATURES
 from ..controller.image import MetadataImage
-from ..controller.metadata_records import decode_record
+from ..controller.metadata_records import decode_record, encode_record
 from ..controller.raft import RaftConfig, RaftNode
 from ..controller.snapshot import CommittedBatch, SnapshotReader
 from ..errors import Errors
@@ -130,6 +140,10 @@ class KRaftNode:
         self.lifecycle: BrokerLifecycleManager | None = None
         self.forwarder: ControllerForwarder | None = None
         self.publisher: MetadataPublisher | None = None
+        self.snapshot_max_bytes = self.config.get_long("metadata.log.max.record.bytes.between.snapshots")
+        self.snapshot_max_interval_ms = self.config.get_long("metadata.log.max.snapshot.interval.ms")
+        self.bytes_since_snapshot = 0  # committed record bytes not in the latest snapshot
+        self.last_snapshot_ms = now_ms
         voters = {voter.node_id: (voter.host, voter.port) for voter in self.node.voters}
         self.raft = RaftNode(self.node_id, voters, self.data_dir, self.cluster_id, self.raft_outbox,
                              now_ms, raft_config(self.config), listener=self, rng=rng)
@@ -194,16 +208,39 @@ class KRaftNode:
     def handle_commit(self, batch: CommittedBatch) -> None:
         for index, value in enumerate(batch.records):
             self.image.apply(decode_record(value), batch.base_offset + index)
+        self.bytes_since_snapshot += sum(len(value) for value in batch.records)
         if self.publisher is not None:
             self.publisher.publish(self.image, self.now_ms)
         if self.controller is not None:
             self.controller.on_commit(self.now_ms)
+        # The Raft layer's delivered end moves past this batch only once this call returns.
+        self._maybe_snapshot(batch.last_offset + 1)
+
+    def _maybe_snapshot(self, end_offset: int) -> None:
+        """Write the image as the snapshot ending at ``end_offset`` (the end of the last applied batch)
+        when a limit is reached; not inside a metadata transaction, whose end is not committed yet."""
+        due_by_time = (self.snapshot_max_interval_ms > 0
+                       and self.now_ms - self.last_snapshot_ms >= self.snapshot_max_interval_ms)
+        due_by_bytes = self.bytes_since_snapshot >= self.snapshot_max_bytes
+        if not (due_by_bytes or due_by_time) or self.image.in_transaction:
+            return
+        records = [encode_record(record) for record in self.image.to_records()]
+        snapshot_id = self.raft.create_snapshot(end_offset, records, self.now_ms)
+        log.info("node %d wrote snapshot %s (%d bytes since the last)", self.node_id, snapshot_id,
+                 self.bytes_since_snapshot)
+        self.bytes_since_snapshot, self.last_snapshot_ms = 0, self.now_ms
 
     def handle_load_snapshot(self, reader: SnapshotReader) -> None:
+        """The image becomes the snapshot's: its records replayed (at their offsets in the file), then
+        the image's offset set to the last one the snapshot covers, so the log after it follows."""
         self.image = MetadataImage()
         for batch in reader.batches:
             for index, value in enumerate(batch.records):
                 self.image.apply(decode_record(value), batch.base_offset + index)
+        self.image.offset = reader.snapshot_id.end_offset - 1
+        self.bytes_since_snapshot, self.last_snapshot_ms = 0, self.now_ms
+        if self.publisher is not None:
+            self.publisher.publish(self.image, self.now_ms)
 
     def handle_leader_change(self, leader_id: int | None, epoch: int) -> None:
         if self.controller is not None:
