@@ -20,6 +20,10 @@ included) in descending order; the one at index ``voters // 2`` is reached by a 
 becomes the HW only if it is above the epoch start offset, i.e. once the leader's own
 LeaderChangeMessage is committed: entries of earlier epochs are committed only through one of the
 leader's own (Raft's "Figure 8" safety rule).
+
+Observers (replicas outside the voter set, broker-only nodes) are tracked from their first Fetch,
+for DescribeQuorum only: their offsets never enter the HW, their fetches never reset the
+check-quorum timer, and they are never sent BeginQuorumEpoch nor named as preferred successors.
 """
 
 from __future__ import annotations

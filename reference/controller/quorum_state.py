@@ -14,6 +14,11 @@ role).  A voter is always in exactly one :class:`Role`, in one epoch:
 * ``RESIGNED`` -- was leader of this epoch and stepped down (graceful shutdown, lost quorum, or a
   restart: a leader always restarts resigned, so it can neither vote nor lead twice in one epoch).
 
+A node outside ``controller.quorum.voters`` (a ``process.roles=broker`` node) is an *observer*
+(Kafka's ``QuorumState.isObserver``): it replicates the log but never votes nor stands, so it is
+only ever ``UNATTACHED`` (looking for the leader) or ``FOLLOWER``; its table is
+:data:`OBSERVER_TRANSITIONS`, the voters' table without the election rows.
+
 The transitions are data (:data:`TRANSITIONS`, role x event -> role), as in Kafka's ``QuorumState``
 comment.  The node decides *which* event happened; this table decides whether the change is legal.
 An illegal one raises :class:`IllegalTransitionError` naming the role and the event: it is always a
@@ -35,6 +40,10 @@ version Kafka writes with ``kraft.version`` 0 (a static voter set)::
 
     {"clusterId":"","leaderId":1,"leaderEpoch":5,"votedId":-1,"appliedOffset":0,
      "currentVoters":[{"voterId":1},{"voterId":2},{"voterId":3}],"data_version":0}
+
+An observer writes the same document (Kafka's ``QuorumState`` persists every durable transition,
+observer or not): the epoch and leader it knows, ``votedId`` -1, and ``currentVoters`` the
+configured voter set, which does not include the observer itself.
 
 Version 1 (``kraft.version`` 1) drops ``clusterId``/``appliedOffset``/``currentVoters`` and adds
 ``votedDirectoryId``; it is read, never written.  A write goes to ``quorum-state.tmp``, is
@@ -122,6 +131,21 @@ TRANSITIONS: dict[Role, dict[Event, Role]] = {
 }
 
 
+# An observer's table: it learns epochs and leaders from the voters' answers, and that is all.  A
+# silent leader does not make it Prospective (it asks the voters who leads instead), so there is no
+# FETCH_TIMEOUT row.
+OBSERVER_TRANSITIONS: dict[Role, dict[Event, Role]] = {
+    _U: {
+        Event.HIGHER_EPOCH: _U,
+        Event.LEADER_DISCOVERED: _F,
+    },
+    _F: {
+        Event.HIGHER_EPOCH: _U,
+        Event.LEADER_DISCOVERED: _F,  # only with a higher epoch
+    },
+}
+
+
 class IllegalTransitionError(RuntimeError):
     """A role change the table does not allow (always a bug in the caller)."""
 
@@ -131,10 +155,12 @@ class IllegalTransitionError(RuntimeError):
         self.event = event
 
 
-def next_role(role: Role, event: Event) -> Role:
-    """The role after ``event`` in ``role``; :class:`IllegalTransitionError` if not in the table."""
+def next_role(role: Role, event: Event, *, observer: bool = False) -> Role:
+    """The role after ``event`` in ``role`` (of an observer when ``observer``);
+    :class:`IllegalTransitionError` if not in the table."""
+    table = OBSERVER_TRANSITIONS if observer else TRANSITIONS
     try:
-        return TRANSITIONS[role][event]
+        return table[role][event]
     except KeyError:
         raise IllegalTransitionError(role, event) from None
 

@@ -1,4 +1,4 @@
-"""KRaft's Raft layer: one voter replicating ``__cluster_metadata``, without sockets or clocks.
+"""KRaft's Raft layer: one voter or observer replicating ``__cluster_metadata``, without sockets or clocks.
 
 Theory of operation
 -------------------
@@ -74,15 +74,30 @@ Rules (the tests name them):
    passed on.  It hears every change of (leader, epoch) (``handle_leader_change``); a new leader
    hears of itself while its log still ends at the epoch start offset, where its
    LeaderChangeMessage goes right after.
+10. **Observers** (a node not in ``controller.quorum.voters``: a ``process.roles=broker`` node,
+   Kafka's ``isObserver``) replicate the log without a say in it.  They are only ever Unattached or
+   Follower (``OBSERVER_TRANSITIONS``), never start a pre-vote and answer Vote, BeginQuorumEpoch
+   and EndQuorumEpoch ``INCONSISTENT_VOTER_SET``, as Kafka's ``validateVoterOnlyRequest`` does.
+   Knowing no leader, or when the leader has been silent for the fetch timeout or its last request
+   failed, an observer sends its Fetch to the voters in turn, one request at a time, and asks a
+   voter that answered with an error again only after ``controller.quorum.retry.backoff.ms``
+   (Kafka's ``maybeSendAnyVoterFetch``): a voter that does not lead answers
+   ``NOT_LEADER_OR_FOLLOWER`` or ``FENCED_LEADER_EPOCH`` with the leader and epoch it knows, and
+   the observer follows that leader.  Having no election timer, an observer fails its own requests
+   after ``controller.quorum.request.timeout.ms``.  Otherwise it fetches as a follower does
+   (truncation, HW, snapshots, the listener) and keeps ``quorum-state`` as a voter does, with no
+   vote.  The leader lists observers in DescribeQuorum but counts only voters for the HW and for
+   check-quorum (:mod:`.leader_state`).
 
 Invariants (:meth:`RaftNode.check_valid`): the node's role, epoch, leader and vote agree with the
-table (a leader voted for itself and leads; a follower's leader is another voter);
+table (a leader voted for itself and leads; a follower's leader is another voter; an observer is
+Unattached or Follower);
 ``log_start_offset <= high_watermark <= log_end_offset``; the epoch is at least the epoch of the
 last batch in the log; a leader's log ends in its own epoch, after its epoch start offset; the
 listener has been given exactly the batches below the HW; the log keeps its own invariants.
 
 Left out: dynamic quorum membership (KIP-853: AddRaftVoter, RemoveRaftVoter, UpdateRaftVoter,
-VotersRecord and KRaftVersionRecord in the log), observers beyond being listed in DescribeQuorum,
+VotersRecord and KRaftVersionRecord in the log), so an observer cannot be promoted;
 ``controller.quorum.append.linger.ms`` batching (each :meth:`RaftNode.append` is one batch).
 """
 
@@ -105,6 +120,7 @@ from reference.controller.metadata_log import DIVERGING, SNAPSHOT, VALID, Metada
 from reference.controller.quorum_state import (
     NO_LEADER,
     NOT_VOTED,
+    OBSERVER_TRANSITIONS,
     QUORUM_STATE_FILE,
     ElectionState,
     Event,
@@ -219,7 +235,8 @@ def _pair_of(snapshot_id: SnapshotId) -> OffsetAndEpoch:
 
 
 class RaftNode:
-    """One KRaft voter; see the module docstring for the rules it keeps."""
+    """One KRaft voter, or an observer when ``node_id`` is not in ``voters``; see the module
+    docstring for the rules it keeps."""
 
     def __init__(
         self,
@@ -234,10 +251,12 @@ class RaftNode:
         *,
         rng: random.Random | None = None,
     ) -> None:
-        if node_id not in voters:
-            raise ValueError(f"node {node_id} is not one of the voters {sorted(voters)} (observers are not supported)")
+        if not voters:
+            raise ValueError("a Raft node needs at least one voter to replicate from")
         self.node_id = node_id
         self.voters = dict(voters)
+        self.is_voter = node_id in voters  # False: an observer (rule 10)
+        self._next_voter_index = 0  # an observer asks the voters in turn, starting here
         self.cluster_id = cluster_id
         self.outbox = outbox
         self.config = config or RaftConfig()
@@ -252,6 +271,7 @@ class RaftNode:
         self._waking_fetches = False
         self._wake_fetches_again = False
         self._in_flight: dict[int, OutboundRequest] = {}
+        self._sent_at: dict[int, int] = {}  # when the request in flight to each node left
         self._retry_after: dict[int, int] = {}
         self._generation = 0  # bumped at every transition; stale answers only teach epochs
         self._election = _Election()
@@ -278,6 +298,10 @@ class RaftNode:
         log_epoch = self._last_epoch()
         if stored is None or stored.epoch < log_epoch:
             self._enter(Role.UNATTACHED, max(log_epoch, 0), NO_LEADER, NOT_VOTED, now_ms)
+        elif not self.is_voter:  # an observer (perhaps a voter once): follow the leader it knew
+            following = stored.has_leader and stored.leader_id in self.voters
+            role = Role.FOLLOWER if following else Role.UNATTACHED
+            self._enter(role, stored.epoch, stored.leader_id if following else NO_LEADER, NOT_VOTED, now_ms)
         elif stored.leader_id == self.node_id:
             self._enter(Role.RESIGNED, stored.epoch, self.node_id, stored.voted_id, now_ms)
         elif stored.has_leader and stored.leader_id in self.voters:
@@ -348,7 +372,7 @@ class RaftNode:
     def _transition(self, event: Event, now_ms: int, *, epoch: int | None = None, leader_id: int = NO_LEADER,
                     voted_id: int | None = None) -> None:
         """Apply ``event``: the table picks the role, the caller gives the new election state."""
-        role = next_role(self._role, event)
+        role = next_role(self._role, event, observer=not self.is_voter)
         epoch = self._epoch if epoch is None else epoch
         if epoch < self._epoch:
             raise IllegalTransitionError(self._role, event)
@@ -370,8 +394,8 @@ class RaftNode:
         self._acknowledged = set()
         if role is not Role.RESIGNED:  # Kafka's Resigned is a soft state: a restart re-derives it
             self._persist()
-        if role is Role.UNATTACHED and len(self.voters) == 1:
-            self._deadline = now_ms  # a lone voter elects itself at once, as Kafka's does
+        if role is Role.UNATTACHED and (len(self.voters) == 1 or not self.is_voter):
+            self._deadline = now_ms  # a lone voter elects itself at once; an observer asks who leads
         elif role in (Role.UNATTACHED, Role.PROSPECTIVE, Role.CANDIDATE, Role.RESIGNED):
             self._deadline = now_ms + self._random_election_timeout()
         elif role is Role.FOLLOWER:
@@ -438,21 +462,30 @@ class RaftNode:
         self._clock.now_ms = now_ms
         self._retry_after = {node: at for node, at in self._retry_after.items() if at > now_ms}
         self._expire_parked_fetches(now_ms)
-        _POLL_BY_ROLE[self._role](self, now_ms)
+        if not self.is_voter:
+            self._time_out_requests(now_ms)
+        poll_by_role = _POLL_BY_ROLE if self.is_voter else _OBSERVER_POLL_BY_ROLE
+        poll_by_role[self._role](self, now_ms)
 
     def next_deadline(self) -> int | None:
         """The earliest time :meth:`poll` has something to do (None: nothing scheduled)."""
         if self._leader_state is not None:
             deadlines = [self._leader_state.check_quorum_deadline]
-        else:
+        elif self.is_voter or self._deadline > self._clock.now_ms:
             deadlines = [self._deadline]  # the election, fetch or resignation timer
+        elif not self._in_flight and any(voter not in self._retry_after for voter in self.voters):
+            deadlines = [self._clock.now_ms]  # an observer searching for the leader can ask a voter now
+        else:
+            deadlines = []  # a searching observer waits for an answer or a backoff (below)
         if self._election.backing_off_until is not None:
             deadlines.append(self._election.backing_off_until)
         deadlines.extend(self._retry_after.values())
         parked = self._purgatory.next_deadline()
         if parked is not None:
             deadlines.append(parked)
-        return min(deadlines)
+        if not self.is_voter:
+            deadlines.extend(self._sent_at[node] + self.config.request_timeout_ms for node in self._in_flight)
+        return min(deadlines, default=None)
 
     def _poll_unattached(self, now_ms: int) -> None:
         if now_ms >= self._deadline:
@@ -480,6 +513,30 @@ class RaftNode:
             self._start_pre_vote(now_ms)
             return
         if self._can_send(self._leader_id, now_ms):
+            if self._download is not None:
+                self._send_fetch_snapshot(now_ms)
+            else:
+                self._send_fetch(now_ms)
+
+    def _time_out_requests(self, now_ms: int) -> None:
+        """An observer fails its own requests after ``controller.quorum.request.timeout.ms`` (Kafka's
+        ``RequestManager.hasRequestTimedOut``): a voter has its fetch timer to leave a silent leader,
+        an observer only this, or it would wait forever on a Fetch parked by a leader that died.  A
+        late answer to a failed request is ignored (the outbox's once-only rule)."""
+        for destination, request in list(self._in_flight.items()):
+            if now_ms - self._sent_at[destination] >= self.config.request_timeout_ms:
+                request.fail(TimeoutError(f"no answer from node {destination} within the request timeout"), now_ms)
+
+    def _poll_observer_unattached(self, now_ms: int) -> None:
+        self._ask_any_voter(now_ms)
+
+    def _poll_observer_follower(self, now_ms: int) -> None:
+        """Kafka's ``pollFollowerAsObserver``: fetch from the leader while it answers; once it has
+        been silent for the fetch timeout, or its last request failed, ask the voters who leads."""
+        leader = self._leader_id
+        if now_ms >= self._deadline or self._retry_after.get(leader, 0) > now_ms:
+            self._ask_any_voter(now_ms)
+        elif self._can_send(leader, now_ms):
             if self._download is not None:
                 self._send_fetch_snapshot(now_ms)
             else:
@@ -556,7 +613,7 @@ class RaftNode:
             return self._vote_response(Errors.INVALID_REQUEST, False)
         if candidate_epoch < self._epoch:
             return self._vote_response(Errors.FENCED_LEADER_EPOCH, False)
-        if candidate_id not in self.voters or candidate_id == self.node_id:
+        if not self.is_voter or candidate_id not in self.voters or candidate_id == self.node_id:
             return self._vote_response(INCONSISTENT_VOTER_SET, False)
         if not pre_vote and candidate_epoch > self._epoch:
             self._transition(Event.HIGHER_EPOCH, now_ms, epoch=candidate_epoch)
@@ -687,7 +744,7 @@ class RaftNode:
         leader_id, leader_epoch = partition.leader_id, partition.leader_epoch
         if leader_epoch < self._epoch:
             return self._quorum_epoch_response(ApiKey.BEGIN_QUORUM_EPOCH, Errors.FENCED_LEADER_EPOCH)
-        if leader_id not in self.voters or leader_id == self.node_id:
+        if not self.is_voter or leader_id not in self.voters or leader_id == self.node_id:
             return self._quorum_epoch_response(ApiKey.BEGIN_QUORUM_EPOCH, INCONSISTENT_VOTER_SET)
         self._maybe_transition(leader_id, leader_epoch, now_ms)
         return self._quorum_epoch_response(ApiKey.BEGIN_QUORUM_EPOCH, Errors.NONE)
@@ -716,7 +773,7 @@ class RaftNode:
         leader_id, leader_epoch = partition.leader_id, partition.leader_epoch
         if leader_epoch < self._epoch:
             return self._quorum_epoch_response(ApiKey.END_QUORUM_EPOCH, Errors.FENCED_LEADER_EPOCH)
-        if leader_id not in self.voters:
+        if not self.is_voter or leader_id not in self.voters:
             return self._quorum_epoch_response(ApiKey.END_QUORUM_EPOCH, INCONSISTENT_VOTER_SET)
         self._maybe_transition(leader_id, leader_epoch, now_ms)
         if self._role is Role.FOLLOWER and self._leader_id == leader_id:
@@ -829,12 +886,37 @@ class RaftNode:
 
     # -- Fetch, follower side (rule 4) --------------------------------------------------------------------
 
-    def _send_fetch(self, now_ms: int) -> None:
+    def _send_fetch(self, now_ms: int, destination: int | None = None) -> None:
+        """Fetch from the leader, or (an observer looking for it) from ``destination``."""
         body = messages.fetch_request(
             self.cluster_id, self.node_id, self._epoch, self.log.log_end_offset, self._last_epoch(),
             self.log.log_start_offset, self.config.fetch_max_wait_ms, MAX_FETCH_SIZE_BYTES,
         )
-        self._send(self._leader_id, ApiKey.FETCH, body, now_ms, self._handle_fetch_response)
+        if destination is None:
+            self._send(self._leader_id, ApiKey.FETCH, body, now_ms, self._handle_fetch_response)
+        else:
+            self._send(destination, ApiKey.FETCH, body, now_ms, self._handle_any_voter_fetch_response)
+
+    def _ask_any_voter(self, now_ms: int) -> None:
+        """Rule 10, Kafka's ``maybeSendAnyVoterFetch``: with nothing in flight, Fetch from the next
+        voter in turn that is not backing off."""
+        if self._in_flight:
+            return
+        voters = sorted(self.voters)
+        for turn in range(len(voters)):
+            voter = voters[(self._next_voter_index + turn) % len(voters)]
+            if self._can_send(voter, now_ms):
+                self._next_voter_index = (self._next_voter_index + turn + 1) % len(voters)
+                self._send_fetch(now_ms, destination=voter)
+                return
+
+    def _handle_any_voter_fetch_response(self, body: Data, now_ms: int, generation: int, source: int) -> None:
+        """A voter that does not lead answers at once, with the leader it knows: ask it again only
+        after ``controller.quorum.retry.backoff.ms``, so the search does not spin."""
+        partition = messages.fetch_response_partition(body)
+        if partition is not None and partition.error_code != Errors.NONE.code:
+            self._retry_after[source] = now_ms + self.config.retry_backoff_ms
+        self._handle_fetch_response(body, now_ms, generation, source)
 
     def _handle_fetch_response(self, body: Data, now_ms: int, generation: int, source: int) -> None:
         partition = messages.fetch_response_partition(body)
@@ -845,7 +927,7 @@ class RaftNode:
         leader = partition.current_leader
         if self._handle_common_response(error, leader.leader_id, leader.leader_epoch, now_ms) is not None:
             return
-        if generation != self._generation or self._role is not Role.FOLLOWER:
+        if generation != self._generation or self._role is not Role.FOLLOWER or source != self._leader_id:
             return
         if error is not Errors.NONE:
             self._retry_after[source] = now_ms + self.config.retry_backoff_ms
@@ -1038,6 +1120,7 @@ class RaftNode:
             on_failure=on_failure, version=SEND_VERSION[api_key], timeout_ms=self.config.request_timeout_ms,
         )
         self._in_flight[destination] = request
+        self._sent_at[destination] = now_ms
         self.outbox.send(request)
 
     def _handle_common_response(self, error: ErrorCode, leader_id: int, epoch: int, now_ms: int) -> bool | None:
@@ -1076,6 +1159,9 @@ class RaftNode:
         """Assert the invariants of the module docstring."""
         role = self._role
         assert self._epoch >= 0
+        if not self.is_voter:
+            assert role in OBSERVER_TRANSITIONS, f"an observer is Unattached or Follower, not {role.value}"
+            assert self._voted_id == NOT_VOTED, "an observer never votes"
         if role is Role.LEADER:
             assert self._leader_id == self.node_id and self._voted_id == self.node_id, "a leader voted for itself"
             assert self._leader_state is not None and self._leader_state.epoch == self._epoch
@@ -1103,7 +1189,8 @@ class RaftNode:
         self.metadata_log.close()
 
     def __repr__(self) -> str:
-        return (f"<RaftNode {self.node_id} {self._role.value} epoch={self._epoch} leader={self.leader_id} "
+        kind = "" if self.is_voter else " observer"
+        return (f"<RaftNode {self.node_id}{kind} {self._role.value} epoch={self._epoch} leader={self.leader_id} "
                 f"voted={self.voted_id} LEO={self.log.log_end_offset} HW={self._high_watermark}>")
 
 
@@ -1114,4 +1201,9 @@ _POLL_BY_ROLE: dict[Role, Callable[[RaftNode, int], None]] = {
     Role.LEADER: RaftNode._poll_leader,
     Role.FOLLOWER: RaftNode._poll_follower,
     Role.RESIGNED: RaftNode._poll_resigned,
+}
+
+_OBSERVER_POLL_BY_ROLE: dict[Role, Callable[[RaftNode, int], None]] = {
+    Role.UNATTACHED: RaftNode._poll_observer_unattached,
+    Role.FOLLOWER: RaftNode._poll_observer_follower,
 }

@@ -78,9 +78,10 @@ class BatchFingerprint:
 
 class RaftNetwork:
     def __init__(self, directory: Path, voter_ids: list[int], seed: int, *, config: RaftConfig | None = None,
-                 drop_rate: float = 0.0, check_every_step: bool = True) -> None:
+                 drop_rate: float = 0.0, check_every_step: bool = True, observer_ids: tuple[int, ...] = ()) -> None:
         self.directory = directory
         self.voters = {voter: ("localhost", 9000 + voter) for voter in voter_ids}
+        self.members = sorted([*voter_ids, *observer_ids])  # observers: nodes not in the voter set
         self.seed = seed
         self.rng = random.Random(seed)
         self.config = config or RaftConfig()
@@ -103,8 +104,8 @@ class RaftNetwork:
         self._leaders_checked: set[tuple[int, int]] = set()
         self.steps = 0
         self._steps_at_same_time = 0
-        for voter in voter_ids:
-            self.start(voter)
+        for node_id in self.members:
+            self.start(node_id)
 
     # -- nodes ----------------------------------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class RaftNetwork:
         return self.start(node_id)
 
     def isolate(self, node_id: int) -> None:
-        for other in self.voters:
+        for other in self.members:
             if other != node_id:
                 self.cut.add((node_id, other))
                 self.cut.add((other, node_id))
@@ -143,7 +144,7 @@ class RaftNetwork:
     def partition(self, *groups: set[int]) -> None:
         for group in groups:
             for member in group:
-                for other in self.voters:
+                for other in self.members:
                     if other not in group:
                         self.cut.add((member, other))
                         self.cut.add((other, member))

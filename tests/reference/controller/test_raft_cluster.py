@@ -216,17 +216,20 @@ SHORT_TIMEOUTS = RaftConfig(election_timeout_ms=15, fetch_timeout_ms=30, electio
                             request_timeout_ms=25, retry_backoff_ms=2, fetch_max_wait_ms=8)
 
 
-def chaos_run(tmp_path: Path, seed: int, voters: int, duration_ms: int = 20_000, config: RaftConfig | None = None) -> None:
+def chaos_run(tmp_path: Path, seed: int, voters: int, duration_ms: int = 20_000, config: RaftConfig | None = None,
+              observers: int = 0) -> None:
     """Crashes, restarts, partitions, drops, appends and snapshots at random; the network checks the
-    safety properties at every step; at the end, healed, the quorum must elect, commit, and agree."""
+    safety properties at every step; at the end, healed, the quorum must elect, commit, and agree.
+    ``observers`` nodes outside the voter set suffer the same faults."""
     rng = random.Random(seed)
+    observer_ids = tuple(range(voters + 1, voters + observers + 1))
     network = RaftNetwork(tmp_path, list(range(1, voters + 1)), seed, drop_rate=rng.choice([0.0, 0.01, 0.05]),
-                          config=config or RaftConfig())
+                          config=config or RaftConfig(), observer_ids=observer_ids)
     appended = 0
     end = network.now + duration_ms
     while network.now < end:
         dice = rng.random()
-        victim = rng.choice(sorted(network.voters))
+        victim = rng.choice(network.members)
         if dice < 0.02:
             if victim in network.nodes and len(network.nodes) > 1:
                 network.crash(victim)
@@ -234,7 +237,7 @@ def chaos_run(tmp_path: Path, seed: int, voters: int, duration_ms: int = 20_000,
                 network.start(victim)
         elif dice < 0.04:
             network.heal()
-            network.partition(set(rng.sample(sorted(network.voters), rng.randint(1, voters - 1))))
+            network.partition(set(rng.sample(network.members, rng.randint(1, len(network.members) - 1))))
         elif dice < 0.07:
             network.heal()
         elif dice < 0.09 and victim in network.nodes:
@@ -249,7 +252,7 @@ def chaos_run(tmp_path: Path, seed: int, voters: int, duration_ms: int = 20_000,
         network.run_for(rng.randint(1, 300))
     network.heal()
     network.drop_rate = 0.0
-    for node_id in network.voters:
+    for node_id in network.members:
         if node_id not in network.nodes:
             network.start(node_id)
     for attempt in range(10):  # an append can be lost to a last re-election; retry until one commits

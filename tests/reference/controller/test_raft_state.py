@@ -16,6 +16,7 @@ from reference.controller.control_records import (
     leader_change_message,
 )
 from reference.controller.quorum_state import (
+    OBSERVER_TRANSITIONS,
     TRANSITIONS,
     CorruptQuorumStateError,
     ElectionState,
@@ -64,6 +65,16 @@ def test_only_a_candidate_can_become_leader_and_only_a_leader_can_resign() -> No
 
 def test_every_role_moves_to_unattached_on_a_higher_epoch() -> None:
     assert all(next_role(role, Event.HIGHER_EPOCH) is Role.UNATTACHED for role in Role)
+
+
+def test_an_observer_only_learns_epochs_and_leaders_and_never_stands() -> None:
+    """A node outside the voter set is Unattached or Follower; timers never make it Prospective."""
+    targets = {role for events in OBSERVER_TRANSITIONS.values() for role in events.values()}
+    assert set(OBSERVER_TRANSITIONS) == targets == {Role.UNATTACHED, Role.FOLLOWER}
+    assert next_role(Role.UNATTACHED, Event.LEADER_DISCOVERED, observer=True) is Role.FOLLOWER
+    for event in (Event.FETCH_TIMEOUT, Event.ELECTION_TIMEOUT, Event.VOTE_GRANTED):
+        with pytest.raises(IllegalTransitionError):
+            next_role(Role.FOLLOWER if event is Event.FETCH_TIMEOUT else Role.UNATTACHED, event, observer=True)
 
 
 # -- the quorum-state file --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 from reference.broker.core import NO_RESPONSE, CloseConnection
 from reference.broker.pending import Pending
-from reference.client.outbox import Outbox, OutboundRequest
+from reference.client.outbox import OutboundRequest, Outbox
 from reference.node.node import ControllerApis, KRaftNode, format_log_dir
 from reference.protocol.apis import API_BY_KEY
 from reference.protocol.frames import decode_response, encode_request
@@ -25,27 +25,46 @@ CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qg"
 BASE_PORT = 40000  # addresses are names only here: nothing listens
 
 
-def node_settings(node_id: int, nodes: int, data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    voters = ",".join(f"{i}@127.0.0.1:{BASE_PORT + nodes + i}" for i in range(nodes))
+COMBINED = "broker,controller"
+
+
+def node_settings(node_id: int, nodes: int, data_dir: Path, extra: dict[str, str] | None = None,
+                  roles: list[str] | None = None) -> dict[str, str]:
+    """Node ``node_id``'s properties; ``roles[i]`` is node i's ``process.roles`` (all combined by
+    default).  The voters are the nodes with the controller role; broker-only nodes are observers."""
+    roles = roles or [COMBINED] * nodes
+    voters = ",".join(f"{i}@127.0.0.1:{BASE_PORT + nodes + i}" for i in range(nodes) if "controller" in roles[i])
+    listeners = []
+    if "broker" in roles[node_id]:
+        listeners.append(f"PLAINTEXT://127.0.0.1:{BASE_PORT + node_id}")
+    if "controller" in roles[node_id]:
+        listeners.append(f"CONTROLLER://127.0.0.1:{BASE_PORT + nodes + node_id}")
+    brokers = sum("broker" in role for role in roles)
     return {
-        "process.roles": "broker,controller",
+        "process.roles": roles[node_id],
         "node.id": str(node_id),
         "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://127.0.0.1:{BASE_PORT + node_id},CONTROLLER://127.0.0.1:{BASE_PORT + nodes + node_id}",
+        "listeners": ",".join(listeners),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(data_dir),
-        "offsets.topic.replication.factor": str(min(nodes, 3)),
+        "offsets.topic.replication.factor": str(max(1, min(brokers, 3))),
         "group.initial.rebalance.delay.ms": "0",
         **(extra or {}),
     }
 
 
 class SimulatedCluster:
-    def __init__(self, root: Path, nodes: int = 3, extra: dict[str, str] | None = None, seed: int = 0) -> None:
+    def __init__(self, root: Path, nodes: int = 3, extra: dict[str, str] | None = None, seed: int = 0,
+                 roles: list[str] | None = None) -> None:
+        """``roles``: each node's ``process.roles`` (``"controller"``, ``"broker"`` or
+        ``"broker,controller"``), as many as ``nodes``; every node is combined when None."""
+        if roles is not None and len(roles) != nodes:
+            raise ValueError(f"{len(roles)} roles for {nodes} nodes")
         self.root = root
         self.count = nodes
         self.extra = extra
+        self.roles = roles or [COMBINED] * nodes
         self.now_ms = 1_000_000
         self.rng = random.Random(seed)
         self.nodes: dict[int, KRaftNode] = {}
@@ -58,7 +77,7 @@ class SimulatedCluster:
     def start(self, node_id: int) -> KRaftNode:
         data_dir = self.root / f"node-{node_id}"
         format_log_dir(data_dir, CLUSTER_ID, node_id)
-        node = KRaftNode(node_settings(node_id, self.count, data_dir, self.extra), self.now_ms,
+        node = KRaftNode(node_settings(node_id, self.count, data_dir, self.extra, self.roles), self.now_ms,
                          rng=random.Random(self.rng.random()))
         if node.broker is not None:
             node.broker.host, node.broker.port = "127.0.0.1", BASE_PORT + node_id
