@@ -4,7 +4,7 @@ Sub-commands::
 
     refka chaos run --target reference|kafka|local --nodes N --workload at-least-once|idempotent \\
                     --nemesis kill,pause,partition,restart --duration SECONDS --seed S --out DIR
-                    [--unsafe acks1]
+                    [--unsafe acks1|unclean]
     refka chaos check DIR          # judge DIR/history.jsonl again, rewrite verdict/summary/plot
     refka chaos base-image         # build debian:bookworm-slim locally (no registry needed)
     refka chaos images [TARGET...] # build (or reuse) the reference and/or kafka broker images
@@ -24,6 +24,7 @@ imported only when needed, so ``check`` and ``--target local`` work without the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -38,11 +39,21 @@ from .workload import UNSAFE_MODES
 TARGETS = ("reference", "kafka", "local")
 NEMESES = ("kill", "pause", "partition", "restart")
 DEFAULT_NEMESES = "kill,pause,restart"
-# --unsafe: hit the leader, and cut it off from its followers while the clients still reach it (an
-# acks=1 leader keeps acknowledging what no follower will ever have)
+# --unsafe acks1: hit the leader, and cut it off from its followers while the clients still reach it
+# (an acks=1 leader keeps acknowledging what no follower will ever have)
 UNSAFE_NEMESES = "kill-leader,partition-leader"
 UNSAFE_QUIET = (1.0, 3.0)  # seconds between faults
 UNSAFE_FAULT_LENGTH = (6.0, 10.0)  # longer than broker.session.timeout.ms: a new leader is elected
+# --unsafe unclean: a leader left alone in the ISR acknowledges acks=all writes, dies, and a stale
+# follower is elected uncleanly (chaos.nemesis.UncleanLeader; the fault itself takes 10-20 s)
+UNCLEAN_NEMESES = "unclean-leader"
+UNCLEAN_QUIET = (3.0, 5.0)
+UNCLEAN_FAULT_LENGTH = (4.0, 6.0)  # the old leader stays dead this long: longer than broker.session.timeout.ms
+# per --unsafe mode: default nemeses, then the schedule's quiet and fault_length (RunConfig's fields)
+UNSAFE_RUNS: dict[str, tuple[str, tuple[float, float], tuple[float, float]]] = {
+    "acks1": (UNSAFE_NEMESES, UNSAFE_QUIET, UNSAFE_FAULT_LENGTH),
+    "unclean": (UNCLEAN_NEMESES, UNCLEAN_QUIET, UNCLEAN_FAULT_LENGTH),
+}
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN = 0, 1, 3
 
 
@@ -54,10 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--workload", choices=WORKLOADS, default=AT_LEAST_ONCE)
     run.add_argument("--nemesis", default=None,
                      help="comma-separated nemeses (kill, pause, partition, restart, ... as chaos.nemesis names them; "
-                          f"'none' for no faults); default {DEFAULT_NEMESES}, or {UNSAFE_NEMESES} with --unsafe")
+                          f"'none' for no faults); default {DEFAULT_NEMESES}, or {UNSAFE_NEMESES} with "
+                          f"--unsafe acks1, {UNCLEAN_NEMESES} with --unsafe unclean")
     run.add_argument("--unsafe", choices=tuple(UNSAFE_MODES), default=None,
-                     help="a deliberately unsafe configuration that must lose acknowledged writes (acks1: acks=1 "
-                          "producers, faults aimed at leaders, back to back): proves the checker sees loss")
+                     help="a deliberately unsafe configuration that must lose acknowledged writes, to prove the "
+                          "checker sees loss. acks1: acks=1 producers, faults aimed at leaders, back to back. "
+                          "unclean: acks=all producers, topic with min.insync.replicas=1 and "
+                          "unclean.leader.election.enable=true; the leader's replication is cut until it is "
+                          "alone in the ISR, it is killed, and a stale follower is elected uncleanly")
     run.add_argument("--duration", type=float, default=60.0, help="seconds of load under faults")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", type=Path, default=Path("chaos-out"))
@@ -170,13 +185,15 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError("--nodes must be at least 1 and --duration positive")
     if args.unsafe and (args.target == "local" or args.nodes < 3):
         raise CommandError("--unsafe needs replication to lose: use --nodes 3 (--target kafka or reference)")
-    if args.unsafe and args.workload != AT_LEAST_ONCE:
+    if args.unsafe == "acks1" and args.workload != AT_LEAST_ONCE:
         raise CommandError("--unsafe acks1 cannot be idempotent (idempotence needs acks=all): use --workload at-least-once")
-    args.nemesis_list = args.nemesis or (UNSAFE_NEMESES if args.unsafe else DEFAULT_NEMESES)
-    schedule = {"quiet": UNSAFE_QUIET, "fault_length": UNSAFE_FAULT_LENGTH} if args.unsafe else {}
+    args.nemesis_list = args.nemesis or (UNSAFE_RUNS[args.unsafe][0] if args.unsafe else DEFAULT_NEMESES)
     config = RunConfig(workload=WorkloadConfig(name=args.workload, partitions=args.partitions,
                                                sends_per_second=args.rate, unsafe=args.unsafe),
-                       duration=args.duration, seed=args.seed, nodes=args.nodes, target=args.target, **schedule)
+                       duration=args.duration, seed=args.seed, nodes=args.nodes, target=args.target)
+    if args.unsafe:
+        _, quiet, fault_length = UNSAFE_RUNS[args.unsafe]
+        config = dataclasses.replace(config, quiet=quiet, fault_length=fault_length)
     cluster, nemeses = _open_cluster(args, config.workload.topic)
     progress = None if args.no_progress else _ProgressBar(args.duration)
     try:

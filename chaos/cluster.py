@@ -24,8 +24,11 @@ through the docker SDK.
    iptables DROP rules inside the containers (they run with ``NET_ADMIN``), applied with
    ``exec_run``.  A *partition* is a list of groups: two nodes can talk iff some group holds both,
    so disjoint groups cut the cluster, and overlapping groups make a bridge.  *Client isolation*
-   drops traffic between one broker and the gateway, where host-side clients come from.
-   :meth:`heal_network` flushes every rule.
+   drops traffic between one broker and the gateway, where host-side clients come from.  A
+   *replication cut* (:meth:`DockerCluster.cut_replication`) drops only the client-listener port
+   (9092, which is also ``inter.broker.listener.name``) between one broker and the others: no
+   replica fetches to or from it, while its controller traffic (9093: heartbeats, AlterPartition,
+   the metadata log) and its clients go on.  :meth:`heal_network` flushes every rule.
 5. **Readiness.**  A node is ready when it answers a Metadata request; the cluster is ready when
    every node lists all N brokers.  ``start_node`` and ``restart`` wait for the node they touched.
 
@@ -117,6 +120,17 @@ def drop_rules(peer_ips: Iterable[str]) -> list[list[str]]:
     for ip in sorted(peer_ips):
         commands.append(["iptables", "-w", "-A", "INPUT", "-s", ip, "-j", "DROP"])
         commands.append(["iptables", "-w", "-A", "OUTPUT", "-d", ip, "-j", "DROP"])
+    return commands
+
+
+def replication_drop_rules(peer_ips: Iterable[str], port: int = CLIENT_PORT) -> list[list[str]]:
+    """iptables commands that drop TCP on the inter-broker ``port`` to and from each of ``peer_ips``,
+    whichever side listens: fetches from the peers to this broker and from this broker to them."""
+    commands: list[list[str]] = []
+    for ip in sorted(peer_ips):
+        for chain, peer in (("INPUT", "-s"), ("OUTPUT", "-d")):
+            for side in ("--dport", "--sport"):
+                commands.append(["iptables", "-w", "-A", chain, peer, ip, "-p", "tcp", side, str(port), "-j", "DROP"])
     return commands
 
 
@@ -321,6 +335,44 @@ class DockerCluster:
         leader = int(found.partitions[partition].leader)
         return leader if leader >= 0 else None
 
+    def isr_of(self, topic: str, partition: int) -> list[int] | None:
+        """The partition's ISR as DescribeTopics reports it, or None (no answer)."""
+        from confluent_kafka import TopicCollection
+        from confluent_kafka.admin import AdminClient
+
+        admin: AdminClient = self._admin()  # type: ignore[assignment]
+        try:
+            described = admin.describe_topics(TopicCollection([topic]), request_timeout=METADATA_TIMEOUT_S)[topic]
+            found = described.result(METADATA_TIMEOUT_S)
+        except Exception:
+            return None
+        for info in found.partitions:
+            if info.id == partition:
+                return sorted(int(node.id) for node in info.isr)
+        return None
+
+    def elect_unclean_leader(self, topic: str, partition: int) -> str:
+        """ElectLeaders with ElectionType UNCLEAN (1) for one partition, as an operator runs
+        ``kafka-leader-election.sh --election-type unclean``; the partition's error name, or "NONE"."""
+        from confluent_kafka import ElectionType, TopicPartition
+        from confluent_kafka.admin import AdminClient
+
+        admin: AdminClient = self._admin()  # type: ignore[assignment]
+        wanted = TopicPartition(topic, partition)
+        try:
+            results = admin.elect_leaders(ElectionType.UNCLEAN, [wanted], request_timeout=METADATA_TIMEOUT_S
+                                          ).result(METADATA_TIMEOUT_S * 2)
+        except Exception as error:
+            return f"request failed: {error}"
+        for asked, refused in results.items():
+            if (asked.topic, asked.partition) == (topic, partition):
+                if refused is None:
+                    return "NONE"
+                kafka_error = refused.args[0] if refused.args else None  # KafkaException(KafkaError)
+                return str(kafka_error.name()) if kafka_error is not None and hasattr(kafka_error, "name") \
+                    else str(refused)
+        return "no answer for the partition"
+
     def topics(self) -> list[str]:
         """Names of the user topics Metadata lists (internal topics left out)."""
         from confluent_kafka.admin import AdminClient
@@ -431,6 +483,11 @@ class DockerCluster:
             if peers:
                 self._iptables(node_id, drop_rules(peers))
         return pairs
+
+    def cut_replication(self, node_id: int) -> None:
+        """Cut replication between the broker and every other one; controller and client traffic stay."""
+        peers = [node.ip for node in self.addresses if node.node_id != node_id]
+        self._iptables(node_id, replication_drop_rules(peers))
 
     def isolate_clients(self, node_id: int) -> None:
         """Drop traffic between the broker and the host side, where the workload's clients run."""

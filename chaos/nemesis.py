@@ -27,16 +27,40 @@ Faults, named as on the command line (``--nemesis kill,pause,...``):
 ``pause-leader``       ``pause`` aimed at the leader
 ``partition-leader``   isolate the leader from the other brokers
 ``rolling-restart``    gracefully restart every broker in turn, each back before the next goes
+``unclean-leader``     cut the leader's replication, let it acknowledge alone, kill it, have a
+                       stale follower elected uncleanly (below); heal restarts the old leader
 =====================  ==========================================================================
 
 A leader-targeted fault looks up the leader of a partition of ``topic`` (chosen with the rng);
 when no leader is known it falls back to a random node and says so in its description.
+
+``unclean-leader``, step by step (:class:`UncleanLeader`; it loses acknowledged ``acks=all`` writes
+only on a topic with ``min.insync.replicas=1`` and ``unclean.leader.election.enable=true``, which
+is what ``--unsafe unclean`` sets up):
+
+1. *cut*: drop replication traffic between the leader and the other brokers
+   (``cut_replication``: the inter-broker port only; the leader still reaches the controller and
+   the clients still reach the leader);
+2. *shrink*: wait until DescribeTopics reports the ISR as the leader alone -- its followers have not
+   fetched for ``replica.lag.time.max.ms`` and the leader's AlterPartition removed them.  With
+   ``min.insync.replicas=1`` the leader now acknowledges acks=all writes that exist only on it;
+3. *alone*: let it do so for a few seconds; 4. *kill* it (SIGKILL).  The partition's only ISR member
+   is gone; the followers are live but stale, so no clean election exists (KIP-966 adds no eligible
+   leader replica either: the ISR never went below ``min.insync.replicas``);
+
+and at heal: 5. flush the network, wait for the controller to elect a leader (it runs an unclean
+election when it fences the dead broker, if the topic allows it), and if the partition is still
+leaderless send ElectLeaders with ElectionType UNCLEAN, as an operator would (the controller's own
+periodic unclean-election check is minutes apart); 6. start the old leader: it rejoins as a
+follower and truncates to the new leader's log, taking the writes it acknowledged alone with it.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 Description = dict[str, Any]
@@ -57,6 +81,14 @@ class Cluster(Protocol):
     def partition(self, groups: Sequence[Sequence[int]]) -> Any: ...
     def isolate_clients(self, node_id: int) -> None: ...
     def heal_network(self) -> None: ...
+
+
+class ReplicationCluster(Cluster, Protocol):
+    """What ``unclean-leader`` needs besides: a replication cut, the ISR, and an unclean ElectLeaders."""
+
+    def cut_replication(self, node_id: int) -> None: ...
+    def isr_of(self, topic: str, partition: int) -> list[int] | None: ...
+    def elect_unclean_leader(self, topic: str, partition: int) -> str: ...
 
 
 # ---------------------------------------------------------------- partition shapes (pure)
@@ -260,10 +292,101 @@ class IsolateClients(Nemesis):
         return {"heal": "network", "node": node}
 
 
+@dataclass(frozen=True)
+class UncleanTiming:
+    """Seconds for :class:`UncleanLeader`'s steps (the ISR shrinks ``replica.lag.time.max.ms`` = 5 s
+    after the cut, see ``chaos.cluster.kafka_settings``, plus up to half that between the leader's checks)."""
+
+    leader_lookup: float = 10.0  # keep asking Metadata for a partition's leader this long
+    isr_shrink_timeout: float = 30.0  # step 2: give up waiting for the ISR of one (and kill anyway)
+    alone: float = 4.0  # step 3: the leader acknowledges alone this long before it is killed
+    controller_election: float = 6.0  # step 5: wait this long for the controller's own election
+    election_timeout: float = 60.0  # step 5: then keep asking ElectLeaders UNCLEAN this long
+    poll: float = 0.5
+
+
+class UncleanLeader(Nemesis):
+    """Lose acknowledged acks=all writes through an unclean leader election; see the module docstring."""
+
+    name = "unclean-leader"
+
+    def __init__(self, cluster: ReplicationCluster, target: Target, timing: UncleanTiming | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(cluster)
+        self.cluster: ReplicationCluster = cluster
+        self.target = target
+        self.timing = timing or UncleanTiming()
+        self.sleep = sleep
+        self.clock = clock
+        self.cut: int | None = None  # the node whose replication is cut
+        self.killed: tuple[int, str, int] | None = None  # (old leader, topic, partition)
+
+    def start(self, rng: random.Random) -> Description:
+        node, why = self._wait_for(lambda: self.target.pick(rng), lambda picked: picked[1].get("target") == "leader",
+                                   self.timing.leader_lookup)
+        topic, partition = why.get("topic"), why.get("partition", 0)
+        if why.get("target") != "leader" or topic is None:
+            return {"fault": "unclean-leader", "skipped": "no leader known", **why}
+        self.cluster.cut_replication(node)  # step 1
+        self.cut = node
+        began = self.clock()
+        isr = self._wait_for(lambda: self.cluster.isr_of(topic, partition), lambda found: found == [node],
+                             self.timing.isr_shrink_timeout)  # step 2
+        shrunk_after = round(self.clock() - began, 1) if isr == [node] else None
+        self.sleep(self.timing.alone)  # step 3
+        self.cluster.kill(node)  # step 4
+        self.killed = (node, topic, partition)
+        return {"fault": "unclean-leader", "node": node, **why, "isr_alone_after_s": shrunk_after,
+                "isr_at_kill": isr, "alone_s": self.timing.alone if shrunk_after is not None else 0.0}
+
+    def heal(self) -> Description:
+        healed: Description = {}
+        if self.cut is not None:
+            self.cut = None
+            self.cluster.heal_network()  # step 5: the stale followers may lead
+            healed["heal"] = "network"
+        if self.killed is None:
+            return healed
+        node, topic, partition = self.killed
+        self.killed = None
+        healed.update(self._elect(node, topic, partition))
+        self.cluster.start_node(node)  # step 6: the old leader truncates to the new one
+        healed.update({"heal": "network, election, start", "node": node})
+        return healed
+
+    def _elect(self, old_leader: int, topic: str, partition: int) -> Description:
+        def elected(leader: int | None) -> bool:
+            return leader is not None and leader != old_leader
+
+        leader = self._wait_for(lambda: self.cluster.leader_of(topic, partition), elected,
+                                self.timing.controller_election)
+        if elected(leader):
+            return {"new_leader": leader, "elected_by": "controller"}
+        answers: list[str] = []
+        deadline = self.clock() + self.timing.election_timeout
+        while True:
+            answers.append(self.cluster.elect_unclean_leader(topic, partition))
+            leader = self.cluster.leader_of(topic, partition)
+            if elected(leader) or self.clock() >= deadline:
+                break
+            self.sleep(self.timing.poll)
+        return {"new_leader": leader if elected(leader) else None, "elected_by": "ElectLeaders UNCLEAN",
+                "elect_leaders_answers": sorted(set(answers))}
+
+    def _wait_for(self, read: Callable[[], Any], done: Callable[[Any], bool], timeout: float) -> Any:
+        """Read until ``done`` holds or ``timeout`` seconds pass; the last value read."""
+        deadline = self.clock() + timeout
+        while True:
+            value = read()
+            if done(value) or self.clock() >= deadline:
+                return value
+            self.sleep(self.timing.poll)
+
+
 # ---------------------------------------------------------------- names on the command line
 NEMESIS_NAMES = ("kill", "pause", "restart", "partition", "partition-one", "partition-majority",
                  "partition-bridge", "isolate-clients", "kill-leader", "pause-leader", "partition-leader",
-                 "rolling-restart")
+                 "rolling-restart", "unclean-leader")
 
 
 def build_nemesis(name: str, cluster: Cluster, topic: str | None = None) -> Nemesis:
@@ -282,6 +405,7 @@ def build_nemesis(name: str, cluster: Cluster, topic: str | None = None) -> Neme
         "isolate-clients": lambda: IsolateClients(cluster),
         "kill-leader": lambda: Kill(cluster, leader, name="kill-leader"),
         "pause-leader": lambda: Pause(cluster, leader, name="pause-leader"),
+        "unclean-leader": lambda: UncleanLeader(cluster, leader),  # type: ignore[arg-type]
     }
     if name not in builders:
         raise ValueError(f"unknown nemesis {name!r}: expected one of {', '.join(NEMESIS_NAMES)}")

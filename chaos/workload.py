@@ -19,6 +19,13 @@ other brokers while clients still reach it, takes its unreplicated tail with it:
 never had those records, and the old one truncates them when it rejoins.  The topic keeps its safe
 settings; they cannot help a producer that does not wait for them.
 
+A second one (``unsafe="unclean"``) keeps ``acks=all`` producers and makes the *topic* unsafe:
+``min.insync.replicas=1`` and ``unclean.leader.election.enable=true``.  A leader whose followers
+fell out of the ISR (``replica.lag.time.max.ms``) is an ISR of one, which is enough for acks=all;
+when it dies, only an unclean election can give the partition a leader again, and the replica it
+elects never had what the lone leader acknowledged (``chaos.nemesis.UncleanLeader`` arranges
+exactly that).  Unlike acks1, the loss here is the broker's promise given up, not the client's.
+
 Processes (one thread, one client each), all recording into one :class:`~chaos.history.HistoryWriter`:
 
 * producers send ``(key, value)`` pairs, values unique (``<process>/<n>``), at a bounded rate and
@@ -132,12 +139,20 @@ class WorkloadConfig:
 
 
 UNSAFE_ACKS1 = "acks1"
-UNSAFE_MODES = {UNSAFE_ACKS1: "acks=1 producers (the leader acknowledges before replicating)"}
+UNSAFE_UNCLEAN = "unclean"
+UNSAFE_MODES = {
+    UNSAFE_ACKS1: "acks=1 producers (the leader acknowledges before replicating)",
+    UNSAFE_UNCLEAN: "acks=all producers on a topic with min.insync.replicas=1 and unclean.leader.election.enable=true",
+}
 
 
 def topic_settings(config: WorkloadConfig, nodes: int) -> tuple[int, dict[str, str]]:
-    """Replication factor and topic configs: RF 3 and min ISR 2, or 1 and 1 on a single node."""
+    """Replication factor and topic configs: RF 3 and min ISR 2, or 1 and 1 on a single node.
+
+    ``unsafe="unclean"``: min ISR 1 and unclean leader election allowed, whatever the size."""
     replication_factor = min(3, nodes)
+    if config.unsafe == UNSAFE_UNCLEAN:
+        return replication_factor, {"min.insync.replicas": "1", "unclean.leader.election.enable": "true"}
     min_insync = 2 if replication_factor >= 3 else 1
     return replication_factor, {"min.insync.replicas": str(min_insync), "unclean.leader.election.enable": "false"}
 

@@ -224,3 +224,15 @@ def _leader_seen_from(cluster: DockerCluster, node_id: int) -> int | None:
         return None
     leader = metadata.topics["chaos"].partitions[0].leader
     return int(leader) if leader >= 0 else None
+
+
+def test_a_replication_cut_drops_only_the_inter_broker_port_both_ways_and_spares_the_controller() -> None:
+    rules = chaos_cluster.replication_drop_rules(["172.28.0.12"])
+    assert rules == [
+        ["iptables", "-w", "-A", "INPUT", "-s", "172.28.0.12", "-p", "tcp", "--dport", "9092", "-j", "DROP"],
+        ["iptables", "-w", "-A", "INPUT", "-s", "172.28.0.12", "-p", "tcp", "--sport", "9092", "-j", "DROP"],
+        ["iptables", "-w", "-A", "OUTPUT", "-d", "172.28.0.12", "-p", "tcp", "--dport", "9092", "-j", "DROP"],
+        ["iptables", "-w", "-A", "OUTPUT", "-d", "172.28.0.12", "-p", "tcp", "--sport", "9092", "-j", "DROP"],
+    ]
+    assert not any(str(chaos_cluster.CONTROLLER_PORT) in rule for rule in rules)
+    assert len(chaos_cluster.replication_drop_rules(["172.28.0.13", "172.28.0.12"])) == 8

@@ -19,6 +19,11 @@ class RecordingCluster:
         self.ids = list(range(1, nodes + 1))
         self.leader = leader
         self.calls: list[tuple[Any, ...]] = []
+        # what unclean-leader needs besides: the ISR shrinks to the leader as soon as its replication
+        # is cut, and the leaders after a kill are ``leaders_after_kill`` in turn (the last one stays)
+        self.isr: list[int] | None = None
+        self.leaders_after_kill: list[int | None] = []
+        self.election_answers: list[str] = []
 
     def node_ids(self) -> list[int]:
         return list(self.ids)
@@ -34,6 +39,13 @@ class RecordingCluster:
 
     def kill(self, node_id: int) -> None:
         self.calls.append(("kill", node_id))
+        if self.leaders_after_kill:
+            self.leader_of = self._next_leader  # type: ignore[method-assign]
+
+    def _next_leader(self, topic: str, partition: int) -> int | None:
+        if len(self.leaders_after_kill) > 1:
+            return self.leaders_after_kill.pop(0)
+        return self.leaders_after_kill[0]
 
     def start_node(self, node_id: int, wait: bool = True) -> None:
         self.calls.append(("start_node", node_id))
@@ -55,6 +67,17 @@ class RecordingCluster:
 
     def heal_network(self) -> None:
         self.calls.append(("heal_network",))
+
+    def cut_replication(self, node_id: int) -> None:
+        self.calls.append(("cut_replication", node_id))
+        self.isr = [node_id]
+
+    def isr_of(self, topic: str, partition: int) -> list[int] | None:
+        return self.isr if self.isr is not None else list(self.ids)
+
+    def elect_unclean_leader(self, topic: str, partition: int) -> str:
+        self.calls.append(("elect_unclean_leader", topic, partition))
+        return self.election_answers.pop(0) if self.election_answers else "NONE"
 
 
 # ---------------------------------------------------------------- shapes
@@ -159,6 +182,7 @@ def test_restart_is_graceful_and_rolling_restart_visits_every_node_once() -> Non
 # ---------------------------------------------------------------- names
 def test_every_advertised_name_builds_on_three_nodes_with_its_own_name() -> None:
     built = nemesis.build_nemeses(list(nemesis.NEMESIS_NAMES), RecordingCluster())
+    assert "unclean-leader" in nemesis.NEMESIS_NAMES
     assert [n.name for n in built] == list(nemesis.NEMESIS_NAMES)
 
 
@@ -179,6 +203,93 @@ def test_descriptions_are_json() -> None:
     import json
 
     cluster = RecordingCluster()
+    cluster.leaders_after_kill = [1]
     for built in nemesis.build_nemeses(list(nemesis.NEMESIS_NAMES), cluster):
+        if isinstance(built, nemesis.UncleanLeader):
+            built.sleep = lambda seconds: None
         json.dumps(built.start(random.Random(0)))
         json.dumps(built.heal())
+
+
+# ---------------------------------------------------------------- unclean-leader
+class FakeClock:
+    """Time that moves only when the nemesis sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def unclean_leader(cluster: RecordingCluster, timing: nemesis.UncleanTiming | None = None,
+                   clock: FakeClock | None = None) -> nemesis.UncleanLeader:
+    clock = clock or FakeClock()
+    target = nemesis.Target(cluster, leader=True, topic="chaos")
+    return nemesis.UncleanLeader(cluster, target, timing, sleep=clock.sleep, clock=clock)
+
+
+def test_unclean_leader_cuts_replication_waits_for_an_isr_of_one_then_kills_the_leader() -> None:
+    cluster = RecordingCluster(leader=2)
+    described = unclean_leader(cluster).start(random.Random(0))
+    assert cluster.calls == [("cut_replication", 2), ("kill", 2)]
+    assert described["node"] == 2 and described["target"] == "leader" and described["topic"] == "chaos"
+    assert described["isr_at_kill"] == [2] and described["isr_alone_after_s"] == 0.0
+    assert described["alone_s"] == nemesis.UncleanTiming().alone
+
+
+def test_unclean_leader_kills_anyway_when_the_isr_does_not_shrink_and_says_so() -> None:
+    class StubbornIsr(RecordingCluster):
+        def cut_replication(self, node_id: int) -> None:
+            self.calls.append(("cut_replication", node_id))
+
+    clock = FakeClock()
+    described = unclean_leader(StubbornIsr(leader=3), nemesis.UncleanTiming(isr_shrink_timeout=10.0), clock
+                               ).start(random.Random(0))
+    assert described["isr_alone_after_s"] is None and described["isr_at_kill"] == [1, 2, 3]
+    assert described["alone_s"] == 0.0 and clock.now >= 10.0
+
+
+def test_unclean_leader_heal_keeps_the_controllers_own_election_and_restarts_the_old_leader_last() -> None:
+    cluster = RecordingCluster(leader=2)
+    cluster.leaders_after_kill = [2, None, 3]  # still the dead leader, then none, then 3 (unclean, by the controller)
+    fault = unclean_leader(cluster)
+    fault.start(random.Random(0))
+    healed = fault.heal()
+    assert healed == {"heal": "network, election, start", "node": 2, "new_leader": 3, "elected_by": "controller"}
+    assert cluster.calls == [("cut_replication", 2), ("kill", 2), ("heal_network",), ("start_node", 2)]
+    assert fault.heal() == {}
+
+
+def test_a_partition_left_leaderless_gets_an_unclean_elect_leaders_before_the_old_leader_returns() -> None:
+    cluster = RecordingCluster(leader=1)
+    cluster.leaders_after_kill = [None] * 40 + [2]
+    cluster.election_answers = ["ELECTION_NOT_NEEDED"]
+    fault = unclean_leader(cluster, nemesis.UncleanTiming(controller_election=2.0, poll=0.5))
+    fault.start(random.Random(0))
+    healed = fault.heal()
+    assert healed["elected_by"] == "ElectLeaders UNCLEAN" and healed["new_leader"] == 2
+    assert "ELECTION_NOT_NEEDED" in healed["elect_leaders_answers"]
+    elections = [index for index, call in enumerate(cluster.calls) if call[0] == "elect_unclean_leader"]
+    assert elections and cluster.calls[elections[0]][1] == "chaos"
+    assert cluster.calls.index(("start_node", 1)) > elections[-1] > cluster.calls.index(("heal_network",))
+
+
+def test_an_election_that_never_comes_is_reported_and_the_old_leader_still_restarts() -> None:
+    cluster = RecordingCluster(leader=1)
+    cluster.leaders_after_kill = [None]
+    fault = unclean_leader(cluster, nemesis.UncleanTiming(controller_election=1.0, election_timeout=3.0))
+    fault.start(random.Random(0))
+    healed = fault.heal()
+    assert healed["new_leader"] is None and healed["elected_by"] == "ElectLeaders UNCLEAN"
+    assert cluster.calls[-1] == ("start_node", 1)
+
+
+def test_unclean_leader_without_a_known_leader_injects_nothing() -> None:
+    cluster = RecordingCluster(leader=None)
+    fault = unclean_leader(cluster)
+    assert fault.start(random.Random(0))["skipped"] == "no leader known"
+    assert fault.heal() == {} and cluster.calls == []

@@ -80,6 +80,23 @@ def test_unsafe_mode_needs_a_replicated_cluster(capsys: pytest.CaptureFixture[st
     assert "--unsafe needs replication to lose" in capsys.readouterr().err
     assert main(["chaos", "run", "--unsafe", "acks1", "--target", "kafka", "--workload", "idempotent"]) == 2
     assert "cannot be idempotent" in capsys.readouterr().err
+    assert main(["chaos", "run", "--unsafe", "unclean", "--target", "kafka", "--nodes", "1"]) == 2
+    assert "--unsafe needs replication to lose" in capsys.readouterr().err
+
+
+def test_each_unsafe_mode_has_its_own_nemeses_and_a_schedule_that_outlasts_the_broker_session() -> None:
+    from chaos import cli
+    from chaos.cluster import kafka_settings
+    from chaos.nemesis import NEMESIS_NAMES
+    from chaos.workload import UNSAFE_MODES
+
+    assert set(cli.UNSAFE_RUNS) == set(UNSAFE_MODES)
+    assert cli.UNSAFE_RUNS["acks1"][0] == "kill-leader,partition-leader"
+    assert cli.UNSAFE_RUNS["unclean"][0] == "unclean-leader"
+    session_s = int(kafka_settings(3)["broker.session.timeout.ms"]) / 1000
+    for nemeses, quiet, fault_length in cli.UNSAFE_RUNS.values():
+        assert set(nemeses.split(",")) <= set(NEMESIS_NAMES) and 0 < quiet[0] <= quiet[1]
+        assert fault_length[0] > session_s  # the dead or cut-off leader is fenced before the heal
 
 
 class _Recorder:

@@ -57,6 +57,14 @@ def test_the_topic_is_replicated_three_times_with_two_in_sync_and_no_unclean_ele
                                                        "unclean.leader.election.enable": "false"})
 
 
+def test_the_unsafe_unclean_mode_keeps_acks_all_on_a_topic_with_one_in_sync_and_unclean_election() -> None:
+    config = producer_config(WorkloadConfig(unsafe="unclean"), "b:9092")
+    assert config["acks"] == "all" and config["enable.idempotence"] is False
+    assert producer_config(WorkloadConfig(name="idempotent", unsafe="unclean"), "b:9092")["enable.idempotence"] is True
+    assert topic_settings(WorkloadConfig(unsafe="unclean"), 3) == (3, {"min.insync.replicas": "1",
+                                                                       "unclean.leader.election.enable": "true"})
+
+
 def test_kafka_fails_over_fast_but_keeps_its_durability_defaults() -> None:
     settings = kafka_settings(3)
     assert int(settings["broker.session.timeout.ms"]) < 9000
