@@ -18,7 +18,7 @@ conformance test can first be proven right against Kafka itself.
 3. **Run.**  Ports, processes, readiness and ``cluster.json`` are those of every local cluster
    (``reference.node.local_cluster``, shared with ``refka cluster``).  Each node is a Java 17
    process with a small heap (``-Xms256m -Xmx512m``) and the shared combined-node properties
-   (``node_properties``).  Automatic topic creation keeps Kafka's default (on).
+   (``reference.node.local_cluster.node_properties``).  Automatic topic creation keeps Kafka's default (on).
 
 The Java tools shipped in those jars (``VerifiableProducer``, ``VerifiableConsumer``,
 ``ProducerPerformance``, ``ConsumerPerformance``) are real Java clients; :class:`KafkaTools` runs
@@ -43,8 +43,7 @@ from importlib import resources
 from pathlib import Path
 
 from reference.cli import CommandError
-from reference.node.local_cluster import LocalCluster, NodeState, node_properties
-from reference.protocol.primitives import random_uuid_string
+from reference.node.local_cluster import LocalCluster, NodeState
 
 POM_RESOURCE = "kafka-pom.xml"
 LOG4J_RESOURCE = "kafka-log4j2.properties"
@@ -127,10 +126,6 @@ def log4j_config() -> Path:
 
 
 # ---------------------------------------------------------------- one node
-def write_properties(path: Path, properties: dict[str, str]) -> None:
-    path.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
-
-
 # ---------------------------------------------------------------- the cluster
 class KafkaCluster(LocalCluster):
     """N combined KRaft nodes of Apache Kafka on 127.0.0.1.
@@ -149,30 +144,15 @@ class KafkaCluster(LocalCluster):
         super().__init__(nodes, base_port, data_dir or f"{DEFAULT_DATA_DIR}-{nodes}", config)
         self.libs: Path | None = None
 
-    def _config_path(self, node_id: int) -> Path:
-        return self.node_dir(node_id) / "server.properties"
-
-    def _prepare(self) -> None:
-        """Write each node's server.properties and format its storage once (kafka-storage format)."""
-        java = require_java()
-        cluster_id_file = self.data_dir / "cluster-id"
-        if not cluster_id_file.exists():
-            cluster_id_file.write_text(random_uuid_string() + "\n")
-        cluster_id = cluster_id_file.read_text().strip()
-        for node in self.nodes:
-            self.node_dir(node.node_id).mkdir(parents=True, exist_ok=True)
-            properties = node_properties(node, self.nodes, self.node_dir(node.node_id) / "data")
-            properties.update(self.extra_config)
-            write_properties(self._config_path(node.node_id), properties)
-            if (self.node_dir(node.node_id) / "data" / "meta.properties").exists():
-                continue
-            done = subprocess.run(
-                [java, "-Xmx256m", f"-Dlog4j2.configurationFile={log4j_config()}", "-cp", classpath(self._libs()),
-                 STORAGE_TOOL, "format", "--cluster-id", cluster_id, "--config", str(self._config_path(node.node_id))],
-                capture_output=True, text=True,
-            )
-            if done.returncode != 0:
-                raise CommandError(f"formatting node {node.node_id} failed: {(done.stdout + done.stderr).strip()[-300:]}")
+    def _format(self, node: NodeState, cluster_id: str) -> None:
+        """``kafka.tools.StorageTool format`` on the node's server.properties."""
+        done = subprocess.run(
+            [require_java(), "-Xmx256m", f"-Dlog4j2.configurationFile={log4j_config()}", "-cp", classpath(self._libs()),
+             STORAGE_TOOL, "format", "--cluster-id", cluster_id, "--config", str(self.config_path(node.node_id))],
+            capture_output=True, text=True,
+        )
+        if done.returncode != 0:
+            raise CommandError(f"formatting node {node.node_id} failed: {(done.stdout + done.stderr).strip()[-300:]}")
 
     def _libs(self) -> Path:
         if self.libs is None:
@@ -183,7 +163,7 @@ class KafkaCluster(LocalCluster):
         return [require_java(), *JVM_HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={log4j_config()}",
                 f"-Dkafka.logs.dir={self.node_dir(node.node_id)}",
-                "-cp", classpath(self._libs()), KAFKA_MAIN, str(self._config_path(node.node_id))]
+                "-cp", classpath(self._libs()), KAFKA_MAIN, str(self.config_path(node.node_id))]
 
 
 # ---------------------------------------------------------------- Kafka's own Java clients

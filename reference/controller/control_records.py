@@ -29,10 +29,8 @@ from typing import Any
 
 from reference.protocol.primitives import Reader, Writer
 from reference.protocol.schema import INT16, INT32, INT64, STRING, UINT16, UUID, Array, Data, Field, Struct
-from reference.records.batch import NO_PARTITION_LEADER_EPOCH, NO_SEQUENCE, RecordBatch, TimestampType
-from reference.records.compression import CompressionType
-from reference.records.control import ControlRecordType, encode_control_key
-from reference.records.record import Record
+from reference.records.batch import NO_PARTITION_LEADER_EPOCH
+from reference.records.control import ControlRecordType, build_control_batch_of, encode_control_key
 
 LEADER_CHANGE_VERSION = 0
 SNAPSHOT_HEADER_VERSION = 0
@@ -125,25 +123,9 @@ def build_control_batch(
     LeaderChangeMessage, SnapshotHeaderRecord, SnapshotFooterRecord): not transactional, no
     producer id, no sequence, uncompressed, CreateTime."""
     schema = SCHEMA_BY_TYPE[control_type]
-    record = Record(
-        offset_delta=0,
-        timestamp_delta=0,
-        key=encode_control_key(control_type),
-        value=encode_value(schema, message, int(message.version)),
-    )
-    batch = RecordBatch(
-        records=(record,),
-        last_offset_delta=0,
-        base_timestamp=timestamp,
-        max_timestamp=timestamp,
-        base_offset=base_offset,
-        partition_leader_epoch=partition_leader_epoch,
-        compression=CompressionType.NONE,
-        timestamp_type=TimestampType.CREATE_TIME,
-        is_control=True,
-        base_sequence=NO_SEQUENCE,
-    )
-    return batch.encode()
+    return build_control_batch_of(encode_control_key(control_type), encode_value(schema, message, int(message.version)),
+                                  timestamp=timestamp, base_offset=base_offset,
+                                  partition_leader_epoch=partition_leader_epoch)
 
 
 def describe(control_type: ControlRecordType, value: bytes) -> dict[str, Any]:

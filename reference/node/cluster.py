@@ -21,16 +21,11 @@ import sys
 from pathlib import Path
 
 from ..cli import CommandError, parse_assignments
-from ..protocol.primitives import random_uuid_string
-from .local_cluster import LocalCluster, NodeState, node_properties
+from .local_cluster import LocalCluster, NodeState
 from .node import format_log_dir
 
 DEFAULT_BASE_PORT = 29092
 DEFAULT_DATA_DIR = "/tmp/refka-cluster"
-
-
-def write_properties(path: Path, properties: dict[str, str]) -> None:
-    path.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
 
 
 class ReferenceCluster(LocalCluster):
@@ -44,24 +39,11 @@ class ReferenceCluster(LocalCluster):
                  config: dict[str, str] | None = None) -> None:
         super().__init__(nodes, base_port, data_dir or f"{DEFAULT_DATA_DIR}-{nodes}", config)
 
-    def _config_path(self, node_id: int) -> Path:
-        return self.node_dir(node_id) / "server.properties"
-
-    def _prepare(self) -> None:
-        """Write each node's server.properties and format its log directory once (one cluster id)."""
-        cluster_id_file = self.data_dir / "cluster-id"
-        if not cluster_id_file.exists():
-            cluster_id_file.write_text(random_uuid_string() + "\n")
-        cluster_id = cluster_id_file.read_text().strip()
-        for node in self.nodes:
-            self.node_dir(node.node_id).mkdir(parents=True, exist_ok=True)
-            properties = node_properties(node, self.nodes, self.node_dir(node.node_id) / "data")
-            properties.update(self.extra_config)
-            write_properties(self._config_path(node.node_id), properties)
-            format_log_dir(self.node_dir(node.node_id) / "data", cluster_id, node.node_id)
+    def _format(self, node: NodeState, cluster_id: str) -> None:
+        format_log_dir(self.log_dir(node.node_id), cluster_id, node.node_id)
 
     def _command(self, node: NodeState) -> list[str]:
-        return [sys.executable, "-m", "reference", "broker", "--config", str(self._config_path(node.node_id))]
+        return [sys.executable, "-m", "reference", "broker", "--config", str(self.config_path(node.node_id))]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -38,6 +38,7 @@ from typing import Self
 from ..cli import CommandError
 from ..protocol.apis import API_BY_KEY
 from ..protocol.frames import SIZE_PREFIX, decode_response, encode_request
+from ..protocol.primitives import random_uuid_string
 
 STATE_FILE = "cluster.json"
 READY_TIMEOUT_S = 120.0
@@ -127,6 +128,11 @@ def node_properties(node: NodeState, nodes: Sequence[NodeState], log_dir: Path) 
 
 
 
+def write_properties(path: Path, properties: dict[str, str]) -> None:
+    """A Java properties file, one ``key=value`` a line."""
+    path.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
+
+
 class LocalCluster:
     """N combined nodes on 127.0.0.1; subclasses prepare and launch one node."""
 
@@ -144,8 +150,9 @@ class LocalCluster:
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     # ------------------------------------------------------------ what a subclass says
-    def _prepare(self) -> None:
-        """Write every node's configuration (and format storage) before the first launch."""
+    def _format(self, node: NodeState, cluster_id: str) -> None:
+        """Format ``node``'s log directory for ``cluster_id`` (``meta.properties``), as
+        ``kafka-storage format`` does; called once, before its first start."""
         raise NotImplementedError
 
     def _command(self, node: NodeState) -> list[str]:
@@ -165,6 +172,31 @@ class LocalCluster:
 
     def log_file(self, node_id: int) -> Path:
         return self.node_dir(node_id) / "server.log"
+
+    def config_path(self, node_id: int) -> Path:
+        return self.node_dir(node_id) / "server.properties"
+
+    def log_dir(self, node_id: int) -> Path:
+        return self.node_dir(node_id) / "data"
+
+    def cluster_id(self) -> str:
+        """The cluster's id, drawn once and kept in ``<data-dir>/cluster-id``."""
+        cluster_id_file = self.data_dir / "cluster-id"
+        if not cluster_id_file.exists():
+            cluster_id_file.write_text(random_uuid_string() + "\n")
+        return cluster_id_file.read_text().strip()
+
+    def _prepare(self) -> None:
+        """Write every node's server.properties (the shared :func:`node_properties` plus the caller's
+        settings) and format each log directory the first time."""
+        cluster_id = self.cluster_id()
+        for node in self.nodes:
+            self.node_dir(node.node_id).mkdir(parents=True, exist_ok=True)
+            properties = node_properties(node, self.nodes, self.log_dir(node.node_id))
+            properties.update(self.extra_config)
+            write_properties(self.config_path(node.node_id), properties)
+            if not (self.log_dir(node.node_id) / "meta.properties").exists():
+                self._format(node, cluster_id)
 
     def voters(self) -> str:
         """``controller.quorum.voters`` of the cluster: every node is a voter."""

@@ -35,6 +35,8 @@ from typing import Final
 
 from reference.records.batch import (
     NO_PARTITION_LEADER_EPOCH,
+    NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID,
     NO_SEQUENCE,
     RecordBatch,
     TimestampType,
@@ -136,6 +138,38 @@ class EndTransactionMarker:
         return cls(control_type, coordinator_epoch)
 
 
+def build_control_batch_of(
+    key: bytes,
+    value: bytes,
+    *,
+    timestamp: int,
+    base_offset: int = 0,
+    partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = NO_PRODUCER_EPOCH,
+    is_transactional: bool = False,
+) -> bytes:
+    """A control batch of one control record: uncompressed, CreateTime, no sequence.  Transaction
+    markers are transactional and carry their producer; KRaft's own control records
+    (:mod:`reference.controller.control_records`) carry none."""
+    batch = RecordBatch(
+        records=(Record(offset_delta=0, timestamp_delta=0, key=key, value=value),),
+        last_offset_delta=0,
+        base_timestamp=timestamp,
+        max_timestamp=timestamp,
+        base_offset=base_offset,
+        partition_leader_epoch=partition_leader_epoch,
+        compression=CompressionType.NONE,
+        timestamp_type=TimestampType.CREATE_TIME,
+        is_transactional=is_transactional,
+        is_control=True,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=NO_SEQUENCE,
+    )
+    return batch.encode()
+
+
 def build_end_transaction_marker_batch(
     marker: EndTransactionMarker,
     *,
@@ -147,22 +181,9 @@ def build_end_transaction_marker_batch(
 ) -> bytes:
     """The control batch a partition leader appends for WriteTxnMarkers (Kafka's
     ``MemoryRecords.withEndTransactionMarker``): one record, transactional, control, no sequence."""
-    batch = RecordBatch(
-        records=(Record(offset_delta=0, timestamp_delta=0, key=marker.key(), value=marker.value()),),
-        last_offset_delta=0,
-        base_timestamp=timestamp,
-        max_timestamp=timestamp,
-        base_offset=base_offset,
-        partition_leader_epoch=partition_leader_epoch,
-        compression=CompressionType.NONE,
-        timestamp_type=TimestampType.CREATE_TIME,
-        is_transactional=True,
-        is_control=True,
-        producer_id=producer_id,
-        producer_epoch=producer_epoch,
-        base_sequence=NO_SEQUENCE,
-    )
-    return batch.encode()
+    return build_control_batch_of(marker.key(), marker.value(), timestamp=timestamp, base_offset=base_offset,
+                                  partition_leader_epoch=partition_leader_epoch, producer_id=producer_id,
+                                  producer_epoch=producer_epoch, is_transactional=True)
 
 
 def decode_end_transaction_marker(batch: RecordBatch) -> EndTransactionMarker:

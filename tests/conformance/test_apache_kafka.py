@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from conformance import apache_kafka, raw
-from conformance.apache_kafka import KafkaCluster, NodeState, node_properties, pinned_version
+from conformance.apache_kafka import KafkaCluster, pinned_version
 from conformance.fixtures import kafka_cluster_factory  # noqa: F401
 from reference.cli import CommandError
+from reference.node.local_cluster import NodeState, node_properties
 
 
 def test_pinned_version_is_a_4x_release():
