@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -124,7 +125,13 @@ def pytest_command(bootstrap: str, report_dir: Path, clients: str | None, cluste
     return command + [arg for arg in extra if arg != "--"]
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a CI timeout, ``kill``) unwinds like Ctrl-C, so the private cluster is stopped."""
+    raise SystemExit(128 + signum)
+
+
 def run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     report_dir = Path(args.report)
     report_dir.mkdir(parents=True, exist_ok=True)
     results_json = report_dir / "results.json"

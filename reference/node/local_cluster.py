@@ -282,8 +282,24 @@ class LocalCluster:
             return (errors or lines or ["(empty log)"])[-1][:300]
         return "(no log)"
 
+    def _adopt_recorded_pids(self) -> None:
+        """Another process (the suite's node-control fixture) may have restarted nodes of this
+        cluster: ``cluster.json`` then names processes this object did not start.  Take them over,
+        so that a stop stops what really runs."""
+        state_path = self.data_dir / STATE_FILE
+        if not state_path.exists():
+            return
+        for recorded in json.loads(state_path.read_text())["nodes"]:
+            node = self.nodes[recorded["node_id"]]
+            if recorded["pid"] is not None and recorded["pid"] != node.pid:
+                ended = self.processes.pop(node.node_id, None)  # our handle is of a process that has ended
+                if ended is not None:
+                    ended.poll()  # reap it
+                node.pid = recorded["pid"]
+
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM every node, SIGKILL whatever is still alive after ``timeout`` seconds."""
+        self._adopt_recorded_pids()
         running = [node for node in self.nodes if self.alive(node.node_id)]
         for node in running:
             self._signal(node, signal.SIGTERM)

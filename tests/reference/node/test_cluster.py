@@ -109,3 +109,19 @@ def test_the_command_line_starts_kills_and_stops(tmp_path: Path) -> None:
     finally:
         stopped = subprocess.run([*refka, "stop", "--data-dir", str(data_dir)], capture_output=True, text=True)
     assert stopped.returncode == 0 and "stopped the reference cluster" in stopped.stdout
+
+
+def test_stop_also_stops_a_node_another_process_restarted(tmp_path: Path) -> None:
+    """The suite's node-control fixture restarts nodes from its own process; the cluster that started
+    them must stop the new processes too, or they outlive the run."""
+    started = ReferenceCluster(nodes=3, base_port=free_port_block(6), data_dir=tmp_path / "cluster")
+    started.start(timeout=60)
+    try:
+        other = ReferenceCluster.attach(started.data_dir)
+        other.restart(1, timeout=60)
+        restarted = other.nodes[1].pid
+        assert restarted is not None and restarted != started.nodes[1].pid
+    finally:
+        started.stop()
+    assert not Path(f"/proc/{restarted}/cmdline").exists() or b"reference" not in Path(
+        f"/proc/{restarted}/cmdline").read_bytes()
