@@ -108,8 +108,8 @@ def partition_record(image: MetadataImage, topic_id: str, partition_id: int, rep
 # -- CreateTopics (19) ---------------------------------------------------------------------------------
 
 
-def total_requested_partitions(topics: list[Data], default_partitions: int) -> int:
-    """``validateTotalNumberOfPartitions``'s sum over the request, in a Java ``int`` (it wraps)."""
+def requested_partitions(topics: list[Data], default_partitions: int) -> int:
+    """The partitions a CreateTopics asks for: explicit assignments, else the count (-1: the default)."""
     total = 0
     for topic in topics:
         if topic.assignments:
@@ -118,7 +118,17 @@ def total_requested_partitions(topics: list[Data], default_partitions: int) -> i
             total += default_partitions
         elif topic.num_partitions > 0:
             total += topic.num_partitions
-    return (total + (1 << 31)) % (1 << 32) - (1 << 31)
+    return total
+
+
+def as_java_int(value: int) -> int:
+    """``value`` as Java's 32-bit ``int`` arithmetic leaves it (it wraps past 2^31 - 1)."""
+    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def total_requested_partitions(topics: list[Data], default_partitions: int) -> int:
+    """``validateTotalNumberOfPartitions``'s sum over the request, in a Java ``int`` (it wraps)."""
+    return as_java_int(requested_partitions(topics, default_partitions))
 
 
 def _refuse_every_topic(request: Data, error: ErrorCode, message: str | None) -> Data:

@@ -46,6 +46,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from ...controller.topic_control import as_java_int, requested_partitions
 from ...errors import Errors, KafkaError
 from ...protocol.apis import API_BY_KEY
 from ...protocol.frames import Request
@@ -137,17 +138,10 @@ def handle_create_topics(broker: Broker, request: Request, now_ms: int) -> Data:
 
 
 def _partitions_requested_refusal(topics: list[Data], default_partitions: int) -> KafkaError | None:
-    """Kafka's ``validateTotalNumberOfPartitions``, its ``int`` arithmetic included (rule 1 above)."""
-    requested = 0
-    for topic in topics:
-        if topic.assignments:
-            requested += len(topic.assignments)
-        elif topic.num_partitions == -1:
-            requested += default_partitions
-        elif topic.num_partitions > 0:
-            requested += topic.num_partitions
-    as_java_int = (requested + (1 << 31)) % (1 << 32) - (1 << 31)
-    if as_java_int > MAX_PARTITIONS_PER_BATCH:
+    """Kafka's ``validateTotalNumberOfPartitions``, its ``int`` arithmetic included (rule 1 above);
+    the sum is the controller's (``reference.controller.topic_control``), so both paths count alike."""
+    requested = requested_partitions(topics, default_partitions)
+    if as_java_int(requested) > MAX_PARTITIONS_PER_BATCH:
         return KafkaError(Errors.POLICY_VIOLATION, EXCESSIVE_PARTITIONS)
     if requested > MAX_PARTITIONS_PER_BATCH:  # wrapped past 2^31: Kafka fails placing them
         return KafkaError(Errors.UNKNOWN_SERVER_ERROR, None)
