@@ -698,16 +698,30 @@ def find_coordinator(conn: Connection, key: str, key_type: int = 0) -> Coordinat
 
 
 def group_coordinator(address: str, group_id: str, timeout: float = 20.0) -> Connection:
-    """A connection to the group's coordinator, retrying while it is not yet available
-    (COORDINATOR_NOT_AVAILABLE while __consumer_offsets is being created)."""
+    """A connection to the group's coordinator once it answers for the group, retrying the
+    retriable errors as a client does: COORDINATOR_NOT_AVAILABLE (15) while __consumer_offsets is
+    being created, then NOT_COORDINATOR (16) or COORDINATOR_LOAD_IN_PROGRESS (14) while the named
+    broker is still loading the group's offsets partition (Kafka can name itself a moment early).
+    A group-level OffsetFetch of all topics is the harmless probe."""
     deadline = time.monotonic() + timeout
     while True:
         with Connection.to(address) as conn:
             found = find_coordinator(conn, group_id)
-        if found.error_code == 0:
-            return Connection(found.host, found.port)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"FindCoordinator kept failing with error {found.error_code}")
+        code = found.error_code
+        if code == 0:
+            coordinator = Connection(found.host, found.port)
+            reader = coordinator.request(OFFSET_FETCH, 5, Writer().string(group_id).int32(-1).bytes(), flexible=False)
+            reader.int32()  # throttle_time_ms
+            for _ in range(reader.array_length()):  # every committed topic (none for a new group)
+                reader.string()
+                for _ in range(reader.array_length()):
+                    reader.int32(), reader.int64(), reader.int32(), reader.string(), reader.int16()
+            code = reader.int16()
+            if code == 0:
+                return coordinator
+            coordinator.close()
+        if code not in (14, 15, 16) or time.monotonic() > deadline:
+            raise AssertionError(f"the coordinator of group {group_id!r} kept answering error {code}")
         time.sleep(0.2)
 
 

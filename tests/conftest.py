@@ -2,8 +2,8 @@
 
 ``kafka_peer``: a real Apache Kafka broker to compare behaviours with.  Apache Kafka is the ground
 truth, so tests that compare with it never skip for want of it: they use the broker named by
-``REFKA_KAFKA_BOOTSTRAP`` (default ``127.0.0.1:19092``, the developers' long-running peer) when it
-answers, and otherwise start a private one-node cluster (``conformance.apache_kafka``; Java 17 and
+``REFKA_KAFKA_BOOTSTRAP`` (a developer's long-running peer, e.g. ``refka kafka start``) when that
+variable is set and the broker answers, and otherwise start a private one-node cluster on free ports (``conformance.apache_kafka``; Java 17 and
 Maven, which ``.ci/run`` installs) for the session.  Tests using it carry
 ``@pytest.mark.xdist_group("apache-kafka-peer")`` so that under ``--dist loadgroup`` one worker
 starts at most one JVM.
@@ -33,10 +33,13 @@ def _answers(host: str, port: int) -> bool:
 @pytest.fixture(scope="session")
 def kafka_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """(host, port) of an Apache Kafka broker: the running peer, or a private one started here."""
-    host, _, port = os.environ.get("REFKA_KAFKA_BOOTSTRAP", "127.0.0.1:19092").rpartition(":")
-    if _answers(host, int(port)):
-        yield host, int(port)
-        return
+    # Never whatever happens to listen on a well-known port: only a peer someone named.
+    named = os.environ.get("REFKA_KAFKA_BOOTSTRAP")
+    if named:
+        host, _, port = named.rpartition(":")
+        if _answers(host, int(port)):
+            yield host, int(port)
+            return
     cluster = KafkaCluster(nodes=1, base_port=free_port_block(2), data_dir=Path(tmp_path_factory.mktemp("kafka")))
     cluster.start()
     try:

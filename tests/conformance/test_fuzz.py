@@ -149,11 +149,7 @@ def test_offset_fetch_v10_for_an_unknown_topic_id_is_unknown_topic_id(bootstrap:
     group = f"fuzz-regression-{uuid.uuid4().hex[:8]}"
     topic_id = uuid.uuid4()
     with RawClient(bootstrap) as client:
-        for _ in range(100):  # Kafka creates its offsets topic on the first FindCoordinator
-            found = client.call("FindCoordinator", 4, key_type=0, coordinator_keys=[group]).coordinators[0]
-            if found.error_code == 0:
-                break
-            time.sleep(0.2)
+        client.await_coordinator(group)
         body = client.call("OffsetFetch", 10, require_stable=False, groups=[
             OFFSET_FETCH.request.struct("OffsetFetchRequestGroup").make(
                 group_id=group, member_id=None, member_epoch=-1, topics=[
@@ -198,10 +194,7 @@ def test_offset_commit_v3_accepts_the_largest_and_smallest_retention_times(boots
     commit = API_BY_NAME["OffsetCommit"].request
     with RawClient(bootstrap) as client:
         assert client.create_topic(topic).error_code == 0
-        for _ in range(100):
-            if client.call("FindCoordinator", 4, key_type=0, coordinator_keys=[group]).coordinators[0].error_code == 0:
-                break
-            time.sleep(0.2)
+        client.await_coordinator(group)
         for retention_ms in ((1 << 63) - 1, -(1 << 63)):
             body = client.call("OffsetCommit", 3, group_id=group, generation_id_or_member_epoch=-1, member_id="",
                                retention_time_ms=retention_ms, topics=[commit.struct("OffsetCommitRequestTopic").make(

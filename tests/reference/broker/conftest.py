@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,29 @@ class RawClient:
                      for k, v in (configs or {}).items()])
         return self.call("CreateTopics", 5, topics=[topic], timeout_ms=10000,
                          validate_only=validate_only).topics[0]
+
+    def await_coordinator(self, group: str, timeout: float = 30.0) -> None:
+        """Wait until this broker coordinates ``group`` and has loaded its offsets partition.
+
+        Kafka creates ``__consumer_offsets`` on the first FindCoordinator (COORDINATOR_NOT_AVAILABLE
+        until then), and may name itself coordinator a moment before its coordinator has loaded the
+        partition: group requests then answer the retriable NOT_COORDINATOR (16) or
+        COORDINATOR_LOAD_IN_PROGRESS (14), which a client retries. A group-level OffsetFetch is the
+        harmless probe; the test's own requests come after it succeeds.
+        """
+        api = API_BY_NAME["OffsetFetch"]
+        probe = api.request.struct("OffsetFetchRequestGroup").make(group_id=group, topics=None)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.call("FindCoordinator", 4, key_type=0, coordinator_keys=[group]).coordinators[0]
+            code = found.error_code
+            if code == 0:
+                code = self.call("OffsetFetch", 8, require_stable=False, groups=[probe]).groups[0].error_code
+                if code == 0:
+                    return
+            if code not in (14, 15, 16) or time.monotonic() > deadline:
+                raise AssertionError(f"group {group!r} has no loaded coordinator here (error {code})")
+            time.sleep(0.2)
 
     def produce(self, topic: str, partition: int, records: bytes, acks: int = -1) -> Data:
         api = API_BY_NAME["Produce"]

@@ -58,26 +58,15 @@ def test_commit_metadata_over_offset_metadata_max_bytes_is_offset_metadata_too_l
     group = f"limits-{uuid.uuid4().hex[:10]}"
     with RawClient(bootstrap, timeout=60) as client:
         topic = new_topic(client)
-        for _ in range(100):  # Kafka creates its offsets topic on the first FindCoordinator
-            if client.call("FindCoordinator", 4, key_type=0, coordinator_keys=[group]).coordinators[0].error_code == 0:
-                break
-            time.sleep(0.2)
+        client.await_coordinator(group)
 
         def commit(metadata: str) -> int:
             partition = OFFSET_COMMIT.request.struct("OffsetCommitRequestPartition").make(
                 partition_index=0, committed_offset=0, committed_leader_epoch=-1, committed_metadata=metadata)
-            # FindCoordinator can name the broker a moment before its coordinator has loaded the
-            # offsets partition: Kafka then answers the retriable NOT_COORDINATOR (16) or
-            # COORDINATOR_LOAD_IN_PROGRESS (14), as a client retries; the limit is checked after.
-            for _ in range(100):
-                body = client.call("OffsetCommit", 8, group_id=group, generation_id_or_member_epoch=-1, member_id="",
-                                   group_instance_id=None, topics=[OFFSET_COMMIT.request.struct(
-                                       "OffsetCommitRequestTopic").make(name=topic, partitions=[partition])])
-                code = int(body.topics[0].partitions[0].error_code)
-                if code not in (14, 16):
-                    return code
-                time.sleep(0.2)
-            return code
+            body = client.call("OffsetCommit", 8, group_id=group, generation_id_or_member_epoch=-1, member_id="",
+                               group_instance_id=None, topics=[OFFSET_COMMIT.request.struct(
+                                   "OffsetCommitRequestTopic").make(name=topic, partitions=[partition])])
+            return int(body.topics[0].partitions[0].error_code)
 
         assert commit("m" * 4097) == 12  # OFFSET_METADATA_TOO_LARGE
         assert commit("m" * 4096) == 0

@@ -13,8 +13,8 @@ decompressed) to the keys sent with its codec.  The set of APIs each client exer
 against a minimum, so a session that silently did less fails instead of passing on fewer frames;
 the versions each client chose are printed (``pytest -s``).
 
-The broker is the Apache Kafka peer at ``$REFKA_KAFKA_BOOTSTRAP`` (default ``127.0.0.1:19092``,
-where ``refka kafka start`` puts it) when one answers there; otherwise the test starts its own
+The broker is the Apache Kafka peer at ``$REFKA_KAFKA_BOOTSTRAP`` when that is set and answers
+(``refka kafka start`` prints it); otherwise the test starts its own
 1-node peer with :class:`conformance.apache_kafka.KafkaCluster` (Java 17 and Maven needed).
 """
 
