@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,26 +61,28 @@ EMBEDDED_BROKER_CONFIG = {
 
 
 @contextlib.contextmanager
-def apache_kafka(nodes: int) -> Iterator[tuple[str, str]]:
+def apache_kafka(nodes: int, report_dir: Path | None = None) -> Iterator[tuple[str, str]]:
     """A private Apache Kafka cluster for one run: (bootstrap servers, cluster.json path)."""
     from conformance.apache_kafka import KafkaCluster
 
-    with private_cluster(KafkaCluster, nodes, "kafka") as started:
+    with private_cluster(KafkaCluster, nodes, "kafka", report_dir) as started:
         yield started
 
 
 @contextlib.contextmanager
-def reference_cluster(nodes: int) -> Iterator[tuple[str, str]]:
+def reference_cluster(nodes: int, report_dir: Path | None = None) -> Iterator[tuple[str, str]]:
     """A private replicated reference cluster for one run: (bootstrap servers, cluster.json path)."""
     from reference.node.cluster import ReferenceCluster
 
-    with private_cluster(ReferenceCluster, nodes, "reference") as started:
+    with private_cluster(ReferenceCluster, nodes, "reference", report_dir) as started:
         yield started
 
 
 @contextlib.contextmanager
-def private_cluster(make: Callable[..., LocalCluster], nodes: int, name: str) -> Iterator[tuple[str, str]]:
-    """Start a local cluster on free ports in a temporary directory; stop it afterwards."""
+def private_cluster(make: Callable[..., LocalCluster], nodes: int, name: str,
+                    report_dir: Path | None = None) -> Iterator[tuple[str, str]]:
+    """Start a local cluster on free ports in a temporary directory; stop it afterwards, keeping
+    each node's log as ``<report_dir>/nodes/node-<id>.log`` (the directory itself goes)."""
     import tempfile
 
     from conformance.fixtures import free_port_block
@@ -92,6 +95,11 @@ def private_cluster(make: Callable[..., LocalCluster], nodes: int, name: str) ->
             yield bootstrap, str(Path(data_dir) / STATE_FILE)
         finally:
             cluster.stop()
+            if report_dir is not None:
+                (report_dir / "nodes").mkdir(parents=True, exist_ok=True)
+                for node in cluster.nodes:
+                    if cluster.log_file(node.node_id).exists():
+                        shutil.copyfile(cluster.log_file(node.node_id), report_dir / "nodes" / f"node-{node.node_id}.log")
 
 
 @contextlib.contextmanager
@@ -140,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         cluster_state = args.cluster_state
         if args.apache_kafka:
-            bootstrap, cluster_state = stack.enter_context(apache_kafka(args.apache_kafka))
+            bootstrap, cluster_state = stack.enter_context(apache_kafka(args.apache_kafka, report_dir))
         elif args.reference_cluster:
-            bootstrap, cluster_state = stack.enter_context(reference_cluster(args.reference_cluster))
+            bootstrap, cluster_state = stack.enter_context(reference_cluster(args.reference_cluster, report_dir))
         else:
             bootstrap = stack.enter_context(target(args.bootstrap_server))
         command = pytest_command(bootstrap, report_dir, args.clients, cluster_state, list(args.pytest_args))

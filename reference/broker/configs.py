@@ -548,6 +548,8 @@ BROKER_CONFIGS: tuple[ConfigDefinition, ...] = (
     # -- producers and transactions --
     C("producer.id.expiration.ms", INT, "86400000", "Idle time after which a producer id's state is dropped.",
       at_least(1), dynamic=True),
+    C("producer.id.expiration.check.interval.ms", INT, "600000",
+      "How often partition leaders drop producer ids idle for producer.id.expiration.ms.", at_least(1)),
     C("transactional.id.expiration.ms", INT, "604800000", "Idle time after which a transactional id is dropped.",
       at_least(1)),
     C("transaction.max.timeout.ms", INT, "900000", "Largest transaction timeout a producer may ask for.",

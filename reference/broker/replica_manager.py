@@ -117,6 +117,7 @@ class ReplicaManager:
                 self.directory.delete_log(orphan)  # a topic deleted while the broker was down
         broker.topics.subscribe(self._on_topic_event)
         self._next_retention_check = now_ms
+        self._next_producer_expiration = now_ms + self.broker.config.get_int("producer.id.expiration.check.interval.ms")
         self._next_cleaning = now_ms
         self._next_checkpoint = now_ms
         self._next_isr_expiration = now_ms + self._replica_lag_time_max_ms() // 2
@@ -343,6 +344,10 @@ class ReplicaManager:
             self._next_retention_check = now_ms + self.broker.config.get_int("log.retention.check.interval.ms")
             for replica in list(self.replicas.values()):
                 replica.log.delete_old_segments()
+        if now_ms >= self._next_producer_expiration:  # Kafka's PeriodicProducerExpirationCheck
+            self._next_producer_expiration = now_ms + self.broker.config.get_int(
+                "producer.id.expiration.check.interval.ms")
+            for replica in list(self.replicas.values()):
                 replica.log.remove_expired_producers()
         if now_ms >= self._next_cleaning and self.broker.config.get_bool("log.cleaner.enable"):
             self._next_cleaning = now_ms + self.broker.config.get_int("log.cleaner.backoff.ms")
@@ -374,7 +379,8 @@ class ReplicaManager:
             log.exception("log cleaner failed for %s", replica.log.topic_partition)
 
     def next_deadline(self) -> int | None:
-        deadlines = [self._next_retention_check, self._next_cleaning, self._next_checkpoint]
+        deadlines = [self._next_retention_check, self._next_producer_expiration, self._next_cleaning,
+                     self._next_checkpoint]
         if self.cluster_mode:
             deadlines.append(self._next_isr_expiration)
         for other in (self.produce_purgatory.next_deadline(), self.alter_partition.next_deadline(),
