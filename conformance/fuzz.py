@@ -388,6 +388,7 @@ class FuzzReport:
     peak_rss_bytes: int = 0
     peak_descriptors: int = 0
     acknowledged: int = 0
+    unacknowledged: int = 0
     lost: list[tuple[int, str]] = field(default_factory=list)
     seconds: float = 0.0
     seeds: int = 0
@@ -397,7 +398,8 @@ class FuzzReport:
         return self.mutants / self.seconds if self.seconds else 0.0
 
     def passed(self, max_rss_bytes: int | None = None, max_descriptors: int | None = None) -> bool:
-        return (not self.health_failures and not self.lost
+        # At least one write acknowledged: a durability check over nothing would prove nothing.
+        return (not self.health_failures and not self.lost and self.acknowledged > 0
                 and (max_rss_bytes is None or self.peak_rss_bytes <= max_rss_bytes)
                 and (max_descriptors is None or self.peak_descriptors <= max_descriptors))
 
@@ -409,7 +411,7 @@ class FuzzReport:
                 f"operators: {operators}\n"
                 f"health checks {self.health_checks}, failed {len(self.health_failures)}; "
                 f"peak RSS {self.peak_rss_bytes / 2**20:.1f} MiB, peak descriptors {self.peak_descriptors}; "
-                f"acknowledged records {self.acknowledged}, lost {len(self.lost)}")
+                f"acknowledged records {self.acknowledged} (refused {self.unacknowledged}), lost {len(self.lost)}")
 
 
 class Fuzzer:
@@ -443,8 +445,24 @@ class Fuzzer:
         return seeds
 
     def _create_topic(self, name: str) -> None:
-        topic = CREATE_TOPICS.request.struct("CreatableTopic").make(name=name, num_partitions=1, replication_factor=1)
+        """One partition, replicated as widely as the cluster allows (up to 3), so that on a
+        cluster the durability check covers replication too."""
+        brokers = len(call(self.address, METADATA, 1, METADATA.request.make(topics=[])).brokers)
+        topic = CREATE_TOPICS.request.struct("CreatableTopic").make(
+            name=name, num_partitions=1, replication_factor=max(1, min(brokers, 3)))
         call(self.address, CREATE_TOPICS, 5, CREATE_TOPICS.request.make(topics=[topic], timeout_ms=30000))
+
+    def _leader_of_acked_topic(self) -> tuple[str, int]:
+        """The address of partition 0's leader (the node mutants go to, on one node); falls back to
+        that node while no leader is known."""
+        body = call(self.address, METADATA, 1, METADATA.request.make(topics=[
+            METADATA.request.struct("MetadataRequestTopic").make(name=self.acked_topic)]))
+        brokers = {broker.node_id: (broker.host, broker.port) for broker in body.brokers}
+        for topic in body.topics:
+            for partition in topic.partitions:
+                if partition.partition_index == 0 and partition.leader_id in brokers:
+                    return brokers[partition.leader_id]
+        return self.address
 
     def _topic_names(self) -> list[str]:
         body = call(self.address, METADATA, 1, METADATA.request.make(topics=None))
@@ -469,12 +487,14 @@ class Fuzzer:
         value = f"acked-{self.report.acknowledged}-{self.rng.getrandbits(32):08x}"
         data = PRODUCE.request.struct("PartitionProduceData").make(
             index=0, records=build_batch([SimpleRecord(value=value.encode(), timestamp=int(time.time() * 1000))]))
-        body = call(self.address, PRODUCE, 9, PRODUCE.request.make(acks=-1, timeout_ms=30000, topic_data=[
+        body = call(self._leader_of_acked_topic(), PRODUCE, 9, PRODUCE.request.make(acks=-1, timeout_ms=30000, topic_data=[
             PRODUCE.request.struct("TopicProduceData").make(name=self.acked_topic, partition_data=[data])]))
         answer = body.responses[0].partition_responses[0]
         if answer.error_code == 0:
             self._acked.append((answer.base_offset, value))
             self.report.acknowledged += 1
+        else:
+            self.report.unacknowledged += 1  # e.g. a leader moving; the summary shows how often
 
     def _health_check(self) -> None:
         self.report.health_checks += 1
@@ -498,7 +518,7 @@ class Fuzzer:
             wanted = FETCH.request.struct("FetchPartition").make(
                 partition=0, fetch_offset=offset, partition_max_bytes=1 << 20, current_leader_epoch=-1,
                 last_fetched_epoch=-1, log_start_offset=-1)
-            body = call(self.address, FETCH, 12, FETCH.request.make(
+            body = call(self._leader_of_acked_topic(), FETCH, 12, FETCH.request.make(
                 replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
                 session_id=0, session_epoch=-1, topics=[FETCH.request.struct("FetchTopic").make(
                     topic=self.acked_topic, partitions=[wanted])], forgotten_topics_data=[], rack_id=""))
