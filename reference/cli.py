@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fuzz": ("conformance.fuzz", "send structure-aware mutated requests to a broker and check it survives"),
     "chaos": ("chaos.cli", "run the fault-injection harness on docker"),
     "spec": ("spec.cli", "model-check the executable specifications"),
+    "produce": ("reference.client.console_producer", "send lines from stdin to a topic (kafka-console-producer)"),
 }
 
 

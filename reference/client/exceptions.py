@@ -127,3 +127,11 @@ def raise_for_error(code: int, message: str | None = None) -> None:
     error = error_from_code(code, message)
     if error is not None:
         raise error
+
+
+class ConfigException(KafkaError):
+    """A client configuration value that is missing, unknown or out of range (Java's
+    ``ConfigException``); raised when the client is created, before anything is sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Errors.INVALID_CONFIG, message)

@@ -1,0 +1,116 @@
+"""The idempotent reference producer loses and duplicates nothing when a partition leader is killed.
+
+A 3-node reference cluster (RF 3, min.insync.replicas 2); the producer sends unique values with
+acks=all while the leader of partition 0 is SIGKILLed and later restarted.  Afterwards every
+value the producer saw acknowledged must be in the log exactly once (Kafka's replication system
+test judges the same way), and no record may have failed: the retries ride out the election.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conformance.fixtures import free_port_block
+from reference.client.producer import Producer, RecordMetadata
+from reference.node.cluster import ReferenceCluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.clients]
+TOPIC = "client-failover"
+PARTITIONS = 3
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ReferenceCluster]:
+    started = ReferenceCluster(nodes=3, base_port=free_port_block(6), data_dir=tmp_path / "cluster",
+                               config={"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",
+                                       "replica.lag.time.max.ms": "5000"})
+    started.start(timeout=60)
+    yield started
+    started.stop()
+
+
+class Load:
+    """Sends unique values from a thread until stopped; records every outcome."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.acknowledged: list[bytes] = []
+        self.failed: list[str] = []
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _delivered(self, value: bytes) -> object:
+        def callback(error: Exception | None, metadata: RecordMetadata | None) -> None:
+            if error is None:
+                self.acknowledged.append(value)
+            else:
+                self.failed.append(f"{value!r}: {error}")
+        return callback
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            value = f"v{self.sent}".encode()
+            self.producer.send(TOPIC, value, on_delivery=self._delivered(value))  # type: ignore[arg-type]
+            self.sent += 1
+            time.sleep(0.002)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.producer.flush(120)
+
+
+def read_everything(bootstrap: str) -> list[bytes]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    consumer.assign([TopicPartition(TOPIC, partition, 0) for partition in range(PARTITIONS)])
+    values: list[bytes] = []
+    ended: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(ended) < PARTITIONS and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is None:
+            continue
+        if message.error():
+            if message.error().code() == -191:  # _PARTITION_EOF
+                ended.add(message.partition())
+            continue
+        values.append(message.value())
+    consumer.close()
+    assert len(ended) == PARTITIONS, "the reader did not reach the end of every partition"
+    return values
+
+
+def test_killing_the_leader_mid_stream_loses_and_duplicates_nothing(cluster: ReferenceCluster) -> None:
+    bootstrap = cluster.bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[TOPIC].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    with Load(producer) as load:
+        time.sleep(2)
+        leader = admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions[0].leader
+        before = len(load.acknowledged)
+        cluster.kill(leader)
+        time.sleep(6)  # fenced after broker.session.timeout.ms; leaders move; the load goes on
+        assert len(load.acknowledged) > before, f"nothing was acknowledged while node {leader} was down"
+        cluster.restart(leader, timeout=60)
+        time.sleep(2)
+    producer.close(60)
+    assert not load.failed, load.failed[:5]
+    assert len(load.acknowledged) == load.sent
+    values = read_everything(bootstrap)
+    lost = set(load.acknowledged) - set(values)
+    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {sorted(lost)[:5]}"
+    assert len(values) == len(set(values)), f"{len(values) - len(set(values))} records written twice"
