@@ -483,8 +483,8 @@ BROKER_CONFIGS: tuple[ConfigDefinition, ...] = (
       at_least(0), dynamic=True),
     C("connections.max.idle.ms", LONG, "600000", "Silence after which a client connection is closed."),
     C("fetch.max.bytes", INT, "57671680", "Most bytes one Fetch response carries.", at_least(1024)),
-    C("max.incremental.fetch.session.cache.slots", INT, "1000", "Fetch sessions (KIP-227) the broker keeps.",
-      at_least(0)),
+    C("max.incremental.fetch.session.cache.slots", INT, "1000", "Fetch sessions (KIP-227) the broker keeps, "
+      "split evenly over 8 cache shards (slots // 8 each).", at_least(0)),
     C("replica.fetch.max.bytes", INT, "1048576", "Bytes a follower fetches per partition.", at_least(0)),
     C("replica.fetch.response.max.bytes", INT, "10485760", "Bytes a follower's whole Fetch response may carry.",
       at_least(0)),

@@ -25,7 +25,8 @@ any other API at a version outside the range      close the connection
 
 The parts the handlers work with are attributes of :class:`Broker`: ``config`` (broker configs),
 ``topics`` (the topic registry), ``replicas`` (the partitions this node hosts), ``groups`` (the
-group coordinator), ``producer_ids`` (the producer id allocator) and ``fetch_purgatory``.
+group coordinator), ``producer_ids`` (the producer id allocator), ``fetch_sessions`` (KIP-227 fetch
+sessions) and ``fetch_purgatory``.
 
 A broker also *sends* requests: to partition leaders (follower fetches), to the controller
 (registration, heartbeats, AlterPartition) and, as a KRaft voter, to the other voters.  Those go
@@ -59,6 +60,7 @@ from ..protocol.primitives import DecodeError, random_uuid_string
 from ..protocol.schema import Data
 from .cluster_view import BrokerEndpoint, ClusterView, SingleNodeView
 from .configs import DYNAMIC_CONFIG_FILE, BrokerConfig
+from .fetch_session import FetchSessionCache
 from .pending import Pending, Purgatory
 
 if TYPE_CHECKING:
@@ -183,6 +185,8 @@ class Broker(FrameServer):
         self.host = "127.0.0.1"
         self.port = 9092
         self.fetch_purgatory = Purgatory()
+        # KIP-227 fetch sessions, bounded by max.incremental.fetch.session.cache.slots.
+        self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"))
         self.outbox = Outbox()  # requests to other nodes, sent by the transport
         # KRaft mode (``process.roles`` set): topics come from the controller's committed metadata.
         self.kraft_mode = bool(config.get("process.roles"))

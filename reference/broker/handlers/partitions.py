@@ -21,11 +21,18 @@ Produce, as Kafka's ``KafkaApis.handleProduceRequest`` and ``ReplicaManager.appe
   REQUEST_TIMED_OUT for partitions still waiting after ``timeout_ms``.  The offsets are those the
   append assigned, whatever the error.  With one replica the HW is already there: no wait.
 
-Fetch, as Kafka's ``ReplicaManager.fetchMessages``:
+Fetch, as Kafka's ``KafkaApis.handleFetchRequest`` and ``ReplicaManager.fetchMessages``:
 
-* Sessions (KIP-227): this broker keeps none.  A request with session id 0 is a full fetch and the
-  answer's session id 0 tells the client that no session was created; a request naming a session
-  gets FETCH_SESSION_ID_NOT_FOUND, after which clients fall back to full fetches.
+* Sessions (KIP-227, :mod:`reference.broker.fetch_session`): the request first becomes a fetch
+  context from its ``session_id`` and ``session_epoch``.  A session error (FETCH_SESSION_ID_NOT_FOUND,
+  INVALID_FETCH_SESSION_EPOCH, FETCH_SESSION_TOPIC_ID_ERROR) is answered at once with no
+  partitions; otherwise the context says which partitions to read (an incremental fetch reads every
+  partition of its session with the parameters cached there) and, once read, which to answer (an
+  incremental response leaves out partitions with nothing new; a full fetch creates a session if
+  the cache has room and answers its id, else 0).  Followers' sessions are privileged in the cache.
+* Partitions the cluster metadata lacks are answered without a read (UNKNOWN_TOPIC_ID for an
+  unknown id, UNKNOWN_TOPIC_OR_PARTITION otherwise), after the partitions read; they do not end a
+  wait early.  A request with nothing left to read is answered at once.
 * Per partition: the epoch check (KIP-320: a ``current_leader_epoch`` above ours is
   UNKNOWN_LEADER_EPOCH, below ours FENCED_LEADER_EPOCH), OFFSET_OUT_OF_RANGE outside
   ``[log start, log end]``, then whole stored batches below the high watermark (read_uncommitted)
@@ -53,16 +60,28 @@ leader only (NOT_LEADER_OR_FOLLOWER), as Kafka's ``fetchOnlyFromLeader``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ...errors import Errors, KafkaError
+from ...errors import ErrorCode, Errors, KafkaError, lookup
 from ...protocol.apis import API_BY_KEY
 from ...protocol.frames import Request
 from ...protocol.schema import Data, Struct
 from ...records.validation import RecordValidationError
 from ..cluster_view import PartitionView
 from ..core import NO_RESPONSE
+from ..fetch_session import (
+    SESSIONS_FROM_VERSION,
+    TOPIC_IDS_FROM_VERSION,
+    ZERO_UUID,
+    FetchContext,
+    PartitionFetch,
+    PartitionResult,
+    SessionIdOutOfRange,
+    TopicIdPartition,
+    session_metadata,
+)
 from ..log.files import TopicPartition
 from ..partition import ACKS_ALL, FetchIsolation, Partition
 from ..pending import DelayedOperation, Pending
@@ -77,7 +96,6 @@ DELETE_RECORDS = API_BY_KEY[21]
 OFFSET_FOR_LEADER_EPOCH = API_BY_KEY[23]
 
 READ_COMMITTED = 1
-NO_SESSION = 0
 UNDEFINED_EPOCH = -1
 UNDEFINED_OFFSET = -1
 DEBUGGING_REPLICA_ID = -2
@@ -237,7 +255,7 @@ def _wait_for_replicas(
 
 FETCH_TOPIC = FETCH.response.struct("FetchableTopicResponse")
 FETCH_PARTITION = FETCH.response.struct("PartitionData")
-TOPIC_IDS_IN_FETCH = 13
+TOPIC_IDS_IN_FETCH = TOPIC_IDS_FROM_VERSION
 
 
 FETCH_EPOCH_END_OFFSET = FETCH.response.struct("EpochEndOffset")
@@ -267,35 +285,118 @@ def follower_of(request: Request) -> FollowerFetch | None:
     return FollowerFetch(replica_id, broker_epoch) if replica_id >= 0 else None
 
 
+ReadPartition = tuple[TopicIdPartition, PartitionFetch]
+AnsweredPartition = tuple[TopicIdPartition, Data]
+
+
 def handle_fetch(broker: Broker, request: Request, now_ms: int) -> Reply:
+    """Kafka's ``KafkaApis.handleFetchRequest``: the request becomes a fetch context (full,
+    incremental, sessionless or a session error: :mod:`reference.broker.fetch_session`), the
+    context's partitions are read -- at once, or when ``min_bytes`` are there or ``max_wait_ms``
+    passed -- and the context decides what the response carries."""
     body = request.body
-    if request.version >= 7 and body.session_id != NO_SESSION:
-        return FETCH.response.make(error_code=Errors.FETCH_SESSION_ID_NOT_FOUND.code, session_id=NO_SESSION,
-                                   responses=[])
     follower = follower_of(request)
-    watched = []
-    for topic in body.topics:
-        name = _topic_name(broker, topic.topic, topic.topic_id, request.version, TOPIC_IDS_IN_FETCH)
-        if name is not None:
-            watched += [TopicPartition(name, p.partition) for p in topic.partitions]
+    session_id, epoch = session_metadata(request.version, body.session_id, body.session_epoch)
+    try:
+        context = broker.fetch_sessions.new_context(
+            request.version, session_id, epoch, follower is not None, _requested_partitions(broker, request),
+            _forgotten_partitions(broker, request), _topic_name_by_id(broker), now_ms)
+    except SessionIdOutOfRange:
+        return _whole_request_error(request, Errors.UNKNOWN_SERVER_ERROR)
+    erroneous, interesting = _check_in_metadata(broker, context.partitions())
     first_read = [True]  # a follower's fetch state is recorded once, when the request arrives
 
     def attempt(now: int, expired: bool) -> Data | None:
         record_follower = follower is not None and first_read[0]
         first_read[0] = False
-        response, total_bytes, answer_now = _read_fetch(broker, request, follower, record_follower, now)
-        if expired or answer_now or total_bytes >= body.min_bytes or body.max_wait_ms <= 0:
-            return response
+        answers, total_bytes, answer_now = _read_fetch(broker, request, follower, interesting, record_follower, now)
+        if expired or answer_now or not interesting or total_bytes >= body.min_bytes or body.max_wait_ms <= 0:
+            return _fetch_response(broker, request, context, answers + erroneous, now)
         return None
 
+    watched = [TopicPartition(str(wanted.topic), wanted.partition) for wanted, _ in interesting]
     operation = DelayedOperation(now_ms + max(0, body.max_wait_ms), attempt, watched)
     return broker.fetch_purgatory.park(operation, now_ms)
 
 
+def _requested_partitions(broker: Broker, request: Request) -> dict[TopicIdPartition, PartitionFetch]:
+    """The request's partitions in order (Kafka's ``FetchRequest.fetchData``): a partition named
+    twice keeps its first place and its last parameters."""
+    wanted: dict[TopicIdPartition, PartitionFetch] = {}
+    for topic in request.body.topics:
+        topic_id, name = _fetch_topic(broker, topic, request.version)
+        for partition in topic.partitions:
+            wanted[TopicIdPartition(topic_id, name, partition.partition)] = PartitionFetch(
+                fetch_offset=partition.fetch_offset, log_start_offset=partition.log_start_offset,
+                partition_max_bytes=partition.partition_max_bytes,
+                current_leader_epoch=partition.current_leader_epoch, last_fetched_epoch=partition.last_fetched_epoch)
+    return wanted
+
+
+def _forgotten_partitions(broker: Broker, request: Request) -> list[TopicIdPartition]:
+    """``ForgottenTopicsData`` (v7+): partitions an incremental fetch drops from its session."""
+    if request.version < SESSIONS_FROM_VERSION:
+        return []
+    return [TopicIdPartition(*_fetch_topic(broker, topic, request.version), partition)
+            for topic in request.body.forgotten_topics_data for partition in topic.partitions]
+
+
+def _fetch_topic(broker: Broker, topic: Data, version: int) -> tuple[uuid.UUID, str | None]:
+    """(topic id, name) of a request's topic: by id from v13 (name None if unknown), else by name."""
+    if version < TOPIC_IDS_IN_FETCH:
+        return ZERO_UUID, topic.topic
+    return topic.topic_id, _topic_name(broker, None, topic.topic_id, version, TOPIC_IDS_IN_FETCH)
+
+
+def _topic_name_by_id(broker: Broker) -> Callable[[uuid.UUID], str | None]:
+    def name(topic_id: uuid.UUID) -> str | None:
+        topic = broker.topics.by_id(topic_id)
+        return topic.name if topic is not None else None
+
+    return name
+
+
+def _check_in_metadata(broker: Broker, partitions: list[ReadPartition]) -> tuple[list[AnsweredPartition],
+                                                                                  list[ReadPartition]]:
+    """Split off the partitions answered without a read (KafkaApis' ``erroneous``): an unknown topic
+    id (UNKNOWN_TOPIC_ID) or a partition the cluster metadata lacks (UNKNOWN_TOPIC_OR_PARTITION).
+    They come after the partitions read in the response, and never end a wait early."""
+    erroneous, interesting = [], []
+    for wanted, fetch in partitions:
+        if wanted.topic is None:
+            erroneous.append((wanted, _fetch_error_answer(wanted.partition, Errors.UNKNOWN_TOPIC_ID)))
+            continue
+        registered = broker.topics.get(wanted.topic)
+        if registered is None or not 0 <= wanted.partition < registered.partitions:
+            erroneous.append((wanted, _fetch_error_answer(wanted.partition, Errors.UNKNOWN_TOPIC_OR_PARTITION)))
+            continue
+        interesting.append((wanted, fetch))
+    return erroneous, interesting
+
+
+def _fetch_error_answer(partition: int, error: ErrorCode) -> Data:
+    """Kafka's ``FetchResponse.partitionResponse``: the error and nothing known about the log."""
+    return FETCH_PARTITION.make(partition_index=partition, error_code=error.code, high_watermark=-1,
+                                last_stable_offset=-1, log_start_offset=-1, aborted_transactions=None, records=b"")
+
+
+def _whole_request_error(request: Request, error: ErrorCode) -> Data:
+    """Kafka's ``FetchRequest.getErrorResponse`` (an unexpected exception): the error at the top,
+    the request's session id echoed; below v13 also every requested partition with the error."""
+    responses = []
+    if request.version < TOPIC_IDS_IN_FETCH:
+        responses = [FETCH_TOPIC.make(topic=topic.topic, topic_id=topic.topic_id,
+                                      partitions=[_fetch_error_answer(p.partition, error) for p in topic.partitions])
+                     for topic in request.body.topics]
+    return FETCH.response.make(error_code=error.code, session_id=request.body.session_id, responses=responses)
+
+
 def _read_fetch(
-    broker: Broker, request: Request, follower: FollowerFetch | None, record_follower: bool, now_ms: int
-) -> tuple[Data, int, bool]:
-    """Read every partition: (response, bytes read, whether to answer now: an error or a divergence)."""
+    broker: Broker, request: Request, follower: FollowerFetch | None, partitions: list[ReadPartition],
+    record_follower: bool, now_ms: int,
+) -> tuple[list[AnsweredPartition], int, bool]:
+    """Read every partition: (answers, bytes read, whether to answer now: an error, a divergence
+    or a preferred read replica)."""
     body = request.body
     if follower is not None:
         isolation = FetchIsolation.LOG_END
@@ -303,58 +404,90 @@ def _read_fetch(
         isolation = FetchIsolation.TXN_COMMITTED
     else:
         isolation = FetchIsolation.HIGH_WATERMARK
+    rack_id = body.rack_id if request.version >= FOLLOWER_FETCH_FROM_FOLLOWERS else ""
     remaining = body.max_bytes
     total = 0
     answer_now = False
-    responses = []
-    named: list[tuple[str | None, int, Data]] = []
-    for topic in body.topics:
-        name = _topic_name(broker, topic.topic, topic.topic_id, request.version, TOPIC_IDS_IN_FETCH)
-        partitions = []
-        for wanted in topic.partitions:
-            budget, first = max(0, remaining), total == 0
-            if follower is not None:
-                answer = _fetch_partition_for_follower(broker, name, wanted, follower, record_follower, budget, first,
-                                                       request.version, now_ms)
-            else:
-                answer = _fetch_partition(broker, name, wanted, isolation, budget, first, request.version,
-                                          body.rack_id if request.version >= FOLLOWER_FETCH_FROM_FOLLOWERS else "", now_ms)
-            size = len(answer.records or b"")
-            total += size
-            remaining -= size
-            diverging = answer.diverging_epoch is not None and answer.diverging_epoch.epoch >= 0
-            redirected = answer.preferred_read_replica >= 0  # KIP-392: answered at once, as Kafka does
-            answer_now = answer_now or answer.error_code != Errors.NONE.code or diverging or redirected
-            partitions.append(answer)
-        responses.append(FETCH_TOPIC.make(topic=topic.topic, topic_id=topic.topic_id, partitions=partitions))
-        named.extend((name, answer.partition_index, answer) for answer in partitions)
-    response = FETCH.response.make(error_code=Errors.NONE.code, session_id=NO_SESSION, responses=responses)
+    answers = []
+    for wanted, fetch in partitions:
+        topic = str(wanted.topic)
+        budget, first = max(0, remaining), total == 0
+        if follower is not None:
+            answer = _fetch_partition_for_follower(broker, topic, wanted.partition, fetch, follower, record_follower,
+                                                   budget, first, now_ms)
+        else:
+            answer = _fetch_partition(broker, topic, wanted.partition, fetch, isolation, budget, first,
+                                      request.version, rack_id, now_ms)
+        size = len(answer.records or b"")
+        total += size
+        remaining -= size
+        diverging = answer.diverging_epoch is not None and answer.diverging_epoch.epoch >= 0
+        redirected = answer.preferred_read_replica >= 0  # KIP-392: answered at once, as Kafka does
+        answer_now = answer_now or answer.error_code != Errors.NONE.code or diverging or redirected
+        answers.append((wanted, answer))
+    return answers, total, answer_now
+
+
+def _fetch_response(broker: Broker, request: Request, context: FetchContext, answers: list[AnsweredPartition],
+                    now_ms: int) -> Data:
+    """The response the context builds from every partition's answer; KIP-951 leader hints (v16+)
+    are worked out over all answers, before an incremental context leaves out unchanged ones."""
+    node_endpoints = []
     if request.version >= LEADER_DISCOVERY_IN_FETCH:
-        response.node_endpoints = _point_to_current_leaders(
-            broker, named, NOT_LEADER_ERRORS_IN_FETCH, FETCH_LEADER, FETCH_NODE_ENDPOINT)
-    return response, total, answer_now
+        node_endpoints = _point_to_current_leaders(
+            broker, [(wanted.topic, wanted.partition, answer) for wanted, answer in answers],
+            NOT_LEADER_ERRORS_IN_FETCH, FETCH_LEADER, FETCH_NODE_ENDPOINT)
+    answered = context.respond(answers, _partition_result, now_ms)
+    response = FETCH.response.make(error_code=answered.error.code, session_id=answered.session_id,
+                                   responses=_response_topics(answered.partitions))
+    if request.version >= LEADER_DISCOVERY_IN_FETCH:
+        response.node_endpoints = node_endpoints
+    return response
 
 
-def _fetch_answer(wanted: Data, isolation: FetchIsolation) -> Data:
+def _partition_result(answer: Data) -> PartitionResult:
+    """What a fetch session compares of one partition's answer."""
+    diverging = answer.diverging_epoch
+    return PartitionResult(
+        records_size=len(answer.records or b""), high_watermark=answer.high_watermark,
+        log_start_offset=answer.log_start_offset, error=lookup(answer.error_code),
+        preferred_read_replica=answer.preferred_read_replica,
+        diverging_epoch=diverging.epoch if diverging is not None else -1)
+
+
+def _response_topics(partitions: list[AnsweredPartition]) -> list[Data]:
+    """Partitions grouped by topic in order; a topic appears again when its partitions are not
+    adjacent (Kafka's ``FetchResponse.toMessage``)."""
+    topics: list[Data] = []
+    previous: TopicIdPartition | None = None
+    for wanted, answer in partitions:
+        same_topic = previous is not None and (
+            previous.topic_id == wanted.topic_id if previous.topic_id != ZERO_UUID else previous.topic == wanted.topic)
+        if same_topic:
+            topics[-1].partitions.append(answer)
+        else:
+            topics.append(FETCH_TOPIC.make(topic=wanted.topic or "", topic_id=wanted.topic_id, partitions=[answer]))
+        previous = wanted
+    return topics
+
+
+def _fetch_answer(partition: int, isolation: FetchIsolation) -> Data:
     return FETCH_PARTITION.make(
-        partition_index=wanted.partition, high_watermark=-1, last_stable_offset=-1, log_start_offset=-1,
+        partition_index=partition, high_watermark=-1, last_stable_offset=-1, log_start_offset=-1,
         aborted_transactions=[] if isolation is FetchIsolation.TXN_COMMITTED else None, records=b"",
     )
 
 
 def _fetch_partition(
-    broker: Broker, topic: str | None, wanted: Data, isolation: FetchIsolation, budget: int, first: bool, version: int,
-    rack_id: str = "", now_ms: int = 0,
+    broker: Broker, topic: str, partition: int, wanted: PartitionFetch, isolation: FetchIsolation, budget: int,
+    first: bool, version: int, rack_id: str = "", now_ms: int = 0,
 ) -> Data:
-    answer = _fetch_answer(wanted, isolation)
-    if topic is None:
-        answer.error_code = _unknown_topic(version, TOPIC_IDS_IN_FETCH)
-        return answer
+    answer = _fetch_answer(partition, isolation)
     try:
-        replica = broker.replicas.require(topic, wanted.partition)
+        replica = broker.replicas.require(topic, partition)
         _check_leader_epoch(replica, wanted.current_leader_epoch)
         if version < FOLLOWER_FETCH_FROM_FOLLOWERS and not replica.is_leader:
-            raise KafkaError(Errors.NOT_LEADER_OR_FOLLOWER, f"broker {broker.node_id} does not lead {topic}-{wanted.partition}")
+            raise KafkaError(Errors.NOT_LEADER_OR_FOLLOWER, f"broker {broker.node_id} does not lead {topic}-{partition}")
         answer.high_watermark = replica.high_watermark
         answer.last_stable_offset = replica.last_stable_offset
         answer.log_start_offset = replica.log_start_offset
@@ -390,19 +523,16 @@ def _preferred_read_replica(broker: Broker, replica: Partition, fetch_offset: in
 
 
 def _fetch_partition_for_follower(
-    broker: Broker, topic: str | None, wanted: Data, follower: FollowerFetch, record_follower: bool, budget: int,
-    first: bool, version: int, now_ms: int,
+    broker: Broker, topic: str, partition: int, wanted: PartitionFetch, follower: FollowerFetch,
+    record_follower: bool, budget: int, first: bool, now_ms: int,
 ) -> Data:
     """One partition of a follower's fetch, as Kafka's ``Partition.fetchRecords`` for followers."""
-    answer = _fetch_answer(wanted, FetchIsolation.LOG_END)
-    if topic is None:
-        answer.error_code = _unknown_topic(version, TOPIC_IDS_IN_FETCH)
-        return answer
+    answer = _fetch_answer(partition, FetchIsolation.LOG_END)
     try:
-        replica = broker.replicas.require(topic, wanted.partition)
+        replica = broker.replicas.require(topic, partition)
         _check_leader_epoch(replica, wanted.current_leader_epoch)
         if not replica.is_leader:
-            raise KafkaError(Errors.NOT_LEADER_OR_FOLLOWER, f"broker {broker.node_id} does not lead {topic}-{wanted.partition}")
+            raise KafkaError(Errors.NOT_LEADER_OR_FOLLOWER, f"broker {broker.node_id} does not lead {topic}-{partition}")
         replica.require_follower(follower.replica_id, wanted.current_leader_epoch)
         read = replica.read_for_follower(wanted.fetch_offset, wanted.last_fetched_epoch,
                                          min(wanted.partition_max_bytes, budget), min_one_message=first)
