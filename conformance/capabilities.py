@@ -10,9 +10,10 @@ The suite never asks a broker its name.  It asks what any Kafka client asks:
   InitProducerId; admin tests need CreateTopics (19), DeleteTopics (20), DescribeConfigs (32),
   AlterConfigs (33) / IncrementalAlterConfigs (44) and CreatePartitions (37).
 * **Metadata** (key 3) gives the number of live brokers, which gates the multi-node tests.
-* **DescribeConfigs** on the broker resource gives intervals the slow tests depend on (retention
-  check interval, log cleaner backoff) so that a test whose wait budget is shorter than the
-  broker's own schedule skips with that reason instead of failing.
+* **DescribeConfigs** on the broker resource (raw, at a version chosen from ApiVersions) gives
+  intervals the slow tests depend on (retention check interval, log cleaner backoff) so that a test
+  whose wait budget is shorter than the broker's own schedule skips with that reason instead of
+  failing.  A broker that refuses DescribeConfigs fails those tests as a setup failure.
 
 A test that needs something the target lacks calls :meth:`Capabilities.require_api` or
 :meth:`Capabilities.require_brokers`, which skip with a reason naming what is missing.
@@ -20,6 +21,7 @@ A test that needs something the target lacks calls :meth:`Capabilities.require_a
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 import pytest
@@ -42,6 +44,7 @@ class Capabilities:
     broker_count: int
     broker_addresses: dict[int, str]
     broker_configs: dict[str, str] = field(default_factory=dict)
+    broker_configs_error: str | None = None  # why DescribeConfigs of the broker gave nothing, if it failed
 
     @property
     def transactions(self) -> bool:
@@ -63,6 +66,10 @@ class Capabilities:
             pytest.skip(f"broker does not advertise transaction APIs: {', '.join(missing)}")
 
     def broker_config_ms(self, name: str) -> int | None:
+        """A broker config in ms from DescribeConfigs; None when the broker does not report it.  A
+        broker that refused DescribeConfigs fails the asking test as a setup failure instead."""
+        if self.broker_configs_error is not None:
+            raise raw.SetupFailed(f"reading broker config {name}: {self.broker_configs_error}")
         value = self.broker_configs.get(name)
         return int(value) if value is not None and value.lstrip("-").isdigit() else None
 
@@ -80,23 +87,25 @@ def discover(bootstrap: str) -> Capabilities:
             continue
         addresses = {node_id: f"{b.host}:{b.port}" for node_id, b in cluster.brokers.items()}
         capabilities = Capabilities(bootstrap, versions, len(cluster.brokers), addresses)
-        capabilities.broker_configs = _broker_configs(bootstrap, min(cluster.brokers))
+        first = min(cluster.brokers)  # a broker describes its own configs (Kafka refuses other ids)
+        capabilities.broker_configs, capabilities.broker_configs_error = _broker_configs(addresses[first], first)
         return capabilities
     raise RuntimeError(f"no bootstrap broker answered: {'; '.join(errors)}")
 
 
-def _broker_configs(bootstrap: str, broker_id: int) -> dict[str, str]:
-    """Broker-level configs through DescribeConfigs (empty when the broker does not serve it)."""
+def _broker_configs(address: str, broker_id: int) -> tuple[dict[str, str], str | None]:
+    """Broker-level configs through a raw DescribeConfigs, and why they are missing if they are:
+    empty with no reason when the broker does not serve DescribeConfigs (tests needing a value
+    skip), empty with the broker's answer when it refused or the answer could not be read."""
+    version = None
     try:
-        from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
-
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-        try:
-            response = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, str(broker_id))],
-                                              config_filter="all")
-            entries = response.get("broker", {}).get(str(broker_id), {})
-            return {name: str(entry.get("value")) for name, entry in entries.items()}
-        finally:
-            admin.close()
-    except Exception:  # discovery is best effort: tests that need a value skip without it
-        return {}
+        with raw.Connection.to(address, timeout=10) as conn:
+            version = raw.negotiate(raw.api_versions(conn, 0), raw.DESCRIBE_CONFIGS)
+            if version is None:
+                return {}, None
+            described = raw.describe_configs(conn, raw.BROKER_RESOURCE, str(broker_id), version)
+    except (OSError, raw.ConnectionClosed, struct.error, UnicodeDecodeError) as unreadable:
+        return {}, f"DescribeConfigs v{version} of broker {broker_id} at {address}: no readable answer ({unreadable!r})"
+    if described.error.error_code != 0:
+        return {}, f"DescribeConfigs v{version} of broker {broker_id} answered {described.error}"
+    return {name: str(entry.value) for name, entry in described.entries.items()}, None

@@ -16,8 +16,8 @@ Fixtures
 --------
 ``capabilities``  what the broker advertises (see :mod:`conformance.capabilities`);
 ``client``        one adapter per selected client (parametrised; ids are the client names);
-``topics``        creates uniquely named topics and waits for their leaders;
-``admin``         a kafka-python ``KafkaAdminClient``;
+``topics``        creates uniquely named topics (raw CreateTopics) and waits for their leaders;
+``admin``         a kafka-python ``KafkaAdminClient`` (the suite sets up through :mod:`conformance.raw`);
 ``broker``        raw protocol connections (:mod:`conformance.raw`) to the bootstrap or a leader;
 ``cluster_control`` the :class:`~conformance.apache_kafka.KafkaCluster` behind ``--cluster-state``.
 """
@@ -38,6 +38,9 @@ from conformance import raw
 from conformance.capabilities import Capabilities, discover
 from conformance.clients import CLIENT_NAMES, DEFAULT_CLIENTS, Client, ClientLacks, make_client
 from conformance.fixtures import apache_kafka  # noqa: F401  (re-exported fixture)
+from reference.errors import Errors, lookup
+
+TOPIC_ALREADY_EXISTS = Errors.TOPIC_ALREADY_EXISTS.code
 
 RESULTS_KEY = pytest.StashKey[list[dict[str, Any]]]()
 
@@ -177,10 +180,15 @@ def unique_name(request: pytest.FixtureRequest, prefix: str = "conf") -> str:
 
 
 class Topics:
-    """Creates uniquely named topics for one test (never reused, so tests cannot see each other)."""
+    """Creates uniquely named topics for one test (never reused, so tests cannot see each other).
 
-    def __init__(self, admin_client: Any, request: pytest.FixtureRequest, bootstrap: str) -> None:
-        self.admin = admin_client
+    Topics are created with a raw CreateTopics at a version chosen from the broker's ApiVersions,
+    not through a client's admin API, so that a client's own parsing or checks cannot show up as a
+    broker failure; a refusal raises :class:`~conformance.raw.SetupFailed` naming the broker's answer.
+    """
+
+    def __init__(self, capabilities: Capabilities, request: pytest.FixtureRequest, bootstrap: str) -> None:
+        self.capabilities = capabilities
         self.request = request
         self.bootstrap = bootstrap
 
@@ -190,12 +198,37 @@ class Topics:
     def create(self, partitions: int = 1, replication_factor: int = 1, configs: dict[str, str] | None = None,
                name: str | None = None) -> str:
         topic = name or self.name()
-        spec: dict[str, Any] = {"num_partitions": partitions, "replication_factor": replication_factor}
-        if configs:
-            spec["configs"] = configs
-        self.admin.create_topics({topic: spec}, timeout_ms=20000)
+        version = raw.negotiate(self.capabilities.api_versions, raw.CREATE_TOPICS)
+        if version is None:
+            raise raw.SetupFailed("the broker advertises no CreateTopics version this suite speaks (v2-v7)")
+        new_topic = raw.NewTopic(topic, partitions, replication_factor, dict(configs or {}))
+        answers = []
+        deadline = time.monotonic() + 20
+        while True:  # retriable answers (a controller moving, a timed-out wait) are retried, as clients do
+            answer = self._create_topic(new_topic, version)
+            answers.append(str(answer))
+            if answer is None or not lookup(answer.error_code).retriable or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        created_earlier = answer is not None and answer.error_code == TOPIC_ALREADY_EXISTS and len(answers) > 1
+        if answer is None or (answer.error_code != 0 and not created_earlier):
+            raise raw.SetupFailed(f"CreateTopics v{version} of {topic!r} ({partitions} partitions, replication "
+                                  f"factor {replication_factor}, configs {configs or {}}) answered "
+                                  f"{', then '.join(answers)}")
         self.wait_for_leaders(topic, partitions)
         return topic
+
+    def _create_topic(self, new_topic: raw.NewTopic, version: int) -> raw.ApiError | None:
+        """CreateTopics asked of the first bootstrap broker that answers (some may be down in fault
+        tests); any broker forwards it to the controller."""
+        unreachable = []
+        for address in (a.strip() for a in self.bootstrap.split(",")):
+            try:
+                with raw.Connection.to(address, timeout=30) as conn:
+                    return raw.create_topics(conn, [new_topic], version).get(new_topic.name)
+            except (OSError, raw.ConnectionClosed) as error:
+                unreachable.append(f"{address}: {error!r}")
+        raise raw.SetupFailed(f"no bootstrap broker answered CreateTopics for {new_topic.name!r}: {unreachable}")
 
     def _leaders_serve(self, info: raw.TopicInfo) -> bool:
         """Metadata can name a leader a moment before that broker serves the partition: ask each
@@ -230,13 +263,15 @@ class Topics:
             except (OSError, raw.ConnectionClosed):
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"topic {topic} has no leader for every partition after {timeout}s")
+                raise raw.SetupFailed(f"topic {topic} created, but Metadata from every broker and ListOffsets from "
+                                      f"each leader did not show a serving leader for all {partitions} "
+                                      f"partitions within {timeout:.0f} s")
             time.sleep(0.1)
 
 
 @pytest.fixture
-def topics(admin: Any, request: pytest.FixtureRequest, bootstrap: str) -> Topics:
-    return Topics(admin, request, bootstrap)
+def topics(capabilities: Capabilities, request: pytest.FixtureRequest, bootstrap: str) -> Topics:
+    return Topics(capabilities, request, bootstrap)
 
 
 class Broker:

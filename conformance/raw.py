@@ -23,8 +23,12 @@ laid out.  The facts it encodes come from Kafka's protocol guide and the message
 
 Requests covered: ApiVersions v0 and v3, Metadata v4 and v7, InitProducerId v1, Produce v9 and v10
 (flexible; v10 reads KIP-951's current_leader and node_endpoints), Fetch v4, v11 (leader epoch,
-rack id, preferred read replica) and v16 (topic ids; KIP-951 leader hints), Metadata v12 for a topic id, ListOffsets v1 and v4, OffsetForLeaderEpoch v3, ElectLeaders v1, FindCoordinator v1, JoinGroup v5, SyncGroup v3, Heartbeat v3, OffsetCommit v7, OffsetFetch v5,
+rack id, preferred read replica), v16 (topic ids; KIP-951 leader hints) and v7-v18 with a fetch
+session (KIP-227), Metadata v12 for a topic id, ListOffsets v1 and v4, OffsetForLeaderEpoch v3, ElectLeaders v1, FindCoordinator v1, JoinGroup v5, SyncGroup v3, Heartbeat v3, OffsetCommit v7, OffsetFetch v5,
 and arbitrary ``(api_key, version, body)`` frames for robustness probes.
+Other helpers speak a range of versions (``SPOKEN_VERSIONS``: InitProducerId v0-v6, CreateTopics,
+DeleteTopics, CreatePartitions, DescribeConfigs, IncrementalAlterConfigs, DeleteRecords, LeaveGroup,
+DescribeGroups); the caller chooses one from the broker's ApiVersions with :func:`negotiate`.
 """
 
 from __future__ import annotations
@@ -651,28 +655,8 @@ def _summarise_batches(records: bytes) -> list[BatchSummary]:
 
 def fetch(conn: Connection, topic: str, partition: int, offset: int, max_wait_ms: int = 500,
           min_bytes: int = 1, max_bytes: int = 1024 * 1024) -> FetchedPartition:
-    """Fetch v4 (read_uncommitted) of one partition."""
-    body = (
-        Writer().int32(-1).int32(max_wait_ms).int32(min_bytes).int32(max_bytes).int8(0)
-        .int32(1).string(topic).int32(1).int32(partition).int64(offset).int32(max_bytes).bytes()
-    )
-    reader = conn.request(FETCH, 4, body, flexible=False)
-    reader.int32()  # throttle_time_ms
-    result = None
-    for _ in range(reader.array_length()):
-        reader.string()
-        for _ in range(reader.array_length()):
-            reader.int32()  # partition
-            error_code, high_watermark = reader.int16(), reader.int64()
-            reader.int64()  # last_stable_offset
-            for _ in range(max(reader.array_length(), 0)):  # aborted transactions
-                reader.int64()
-                reader.int64()
-            records = reader.int32_bytes() or b""
-            result = FetchedPartition(error_code, high_watermark, _summarise_batches(records))
-    if result is None:
-        raise AssertionError("Fetch response carried no partition")
-    return result
+    """Fetch v4 (read_uncommitted) of one partition (:func:`send_fetch`, then :func:`receive_fetch`)."""
+    return receive_fetch(conn, send_fetch(conn, topic, partition, offset, max_wait_ms, min_bytes, max_bytes))
 
 
 # ---------------------------------------------------------------- classic consumer group protocol
@@ -1030,4 +1014,606 @@ def fetch_v16(conn: Connection, topic_uuid: bytes, partition: int, offset: int, 
     if result is None:
         raise AssertionError("Fetch response carried no partition")
     _read_tagged_fields(reader, {0: lambda tagged: result.node_endpoints.update(_read_node_endpoints(tagged))})
+    return result
+
+
+# ================================================================ versions chosen from ApiVersions
+# The helpers below each speak a range of versions (SPOKEN_VERSIONS); a caller picks one with
+# :func:`negotiate` from the range the broker advertises, as a client does, instead of pinning one
+# that a broker might serve differently from the versions clients use.  Where the range crosses
+# into flexible versions (KIP-482) the same helper writes compact strings and tagged fields.
+LEAVE_GROUP = 13
+DESCRIBE_GROUPS = 15
+CREATE_TOPICS = 19
+DELETE_TOPICS = 20
+DELETE_RECORDS = 21
+DESCRIBE_CONFIGS = 32
+CREATE_PARTITIONS = 37
+INCREMENTAL_ALTER_CONFIGS = 44
+
+# API key -> (lowest, highest) version the helper speaks, and the first flexible version.
+SPOKEN_VERSIONS: dict[int, tuple[int, int]] = {
+    INIT_PRODUCER_ID: (0, 6),
+    LEAVE_GROUP: (3, 5),  # v3+: a batch of members, each with its group.instance.id (KIP-345)
+    DESCRIBE_GROUPS: (4, 6),  # v4+: each member's group.instance.id
+    CREATE_TOPICS: (2, 7),
+    DELETE_TOPICS: (1, 6),
+    DELETE_RECORDS: (0, 2),
+    DESCRIBE_CONFIGS: (1, 4),
+    CREATE_PARTITIONS: (0, 3),
+    INCREMENTAL_ALTER_CONFIGS: (0, 1),
+}
+FIRST_FLEXIBLE_VERSION: dict[int, int] = {
+    INIT_PRODUCER_ID: 2, LEAVE_GROUP: 4, DESCRIBE_GROUPS: 5, CREATE_TOPICS: 5, DELETE_TOPICS: 4,
+    DELETE_RECORDS: 2, DESCRIBE_CONFIGS: 4, CREATE_PARTITIONS: 2, INCREMENTAL_ALTER_CONFIGS: 1,
+}
+
+
+def negotiate(advertised: ApiVersionsResult, api_key: int) -> int | None:
+    """The highest version of ``api_key`` that the broker advertises and this module speaks; None
+    when the two ranges do not meet (the broker lacks what the helper can say)."""
+    low, high = SPOKEN_VERSIONS[api_key]
+    theirs = advertised.apis.get(api_key)
+    if theirs is None:
+        return None
+    low, high = max(low, theirs.min_version), min(high, theirs.max_version)
+    return high if low <= high else None
+
+
+def is_flexible(api_key: int, version: int) -> bool:
+    return version >= FIRST_FLEXIBLE_VERSION[api_key]
+
+
+class SetupFailed(AssertionError):
+    """The broker refused a step a test needs before it can check anything (creating its topic,
+    reading a config).  The message starts with ``setup failed:`` and names the request and the
+    broker's answer, so a report tells a broken setup from a broken behaviour."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"setup failed: {what}")
+
+
+@dataclass
+class ApiError:
+    """An error code with the optional message Kafka sends beside it."""
+
+    error_code: int
+    error_message: str | None = None
+
+    def __str__(self) -> str:
+        from reference.errors import lookup
+
+        text = str(lookup(self.error_code))
+        return f"{text}: {self.error_message}" if self.error_message else text
+
+
+# Classic or compact forms of the same field, chosen by the request's flexibility.
+def _put_string(writer: Writer, value: str | None, flexible: bool) -> Writer:
+    return writer.compact_string(value) if flexible else writer.string(value)
+
+
+def _put_array_length(writer: Writer, count: int | None, flexible: bool) -> Writer:
+    """An array's element count; None writes a null array."""
+    if flexible:
+        return writer.uvarint(0 if count is None else count + 1)
+    return writer.int32(-1 if count is None else count)
+
+
+def _put_tags(writer: Writer, flexible: bool) -> Writer:
+    return writer.empty_tagged_fields() if flexible else writer
+
+
+def _get_string(reader: Reader, flexible: bool) -> str | None:
+    return reader.compact_string() if flexible else reader.string()
+
+
+def _get_array_length(reader: Reader, flexible: bool) -> int:
+    """An array's element count; -1 for a null array."""
+    return reader.compact_array_length() if flexible else reader.array_length()
+
+
+def _get_bytes(reader: Reader, flexible: bool) -> bytes | None:
+    if not flexible:
+        return reader.int32_bytes()
+    length_plus_one = reader.uvarint()
+    return None if length_plus_one == 0 else reader.take(length_plus_one - 1)
+
+
+def _skip_tags(reader: Reader, flexible: bool) -> None:
+    if flexible:
+        reader.skip_tagged_fields()
+
+
+# ---------------------------------------------------------------- InitProducerId v0-v6
+def init_producer_id_at(conn: Connection, version: int, transactional_id: str | None = None,
+                        timeout_ms: int = 60000, producer_id: int = -1, producer_epoch: int = -1
+                        ) -> ProducerIdAndEpoch:
+    """InitProducerId at ``version`` (flexible from v2).  v3+ carries the producer's current id and
+    epoch (KIP-360, -1 for a new producer); v6 adds the two-phase-commit flags of KIP-939, sent
+    false; its two extra response fields are read and dropped."""
+    flexible = is_flexible(INIT_PRODUCER_ID, version)
+    body = _put_string(Writer(), transactional_id, flexible).int32(timeout_ms)
+    if version >= 3:
+        body.int64(producer_id).int16(producer_epoch)
+    if version >= 6:
+        body.boolean(False).boolean(False)  # enable_2pc, keep_prepared_txn
+    reader = conn.request(INIT_PRODUCER_ID, version, _put_tags(body, flexible).bytes(), flexible)
+    reader.int32()  # throttle_time_ms
+    return ProducerIdAndEpoch(reader.int16(), reader.int64(), reader.int16())
+
+
+# ---------------------------------------------------------------- topics: CreateTopics, DeleteTopics, CreatePartitions
+@dataclass
+class NewTopic:
+    name: str
+    partitions: int = 1
+    replication_factor: int = 1
+    configs: dict[str, str | None] = field(default_factory=dict)
+
+
+def create_topics(conn: Connection, topics: Sequence[NewTopic], version: int, timeout_ms: int = 20000,
+                  validate_only: bool = False) -> dict[str, ApiError]:
+    """CreateTopics v2-v7 (flexible from v5) without explicit replica assignments; returns each
+    topic's error.  The controller places the replicas; any broker forwards the request to it."""
+    flexible = is_flexible(CREATE_TOPICS, version)
+    body = _put_array_length(Writer(), len(topics), flexible)
+    for topic in topics:
+        _put_string(body, topic.name, flexible).int32(topic.partitions).int16(topic.replication_factor)
+        _put_array_length(body, 0, flexible)  # assignments
+        _put_array_length(body, len(topic.configs), flexible)
+        for name, value in topic.configs.items():
+            _put_tags(_put_string(_put_string(body, name, flexible), value, flexible), flexible)
+        _put_tags(body, flexible)
+    _put_tags(body.int32(timeout_ms).boolean(validate_only), flexible)
+    reader = conn.request(CREATE_TOPICS, version, body.bytes(), flexible)
+    reader.int32()  # throttle_time_ms
+    results = {}
+    for _ in range(_get_array_length(reader, flexible)):
+        name = _get_string(reader, flexible) or ""
+        if version >= 7:
+            reader.take(16)  # topic_id
+        result = ApiError(reader.int16(), _get_string(reader, flexible))
+        if version >= 5:
+            reader.int32()  # num_partitions
+            reader.int16()  # replication_factor
+            for _ in range(_get_array_length(reader, flexible)):  # configs (null when not described)
+                _get_string(reader, flexible)  # name
+                _get_string(reader, flexible)  # value
+                reader.boolean()  # read_only
+                reader.int8()  # config_source
+                reader.boolean()  # is_sensitive
+                _skip_tags(reader, flexible)
+        _skip_tags(reader, flexible)  # topic_config_error_code (tag 0) is not used
+        results[name] = result
+    return results
+
+
+def delete_topics(conn: Connection, names: Sequence[str], version: int, timeout_ms: int = 20000
+                  ) -> dict[str, ApiError]:
+    """DeleteTopics v1-v6 by name (flexible from v4; v6 names topics in a struct beside a topic id,
+    sent as zeros); returns each topic's error."""
+    flexible = is_flexible(DELETE_TOPICS, version)
+    body = _put_array_length(Writer(), len(names), flexible)
+    for name in names:
+        if version >= 6:
+            _put_tags(_put_string(body, name, flexible).raw(bytes(16)), flexible)
+        else:
+            _put_string(body, name, flexible)
+    _put_tags(body.int32(timeout_ms), flexible)
+    reader = conn.request(DELETE_TOPICS, version, body.bytes(), flexible)
+    reader.int32()  # throttle_time_ms
+    results = {}
+    for _ in range(_get_array_length(reader, flexible)):
+        name = _get_string(reader, flexible) or ""
+        if version >= 6:
+            reader.take(16)  # topic_id
+        error_code = reader.int16()
+        message = _get_string(reader, flexible) if version >= 5 else None
+        _skip_tags(reader, flexible)
+        results[name] = ApiError(error_code, message)
+    return results
+
+
+def create_partitions(conn: Connection, topic: str, count: int, version: int, timeout_ms: int = 20000,
+                      validate_only: bool = False) -> ApiError:
+    """CreatePartitions v0-v3 (flexible from v2): grow ``topic`` to ``count`` partitions, replicas
+    placed by the controller."""
+    flexible = is_flexible(CREATE_PARTITIONS, version)
+    body = _put_array_length(Writer(), 1, flexible)
+    _put_string(body, topic, flexible).int32(count)
+    _put_tags(_put_array_length(body, None, flexible), flexible)  # assignments: null
+    _put_tags(body.int32(timeout_ms).boolean(validate_only), flexible)
+    reader = conn.request(CREATE_PARTITIONS, version, body.bytes(), flexible)
+    reader.int32()  # throttle_time_ms
+    result = None
+    for _ in range(_get_array_length(reader, flexible)):
+        name = _get_string(reader, flexible)
+        answer = ApiError(reader.int16(), _get_string(reader, flexible))
+        _skip_tags(reader, flexible)
+        if name == topic:
+            result = answer
+    if result is None:
+        raise AssertionError(f"CreatePartitions response carried no result for {topic}")
+    return result
+
+
+# ---------------------------------------------------------------- configs: DescribeConfigs, IncrementalAlterConfigs
+TOPIC_RESOURCE = 2  # ConfigResource.Type
+BROKER_RESOURCE = 4
+CONFIG_SET = 0  # IncrementalAlterConfigs operations (KIP-339)
+CONFIG_DELETE = 1
+
+
+@dataclass
+class ConfigEntry:
+    value: str | None
+    read_only: bool
+    config_source: int  # DescribeConfigs v1+: 1 dynamic topic, 4 static broker, 5 default, ...
+    is_sensitive: bool
+
+
+@dataclass
+class DescribedConfigs:
+    error: ApiError
+    entries: dict[str, ConfigEntry]
+
+
+def describe_configs(conn: Connection, resource_type: int, resource_name: str, version: int,
+                     keys: Sequence[str] | None = None) -> DescribedConfigs:
+    """DescribeConfigs v1-v4 (flexible from v4) of one resource: every config when ``keys`` is
+    None, without synonyms or documentation."""
+    flexible = is_flexible(DESCRIBE_CONFIGS, version)
+    body = _put_array_length(Writer(), 1, flexible)
+    _put_string(body.int8(resource_type), resource_name, flexible)
+    _put_array_length(body, None if keys is None else len(keys), flexible)
+    for key in keys or ():
+        _put_string(body, key, flexible)
+    _put_tags(body, flexible).boolean(False)  # include_synonyms
+    if version >= 3:
+        body.boolean(False)  # include_documentation
+    reader = conn.request(DESCRIBE_CONFIGS, version, _put_tags(body, flexible).bytes(), flexible)
+    reader.int32()  # throttle_time_ms
+    result = None
+    for _ in range(_get_array_length(reader, flexible)):
+        error = ApiError(reader.int16(), _get_string(reader, flexible))
+        reader.int8()  # resource_type
+        name = _get_string(reader, flexible)
+        entries = {}
+        for _ in range(max(_get_array_length(reader, flexible), 0)):
+            key = _get_string(reader, flexible) or ""
+            value, read_only, source, sensitive = (_get_string(reader, flexible), reader.boolean(), reader.int8(),
+                                                   reader.boolean())
+            for _ in range(max(_get_array_length(reader, flexible), 0)):  # synonyms
+                _get_string(reader, flexible)
+                _get_string(reader, flexible)
+                reader.int8()
+                _skip_tags(reader, flexible)
+            if version >= 3:
+                reader.int8()  # config_type
+                _get_string(reader, flexible)  # documentation
+            _skip_tags(reader, flexible)
+            entries[key] = ConfigEntry(value, read_only, source, sensitive)
+        _skip_tags(reader, flexible)
+        if name == resource_name:
+            result = DescribedConfigs(error, entries)
+    if result is None:
+        raise AssertionError(f"DescribeConfigs response carried no result for {resource_name}")
+    return result
+
+
+def incremental_alter_configs(conn: Connection, resource_type: int, resource_name: str,
+                              changes: Sequence[tuple[str, int, str | None]], version: int,
+                              validate_only: bool = False) -> ApiError:
+    """IncrementalAlterConfigs v0-v1 (flexible from v1) of one resource: ``changes`` are
+    ``(name, operation, value)`` with CONFIG_SET / CONFIG_DELETE (KIP-339)."""
+    flexible = is_flexible(INCREMENTAL_ALTER_CONFIGS, version)
+    body = _put_array_length(Writer(), 1, flexible)
+    _put_string(body.int8(resource_type), resource_name, flexible)
+    _put_array_length(body, len(changes), flexible)
+    for name, operation, value in changes:
+        _put_tags(_put_string(_put_string(body, name, flexible).int8(operation), value, flexible), flexible)
+    _put_tags(body, flexible)
+    reader = conn.request(INCREMENTAL_ALTER_CONFIGS, version, _put_tags(body.boolean(validate_only), flexible).bytes(),
+                          flexible)
+    reader.int32()  # throttle_time_ms
+    result = None
+    for _ in range(_get_array_length(reader, flexible)):
+        answer = ApiError(reader.int16(), _get_string(reader, flexible))
+        reader.int8()  # resource_type
+        answered = _get_string(reader, flexible)
+        _skip_tags(reader, flexible)
+        if answered == resource_name:
+            result = answer
+    if result is None:
+        raise AssertionError(f"IncrementalAlterConfigs response carried no result for {resource_name}")
+    return result
+
+
+# ---------------------------------------------------------------- DeleteRecords (KIP-107)
+@dataclass
+class DeletedRecords:
+    error_code: int
+    low_watermark: int
+
+
+def delete_records(conn: Connection, topic: str, offsets: dict[int, int], version: int, timeout_ms: int = 20000
+                   ) -> dict[int, DeletedRecords]:
+    """DeleteRecords v0-v2 (flexible from v2): delete ``{partition: before_offset}`` on the
+    partitions' leader; returns each partition's error and new low watermark (log start offset)."""
+    flexible = is_flexible(DELETE_RECORDS, version)
+    body = _put_array_length(Writer(), 1, flexible)
+    _put_array_length(_put_string(body, topic, flexible), len(offsets), flexible)
+    for partition, offset in offsets.items():
+        _put_tags(body.int32(partition).int64(offset), flexible)
+    _put_tags(_put_tags(body, flexible).int32(timeout_ms), flexible)
+    reader = conn.request(DELETE_RECORDS, version, body.bytes(), flexible)
+    reader.int32()  # throttle_time_ms
+    results = {}
+    for _ in range(_get_array_length(reader, flexible)):
+        _get_string(reader, flexible)
+        for _ in range(_get_array_length(reader, flexible)):
+            partition, low_watermark, error_code = reader.int32(), reader.int64(), reader.int16()
+            _skip_tags(reader, flexible)
+            results[partition] = DeletedRecords(error_code, low_watermark)
+        _skip_tags(reader, flexible)
+    return results
+
+
+# ---------------------------------------------------------------- LeaveGroup, DescribeGroups
+def leave_group(conn: Connection, group_id: str, members: Sequence[tuple[str, str | None]], version: int
+                ) -> tuple[int, dict[str, int]]:
+    """LeaveGroup v3-v5 (flexible from v4) of ``(member_id, group_instance_id)`` members; returns
+    the top-level error and each member's error."""
+    flexible = is_flexible(LEAVE_GROUP, version)
+    body = _put_string(Writer(), group_id, flexible)
+    _put_array_length(body, len(members), flexible)
+    for member_id, instance_id in members:
+        _put_string(_put_string(body, member_id, flexible), instance_id, flexible)
+        if version >= 5:
+            _put_string(body, "refka conformance", flexible)  # reason
+        _put_tags(body, flexible)
+    reader = conn.request(LEAVE_GROUP, version, _put_tags(body, flexible).bytes(), flexible)
+    reader.int32()  # throttle_time_ms
+    error_code = reader.int16()
+    answers = {}
+    for _ in range(_get_array_length(reader, flexible)):
+        member_id = _get_string(reader, flexible) or ""
+        _get_string(reader, flexible)  # group_instance_id
+        answers[member_id] = reader.int16()
+        _skip_tags(reader, flexible)
+    return error_code, answers
+
+
+@dataclass
+class GroupMemberDescription:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str | None
+
+
+@dataclass
+class GroupDescription:
+    error_code: int
+    state: str | None
+    protocol_type: str | None
+    protocol: str | None
+    members: list[GroupMemberDescription]
+
+
+def describe_group(conn: Connection, group_id: str, version: int) -> GroupDescription:
+    """DescribeGroups v4-v6 (flexible from v5) of one group, asked of its coordinator."""
+    flexible = is_flexible(DESCRIBE_GROUPS, version)
+    body = _put_string(_put_array_length(Writer(), 1, flexible), group_id, flexible).boolean(False)
+    reader = conn.request(DESCRIBE_GROUPS, version, _put_tags(body, flexible).bytes(), flexible)
+    reader.int32()  # throttle_time_ms
+    result = None
+    for _ in range(_get_array_length(reader, flexible)):
+        error_code = reader.int16()
+        if version >= 6:
+            _get_string(reader, flexible)  # error_message
+        name = _get_string(reader, flexible)
+        state, protocol_type, protocol = (_get_string(reader, flexible), _get_string(reader, flexible),
+                                          _get_string(reader, flexible))
+        members = []
+        for _ in range(max(_get_array_length(reader, flexible), 0)):
+            member_id, instance_id = _get_string(reader, flexible) or "", _get_string(reader, flexible)
+            client_id = _get_string(reader, flexible)
+            _get_string(reader, flexible)  # client_host
+            _get_bytes(reader, flexible)  # member_metadata
+            _get_bytes(reader, flexible)  # member_assignment
+            _skip_tags(reader, flexible)
+            members.append(GroupMemberDescription(member_id, instance_id, client_id))
+        reader.int32()  # authorized_operations
+        _skip_tags(reader, flexible)
+        if name == group_id:
+            result = GroupDescription(error_code, state, protocol_type, protocol, members)
+    if result is None:
+        raise AssertionError(f"DescribeGroups response carried no group {group_id}")
+    return result
+
+
+# ---------------------------------------------------------------- Fetch v4 sent now, read later
+def send_fetch(conn: Connection, topic: str, partition: int, offset: int, max_wait_ms: int = 500,
+               min_bytes: int = 1, max_bytes: int = 1024 * 1024) -> int:
+    """Send a Fetch v4 (read_uncommitted) of one partition without waiting for the answer (a fetch
+    the broker parks until ``min_bytes`` arrive); returns its correlation id for :func:`receive_fetch`."""
+    body = (
+        Writer().int32(-1).int32(max_wait_ms).int32(min_bytes).int32(max_bytes).int8(0)
+        .int32(1).string(topic).int32(1).int32(partition).int64(offset).int32(max_bytes).bytes()
+    )
+    return conn.send(FETCH, 4, body, flexible=False)
+
+
+def receive_fetch(conn: Connection, correlation_id: int) -> FetchedPartition:
+    """Read the Fetch v4 answer to :func:`send_fetch`."""
+    reader = conn.receive(correlation_id, flexible_header=False)
+    reader.int32()  # throttle_time_ms
+    result = None
+    for _ in range(reader.array_length()):
+        reader.string()
+        for _ in range(reader.array_length()):
+            reader.int32()  # partition
+            error_code, high_watermark = reader.int16(), reader.int64()
+            reader.int64()  # last_stable_offset
+            for _ in range(max(reader.array_length(), 0)):  # aborted transactions
+                reader.int64()
+                reader.int64()
+            records = reader.int32_bytes() or b""
+            result = FetchedPartition(error_code, high_watermark, _summarise_batches(records))
+    if result is None:
+        raise AssertionError("Fetch response carried no partition")
+    return result
+
+
+# ---------------------------------------------------------------- Fetch v7-v18 with a session (KIP-227)
+FETCH_SESSION_VERSIONS = range(7, 19)  # what fetch_in_session can encode
+FINAL_EPOCH = -1  # a full fetch that creates no session (and closes the one named)
+INITIAL_EPOCH = 0  # a full fetch that asks for a session
+
+
+@dataclass
+class SessionFetchPartition:
+    error_code: int
+    high_watermark: int
+    log_start_offset: int
+    batches: list[BatchSummary]
+
+    @property
+    def record_count(self) -> int:
+        return sum(batch.record_count for batch in self.batches)
+
+
+@dataclass
+class SessionFetchResult:
+    """A Fetch response with its session fields; ``partitions`` in response order, keyed by
+    (topic, partition) where topic is the name below v13 and the 16-byte id from v13."""
+
+    error_code: int
+    session_id: int
+    partitions: dict[tuple[str | bytes, int], SessionFetchPartition]
+
+
+def _fetch_array(writer: Writer, length: int, flexible: bool) -> None:
+    if flexible:
+        writer.uvarint(length + 1)
+    else:
+        writer.int32(length)
+
+
+def _fetch_topic_key(writer: Writer, topic: str | bytes, version: int) -> None:
+    """Topics by name up to v12 (a compact string from v12, flexible), by 16-byte id from v13."""
+    if version >= 13:
+        assert isinstance(topic, bytes) and len(topic) == 16, "Fetch v13+ names topics by id"
+        writer.raw(topic)
+    else:
+        assert isinstance(topic, str), "Fetch before v13 names topics by name"
+        writer.compact_string(topic) if version >= 12 else writer.string(topic)
+
+
+def fetch_in_session(conn: Connection, version: int, session_id: int, epoch: int,
+                     topics: Sequence[tuple[str | bytes, Sequence[tuple[int, int]]]],
+                     forgotten: Sequence[tuple[str | bytes, Sequence[int]]] = (),
+                     max_wait_ms: int = 0, min_bytes: int = 1, max_bytes: int = 1024 * 1024) -> SessionFetchResult:
+    """A consumer's Fetch (read_uncommitted) at ``version`` 7-18 with ``session_id`` and ``epoch``:
+    ``topics`` lists (topic, [(partition, fetch offset)]) to add or update, ``forgotten`` the
+    partitions an incremental fetch removes from its session (``ForgottenTopicsData``)."""
+    assert version in FETCH_SESSION_VERSIONS
+    flexible = version >= 12
+    body = Writer()
+    if version < 15:
+        body.int32(-1)  # replica_id: a consumer (from v15 in the ReplicaState tagged field, default -1)
+    body.int32(max_wait_ms).int32(min_bytes).int32(max_bytes).int8(0).int32(session_id).int32(epoch)
+    _fetch_array(body, len(topics), flexible)
+    for topic, partitions in topics:
+        _fetch_topic_key(body, topic, version)
+        _fetch_array(body, len(partitions), flexible)
+        for partition, offset in partitions:
+            body.int32(partition)
+            if version >= 9:
+                body.int32(-1)  # current_leader_epoch: unknown
+            body.int64(offset)
+            if version >= 12:
+                body.int32(-1)  # last_fetched_epoch
+            body.int64(-1).int32(max_bytes)  # log_start_offset (followers only), partition_max_bytes
+            if flexible:
+                body.empty_tagged_fields()
+        if flexible:
+            body.empty_tagged_fields()
+    _fetch_array(body, len(forgotten), flexible)
+    for topic, partition_indexes in forgotten:
+        _fetch_topic_key(body, topic, version)
+        _fetch_array(body, len(partition_indexes), flexible)
+        for partition in partition_indexes:
+            body.int32(partition)
+        if flexible:
+            body.empty_tagged_fields()
+    if version >= 11:
+        body.compact_string("") if flexible else body.string("")  # rack_id
+    if flexible:
+        body.empty_tagged_fields()
+    reader = conn.request(FETCH, version, body.bytes(), flexible=flexible)
+    return _read_session_fetch(reader, version)
+
+
+def _read_session_fetch(reader: Reader, version: int) -> SessionFetchResult:
+    flexible = version >= 12
+    array_length = reader.compact_array_length if flexible else reader.array_length
+    reader.int32()  # throttle_time_ms
+    result = SessionFetchResult(reader.int16(), reader.int32(), {})
+    for _ in range(array_length()):
+        if version >= 13:
+            topic: str | bytes = reader.take(16)
+        else:
+            topic = (reader.compact_string() if flexible else reader.string()) or ""
+        for _ in range(array_length()):
+            partition, error_code, high_watermark = reader.int32(), reader.int16(), reader.int64()
+            reader.int64()  # last_stable_offset
+            log_start_offset = reader.int64()
+            for _ in range(max(array_length(), 0)):  # aborted transactions
+                reader.int64()
+                reader.int64()
+                if flexible:
+                    reader.skip_tagged_fields()
+            if version >= 11:
+                reader.int32()  # preferred_read_replica
+            if flexible:
+                length_plus_one = reader.uvarint()
+                records = reader.take(length_plus_one - 1) if length_plus_one else b""
+                reader.skip_tagged_fields()
+            else:
+                records = reader.int32_bytes() or b""
+            result.partitions[(topic, partition)] = SessionFetchPartition(
+                error_code, high_watermark, log_start_offset, _summarise_batches(records))
+        if flexible:
+            reader.skip_tagged_fields()
+    if flexible:
+        reader.skip_tagged_fields()
+    return result
+
+
+# ---------------------------------------------------------------- ListOffsets with an isolation level (KIP-98)
+READ_UNCOMMITTED = 0
+READ_COMMITTED = 1
+
+
+def list_offset_isolated(conn: Connection, topic: str, partition: int, timestamp: int, isolation_level: int,
+                         current_leader_epoch: int = -1) -> ListedOffset:
+    """ListOffsets v4 for one partition at ``isolation_level``: with READ_COMMITTED, LATEST answers
+    the last stable offset (below the first record of any open transaction) instead of the high
+    watermark."""
+    body = (
+        Writer().int32(-1).int8(isolation_level)  # replica_id (consumer)
+        .int32(1).string(topic).int32(1).int32(partition).int32(current_leader_epoch).int64(timestamp).bytes()
+    )
+    reader = conn.request(LIST_OFFSETS, 4, body, flexible=False)
+    reader.int32()  # throttle_time_ms
+    result = None
+    for _ in range(reader.array_length()):
+        reader.string()
+        for _ in range(reader.array_length()):
+            reader.int32()
+            result = ListedOffset(reader.int16(), reader.int64(), reader.int64())
+            reader.int32()  # leader_epoch
+    if result is None:
+        raise AssertionError("ListOffsets response carried no partition")
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -52,24 +53,57 @@ def test_join_assigns_all_partitions_and_consumes(client, topics):
         member.close()
 
 
-def test_rebalance_on_join_and_leave(client, topics):
+# Members in the tests below ask for a session timeout far longer than any wait for a rebalance,
+# so that only the behaviour under test (a LeaveGroup, a static rejoin) can explain a rebalance
+# within the wait: a member that is merely gone would keep its place until the session expires.
+LONG_SESSION_MS = 60_000
+REBALANCE_WAIT_S = 20.0
+SESSION_TIMEOUT_KEY = {"kafka-python": "session_timeout_ms", "aiokafka": "session_timeout_ms",
+                       "confluent-kafka": "session.timeout.ms"}
+
+
+def _long_session(client, capabilities):
+    """Client config for LONG_SESSION_MS, or a skip when the client has no group adapter or the
+    broker caps sessions below it (group.max.session.timeout.ms)."""
+    if client.name not in SESSION_TIMEOUT_KEY:
+        pytest.skip(f"{client.name} has no group consumer adapter")
+    cap = capabilities.broker_config_ms("group.max.session.timeout.ms")
+    if cap is not None and cap < LONG_SESSION_MS:
+        pytest.skip(f"group.max.session.timeout.ms is {cap} ms, below the {LONG_SESSION_MS} ms these tests need")
+    return {SESSION_TIMEOUT_KEY[client.name]: LONG_SESSION_MS}
+
+
+def _describe(bootstrap, capabilities, group):
+    version = raw.negotiate(capabilities.api_versions, raw.DESCRIBE_GROUPS)
+    if version is None:
+        pytest.skip("broker advertises no DescribeGroups version the suite speaks (v4-v6)")
+    with raw.group_coordinator(bootstrap.split(",")[0], group) as conn:
+        return raw.describe_group(conn, group, version)
+
+
+def test_rebalance_on_join_and_leave(client, topics, capabilities, bootstrap):
     """Rebalance protocol: a second member joining splits the partitions between both (no partition
-    owned twice); when it leaves (LeaveGroup) the first member owns them all again."""
+    owned twice); when it leaves (LeaveGroup on close) the first member owns them all again at
+    once, long before the leaver's session could have expired, and the group lists one member."""
+    config = _long_session(client, capabilities)
     topic = topics.create(partitions=2)
     group = topics.name("group")
-    first = _member(client, topic, group)
+    first = _member(client, topic, group, config)
     second = None
     try:
         assert _poll_all_until([first], lambda: first.assignment() == {0, 1}), first.assignment()
-        second = _member(client, topic, group)
+        second = _member(client, topic, group, config)
         split = _poll_all_until([first, second], lambda: len(first.assignment()) == 1
                                 and len(second.assignment()) == 1
                                 and first.assignment() | second.assignment() == {0, 1})
         assert split, f"expected one partition each, observed {first.assignment()} / {second.assignment()}"
+        assert len(_describe(bootstrap, capabilities, group).members) == 2
         second.close()
         second = None
-        assert _poll_all_until([first], lambda: first.assignment() == {0, 1}, timeout=20), \
+        assert _poll_all_until([first], lambda: first.assignment() == {0, 1}, timeout=REBALANCE_WAIT_S), \
             f"expected {{0, 1}} after the leave, observed {first.assignment()}"
+        described = _describe(bootstrap, capabilities, group)
+        assert (described.state, len(described.members)) == ("Stable", 1), f"observed {described}"
     finally:
         first.close()
         if second is not None:
@@ -97,16 +131,18 @@ def test_commit_then_fetch_offsets(client, topics, bootstrap):
     assert committed[0].error_code == 0 and committed[0].offset == 5, f"expected offset 5, observed {committed}"
 
 
-def test_static_member_rejoins_without_rebalance(client, topics):
-    """KIP-345 static membership: a member with group.instance.id that closes without leaving and
-    comes back with the same id gets the same partitions back."""
+def test_static_member_rejoins_without_rebalance(client, topics, capabilities, bootstrap):
+    """KIP-345 static membership: a member with group.instance.id that closes without leaving stays
+    in the group; coming back with the same id it replaces its old self and gets the same
+    partitions at once, although the old member's session has not expired; the group still has
+    that one member."""
     key = {"kafka-python": "group_instance_id", "aiokafka": "group_instance_id",
            "confluent-kafka": "group.instance.id"}.get(client.name)
     if key is None:
         pytest.skip(f"{client.name} has no group consumer adapter")
+    config = {key: "static-1", **_long_session(client, capabilities)}
     topic = topics.create(partitions=2)
     group = topics.name("group")
-    config = {key: "static-1"}
     try:
         member = _member(client, topic, group, config)
     except TypeError as unsupported:
@@ -115,9 +151,17 @@ def test_static_member_rejoins_without_rebalance(client, topics):
         assert _poll_all_until([member], lambda: member.assignment() == {0, 1}), member.assignment()
     finally:
         member.close()
+    gone = _describe(bootstrap, capabilities, group)
+    if not gone.members:
+        pytest.skip(f"{client.name} sends LeaveGroup on close even as a static member: nothing to rejoin")
+    assert [m.group_instance_id for m in gone.members] == ["static-1"], f"observed {gone}"
     again = _member(client, topic, group, config)
     try:
-        assert _poll_all_until([again], lambda: again.assignment() == {0, 1}, timeout=20), again.assignment()
+        assert _poll_all_until([again], lambda: again.assignment() == {0, 1}, timeout=REBALANCE_WAIT_S), \
+            again.assignment()
+        back = _describe(bootstrap, capabilities, group)
+        assert [m.group_instance_id for m in back.members] == ["static-1"], f"observed {back}"
+        assert back.members[0].member_id != gone.members[0].member_id, "the rejoin replaces the old member id"
     finally:
         again.close()
 
@@ -191,6 +235,8 @@ def test_session_timeout_expires_silent_member(bootstrap, topics):
     group = topics.name("group")
     with raw.group_coordinator(bootstrap.split(",")[0], group) as conn:
         joined = _join_and_sync(conn, group, session_timeout_ms=6000)
+        alive = raw.heartbeat(conn, group, joined.generation_id, joined.member_id)
+        assert alive == 0, f"a member within its session: expected NONE(0), observed {alive}"
         time.sleep(8.0)
         answer = raw.heartbeat(conn, group, joined.generation_id, joined.member_id)
     assert answer == Errors.UNKNOWN_MEMBER_ID.code, f"expected UNKNOWN_MEMBER_ID(25), observed {answer}"
@@ -216,3 +262,53 @@ def test_static_member_replaced_old_id_fenced(bootstrap, topics):
         assert replacement.generation_id == original.generation_id, "no rebalance for a static rejoin"
         fenced = raw.heartbeat(conn, group, original.generation_id, original.member_id, "instance-a")
     assert fenced == Errors.FENCED_INSTANCE_ID.code, f"expected FENCED_INSTANCE_ID(82), observed {fenced}"
+
+
+def test_leave_group_rebalances_the_remaining_members(bootstrap, topics, capabilities):
+    """LeaveGroup (v3+, by member): the leaving member is removed at once and the group rebalances:
+    the remaining member's next heartbeat gets REBALANCE_IN_PROGRESS (27), and its rejoin opens a
+    new generation with itself as the only member.  Sessions are far longer than the test, so
+    nothing but the LeaveGroup can explain the rebalance."""
+    version = raw.negotiate(capabilities.api_versions, raw.LEAVE_GROUP)
+    if version is None:
+        pytest.skip("broker advertises no LeaveGroup version the suite speaks (v3-v5)")
+    group = topics.name("group")
+    session = LONG_SESSION_MS
+    address = bootstrap.split(",")[0]
+    with raw.group_coordinator(address, group) as first, raw.group_coordinator(address, group) as second, \
+            ThreadPoolExecutor(max_workers=1) as pool:
+        alone = _join_and_sync(first, group, session_timeout_ms=session)
+        joining = pool.submit(_join, second, group, None, session)  # answered once the first rejoins
+        rebalancing = _wait_for_heartbeat(first, group, alone, Errors.REBALANCE_IN_PROGRESS.code)
+        assert rebalancing == Errors.REBALANCE_IN_PROGRESS.code, \
+            f"a second member joining: expected 27, observed {rebalancing}"
+        both = raw.join_group(first, group, member_id=alone.member_id, session_timeout_ms=session)
+        joined = joining.result(30)
+        assert (both.error_code, joined.error_code) == (0, 0), f"observed {both} / {joined}"
+        assert both.generation_id == joined.generation_id > alone.generation_id
+        assert sorted(both.members) == sorted([alone.member_id, joined.member_id]), f"observed {both}"
+        leader_sync = raw.sync_group(first, group, both.generation_id, alone.member_id,
+                                     {member: b"" for member in both.members})
+        follower_sync = raw.sync_group(second, group, joined.generation_id, joined.member_id, {})
+        assert (leader_sync, follower_sync) == (0, 0)
+        assert raw.heartbeat(first, group, both.generation_id, alone.member_id) == 0
+
+        left = raw.leave_group(second, group, [(joined.member_id, None)], version)
+        assert left == (0, {joined.member_id: 0}), f"LeaveGroup v{version}: observed {left}"
+        after_leave = raw.heartbeat(first, group, both.generation_id, alone.member_id)
+        assert after_leave == Errors.REBALANCE_IN_PROGRESS.code, \
+            f"the heartbeat right after the leave: expected REBALANCE_IN_PROGRESS(27), observed {after_leave}"
+        again = raw.join_group(first, group, member_id=alone.member_id, session_timeout_ms=session)
+        assert again.error_code == 0 and again.generation_id > both.generation_id, f"observed {again}"
+        assert again.members == [alone.member_id], f"expected only the remaining member, observed {again}"
+
+
+def _wait_for_heartbeat(conn, group, joined, expected, timeout=15.0):
+    """Heartbeat until the answer is ``expected`` (a JoinGroup sent from another thread reaches the
+    coordinator at some point); returns the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = raw.heartbeat(conn, group, joined.generation_id, joined.member_id)
+        if answer == expected or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)

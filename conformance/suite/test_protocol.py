@@ -9,16 +9,31 @@ import pytest
 from conformance import raw
 from reference.errors import Errors
 
+# Versions that a record batch v2 client needs (protocol guide; librdkafka and Kafka 4 clients):
+# Produce v3 and Fetch v4 carry record batches v2, ListOffsets v1 offsets by timestamp.
+RECORD_BATCH_V2_VERSIONS = {0: 3, 1: 4, 2: 1, 3: 0, 18: 0}
+
 
 def test_api_versions_v0_lists_core_apis(broker):
     """KIP-35 ApiVersions: every broker answers v0 with error NONE and its API ranges; Produce,
-    Fetch, ListOffsets, Metadata and ApiVersions itself are always present."""
+    Fetch, ListOffsets, Metadata and ApiVersions itself are always present, with ranges that hold
+    the versions a record batch v2 client uses (Produce v3, Fetch v4, ListOffsets v1); ApiVersions'
+    own range starts at v0 (the request just answered) and every version in it is answered with
+    error NONE and the same ranges."""
     versions = raw.api_versions(broker.connect(), 0)
     assert versions.error_code == 0
-    for api_key in (0, 1, 2, 3, 18):
-        assert api_key in versions.apis, f"API {api_key} missing from ApiVersions"
-        advertised = versions.apis[api_key]
-        assert advertised.min_version <= advertised.max_version
+    ranges = {key: (r.min_version, r.max_version) for key, r in versions.apis.items()}
+    assert all(low <= high for low, high in ranges.values()), f"inverted ranges in {ranges}"
+    for api_key, needed in RECORD_BATCH_V2_VERSIONS.items():
+        assert api_key in ranges, f"API {api_key} missing from ApiVersions"
+        assert versions.supports(api_key, needed), f"API {api_key} range {ranges[api_key]} lacks v{needed}"
+    low, high = ranges[raw.API_VERSIONS]
+    assert low == 0, f"ApiVersions was answered at v0 but advertises {ranges[raw.API_VERSIONS]}"
+    for version in range(low, high + 1):
+        answered = raw.api_versions(broker.connect(), version)
+        assert answered.error_code == 0, f"ApiVersions v{version}: error {answered.error_code}"
+        assert {k: (r.min_version, r.max_version) for k, r in answered.apis.items()} == ranges, \
+            f"ApiVersions v{version} advertises other ranges than v0"
 
 
 def test_api_versions_flexible_v3(broker, capabilities):

@@ -1,0 +1,203 @@
+"""Incremental fetch sessions (KIP-227, Fetch v7+), checked on the wire.
+
+A Fetch carries ``SessionId`` and ``SessionEpoch``: epoch 0 asks for a session (the answer's
+non-zero session id names it), the next requests carry that id and epochs 1, 2, ... and list only
+the partitions that changed; the answers carry only partitions with something new.  Epoch -1 is
+a fetch without a session.  Errors: FETCH_SESSION_ID_NOT_FOUND (70), INVALID_FETCH_SESSION_EPOCH
+(71), FETCH_SESSION_TOPIC_ID_ERROR (106) when a session made with topic names is used with ids
+(Fetch v13+, KIP-516) or the other way round.
+
+Each test runs at the oldest Fetch version with sessions the broker advertises (v7 on Kafka 4.x),
+at the newest that names topics (v12) and at the newest that uses topic ids (v13+); the versions
+come from ApiVersions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from conformance import raw
+from reference.errors import Errors
+
+OLDEST, NAMES, IDS = "oldest", "names", "ids"
+NAMINGS = [OLDEST, NAMES, IDS]
+
+
+def _fetch_version(capabilities, naming: str) -> int:
+    """The Fetch version a test uses (skips when the broker advertises none that fits): the oldest
+    with sessions, the newest naming topics, or the newest with topic ids."""
+    advertised = capabilities.api_versions.apis.get(raw.FETCH)
+    wanted = range(13, raw.FETCH_SESSION_VERSIONS.stop) if naming == IDS else range(7, 13)
+    usable = [v for v in wanted if advertised is not None and advertised.min_version <= v <= advertised.max_version]
+    if not usable:
+        pytest.skip(f"broker advertises no Fetch version with sessions and topic {'ids' if naming == IDS else 'names'}")
+    return min(usable) if naming == OLDEST else max(usable)
+
+
+@dataclass
+class Answer:
+    """A session fetch's answer, its partitions numbered as the test numbers them (see Session)."""
+
+    error_code: int
+    session_id: int
+    partitions: dict[int, raw.SessionFetchPartition]
+
+
+class Session:
+    """One consumer's fetch session with one broker: the id, the next epoch, and the partitions of
+    the test topic that broker leads (numbered 0, 1, ... in the tests, whatever their index)."""
+
+    def __init__(self, conn: raw.Connection, version: int, topic: str, key: str | bytes, partitions: list[int]):
+        self.conn, self.version, self.topic, self.key, self.partitions = conn, version, topic, key, partitions
+        self.session_id, self.epoch = 0, raw.INITIAL_EPOCH
+
+    def fetch(self, wanted: list[tuple[int, int]], forgotten: list[int] | None = None,
+              epoch: int | None = None) -> Answer:
+        result = raw.fetch_in_session(
+            self.conn, self.version, self.session_id, self.epoch if epoch is None else epoch,
+            [(self.key, [(self.partitions[number], offset) for number, offset in wanted])] if wanted else [],
+            [(self.key, [self.partitions[number] for number in forgotten])] if forgotten else [])
+        assert {topic for topic, _ in result.partitions} <= {self.key}, f"unexpected topics in {result}"
+        return Answer(result.error_code, result.session_id,
+                      {self.partitions.index(partition): part for (_, partition), part in result.partitions.items()})
+
+    def open(self, wanted: list[tuple[int, int]]) -> Answer:
+        answer = self.fetch(wanted)
+        self.session_id, self.epoch = answer.session_id, 1
+        return answer
+
+    def next(self, wanted: list[tuple[int, int]], forgotten: list[int] | None = None) -> Answer:
+        answer = self.fetch(wanted, forgotten)
+        self.epoch += 1
+        return answer
+
+    def one_record(self, number: int, value: bytes) -> None:
+        batch = raw.record_batch([raw.Record(None, value)])
+        assert raw.produce(self.conn, self.topic, self.partitions[number], batch).error_code == 0
+
+
+def _session(topics, broker, capabilities, naming: str, partitions: int) -> Session:
+    """A session on a broker that leads ``partitions`` partitions of a new topic (with several
+    brokers the topic gets that many per broker, so one of them leads at least that many)."""
+    version = _fetch_version(capabilities, naming)
+    topic = topics.create(partitions=partitions * capabilities.broker_count)
+    cluster = raw.metadata(broker.connect(), [topic])
+    led_by: dict[int, list[int]] = {}
+    for index, found in sorted(cluster.topics[topic].partitions.items()):
+        led_by.setdefault(found.leader, []).append(index)
+    leader = max(led_by, key=lambda node: len(led_by[node]))
+    endpoint = cluster.brokers[leader]
+    conn = broker.connect(f"{endpoint.host}:{endpoint.port}")
+    key = raw.topic_id(conn, topic) if naming == IDS else topic
+    return Session(conn, version, topic, key, led_by[leader][:partitions])
+
+
+@pytest.mark.parametrize("naming", NAMINGS)
+def test_full_fetch_with_epoch_0_creates_a_session(topics, broker, capabilities, naming):
+    """A full fetch with session id 0 and epoch 0 answers every partition it names and creates a
+    session: the answer carries a non-zero session id."""
+    session = _session(topics, broker, capabilities, naming, partitions=2)
+    answer = session.open([(0, 0), (1, 0)])
+    assert answer.error_code == 0
+    assert answer.session_id != 0, "a full fetch with epoch 0 must create a fetch session"
+    assert list(answer.partitions) == [0, 1]
+
+
+@pytest.mark.parametrize("naming", NAMINGS)
+def test_incremental_fetch_carries_only_partitions_that_changed(topics, broker, capabilities, naming):
+    """Incremental fetches (the session's id, epochs 1, 2, ...) name no partition and still read
+    every partition of the session; the answer leaves out the partitions with no records and an
+    unchanged high watermark and log start offset, and carries the one that got a record."""
+    session = _session(topics, broker, capabilities, naming, partitions=3)
+    for number in range(3):
+        session.one_record(number, b"before")
+    opened = session.open([(0, 1), (1, 1), (2, 1)])  # at the log end: nothing to read
+    assert opened.session_id != 0
+    assert {number: part.high_watermark for number, part in opened.partitions.items()} == {0: 1, 1: 1, 2: 1}
+
+    quiet = session.next([])
+    assert (quiet.error_code, quiet.session_id, quiet.partitions) == (0, opened.session_id, {})
+
+    session.one_record(1, b"after")
+    changed = session.next([])
+    assert (changed.error_code, changed.session_id) == (0, opened.session_id)
+    assert list(changed.partitions) == [1], f"expected only partition 1, got {changed.partitions}"
+    assert (changed.partitions[1].high_watermark, changed.partitions[1].record_count) == (2, 1)
+
+
+@pytest.mark.parametrize("naming", NAMINGS)
+def test_an_incremental_fetch_updates_and_forgets_partitions(topics, broker, capabilities, naming):
+    """An incremental fetch may move a partition's fetch offset (it is answered with the records
+    from there) and forget partitions (``ForgottenTopicsData``: never answered again); forgetting
+    the last one closes the session and that fetch is answered without one (session id 0)."""
+    session = _session(topics, broker, capabilities, naming, partitions=2)
+    session.one_record(0, b"zero")
+    opened = session.open([(0, 1), (1, 0)])
+    assert opened.session_id != 0
+    rewound = session.next([(0, 0)], forgotten=[1])
+    assert list(rewound.partitions) == [0] and rewound.partitions[0].record_count == 1
+    session.one_record(1, b"one")
+    assert list(session.next([]).partitions) == [0], "a forgotten partition came back"
+    closed = session.next([], forgotten=[0])
+    assert (closed.error_code, closed.session_id, closed.partitions) == (0, 0, {})
+    gone = session.next([])
+    assert gone.error_code == Errors.FETCH_SESSION_ID_NOT_FOUND.code
+
+
+@pytest.mark.parametrize("naming", NAMINGS)
+def test_a_wrong_session_epoch_is_invalid_fetch_session_epoch(topics, broker, capabilities, naming):
+    """An incremental fetch whose epoch is not the session's next one gets INVALID_FETCH_SESSION_EPOCH
+    (71), session id 0 and no partitions; the session itself survives and the right epoch works."""
+    session = _session(topics, broker, capabilities, naming, partitions=1)
+    opened = session.open([(0, 0)])
+    assert opened.session_id != 0
+    for wrong in (2, 7):
+        refused = session.fetch([], epoch=wrong)
+        assert (refused.error_code, refused.session_id, refused.partitions) == (
+            Errors.INVALID_FETCH_SESSION_EPOCH.code, 0, {})
+    assert (session.next([]).error_code, session.next([]).error_code) == (0, 0)
+    replayed = session.fetch([], epoch=session.epoch - 1)  # a duplicate of the last request
+    assert replayed.error_code == Errors.INVALID_FETCH_SESSION_EPOCH.code
+
+
+@pytest.mark.parametrize("naming", NAMINGS)
+def test_an_unknown_session_id_is_fetch_session_id_not_found(topics, broker, capabilities, naming):
+    """An incremental fetch naming a session the broker does not have (here one closed with epoch -1)
+    gets FETCH_SESSION_ID_NOT_FOUND (70), session id 0 and no partitions."""
+    session = _session(topics, broker, capabilities, naming, partitions=1)
+    opened = session.open([(0, 0)])
+    assert opened.session_id != 0
+    closing = session.fetch([(0, 0)], epoch=raw.FINAL_EPOCH)  # close it: answered without a session
+    assert (closing.error_code, closing.session_id, list(closing.partitions)) == (0, 0, [0])
+    missing = session.fetch([], epoch=1)
+    assert (missing.error_code, missing.session_id, missing.partitions) == (
+        Errors.FETCH_SESSION_ID_NOT_FOUND.code, 0, {})
+
+
+@pytest.mark.parametrize("naming", NAMINGS)
+def test_epoch_minus_one_with_session_id_0_is_a_fetch_without_session(topics, broker, capabilities, naming):
+    """Session id 0 with epoch -1 (FINAL_EPOCH) is a plain full fetch: every partition answered,
+    no session created (session id 0)."""
+    session = _session(topics, broker, capabilities, naming, partitions=2)
+    session.one_record(1, b"one")
+    answer = session.fetch([(0, 0), (1, 0)], epoch=raw.FINAL_EPOCH)
+    assert (answer.error_code, answer.session_id) == (0, 0)
+    assert {number: part.record_count for number, part in answer.partitions.items()} == {0: 0, 1: 1}
+
+
+def test_a_session_keeps_the_topic_naming_it_was_made_with(topics, broker, capabilities):
+    """A session created by a fetch naming topics (below v13) cannot be continued with topic ids
+    (v13+), nor the other way round: FETCH_SESSION_TOPIC_ID_ERROR (106), no partitions."""
+    by_name, by_id = _fetch_version(capabilities, NAMES), _fetch_version(capabilities, IDS)
+    topic = topics.create()
+    conn = broker.leader(topic)
+    topic_uuid = raw.topic_id(conn, topic)
+    for made_with, continued_with in ((by_name, by_id), (by_id, by_name)):
+        key = topic if made_with < 13 else topic_uuid
+        opened = raw.fetch_in_session(conn, made_with, 0, raw.INITIAL_EPOCH, [(key, [(0, 0)])])
+        assert opened.session_id != 0
+        switched = raw.fetch_in_session(conn, continued_with, opened.session_id, 1, [])
+        assert (switched.error_code, switched.session_id, switched.partitions) == (
+            Errors.FETCH_SESSION_TOPIC_ID_ERROR.code, 0, {})
