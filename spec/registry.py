@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from spec import delivery, idempotence, replication
+from spec import delivery, idempotence, replication, transactions
 from spec.checker import Model
 from spec.model import Guard, ModelEntry, SpecError
 
@@ -19,6 +19,15 @@ def _idempotence(variant: str, bounds: Mapping[str, int | str], disabled: frozen
 
 def _delivery(variant: str, bounds: Mapping[str, int | str], disabled: frozenset[str]) -> Model[object]:
     return delivery.DeliveryModel(variant, bounds, disabled)  # type: ignore[return-value]
+
+
+def _transactions(variant: str, bounds: Mapping[str, int | str], disabled: frozenset[str]) -> Model[object]:
+    return transactions.TransactionsModel(variant, bounds, disabled)  # type: ignore[return-value]
+
+
+def _transactions_guards(variant: str) -> Sequence[Guard]:
+    return [guard for name, guard in transactions.GUARDS.items()
+            if variant != "pre-kip-890" or name not in transactions.KIP_890_GUARDS]
 
 
 def _replication_guards(variant: str) -> Sequence[Guard]:
@@ -37,6 +46,9 @@ MODELS: dict[str, ModelEntry] = {
         "delivery", "consumer-group delivery: at-least-once and at-most-once",
         delivery.VARIANTS, "at-least-once", delivery.BOUNDS, _delivery,
         lambda variant: list(delivery.GUARDS.values()) if variant == "at-most-once" else [], "at-most-once"),
+    "transactions": ModelEntry(
+        "transactions", "coordinator, markers, last stable offset, read_committed readers, zombies",
+        transactions.VARIANTS, "kip-890", transactions.BOUNDS, _transactions, _transactions_guards, "kip-890"),
 }
 
 
