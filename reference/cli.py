@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "chaos": ("chaos.cli", "run the fault-injection harness on docker"),
     "spec": ("spec.cli", "model-check the executable specifications"),
     "produce": ("reference.client.console_producer", "send lines from stdin to a topic (kafka-console-producer)"),
+    "consume": ("reference.client.console_consumer", "print a topic's records on stdout (kafka-console-consumer)"),
     "topics": ("reference.client.console_topics", "create, list, describe, alter and delete topics (kafka-topics)"),
     "groups": ("reference.client.console_groups", "list, describe, reset and delete consumer groups (kafka-consumer-groups)"),
     "configs": ("reference.client.console_configs", "describe and alter topic and broker configs (kafka-configs)"),
