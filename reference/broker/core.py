@@ -25,8 +25,8 @@ any other API at a version outside the range      close the connection
 
 The parts the handlers work with are attributes of :class:`Broker`: ``config`` (broker configs),
 ``topics`` (the topic registry), ``replicas`` (the partitions this node hosts), ``groups`` (the
-group coordinator), ``producer_ids`` (the producer id allocator), ``fetch_sessions`` (KIP-227 fetch
-sessions) and ``fetch_purgatory``.
+group coordinator), ``transactions`` (the transaction coordinator), ``producer_ids`` (the producer
+id allocator), ``fetch_sessions`` (KIP-227 fetch sessions) and ``fetch_purgatory``.
 
 A broker also *sends* requests: to partition leaders (follower fetches), to the controller
 (registration, heartbeats, AlterPartition) and, as a KRaft voter, to the other voters.  Those go
@@ -175,6 +175,7 @@ class Broker(FrameServer):
         from .producer_ids import ProducerIdManager
         from .replica_manager import ReplicaManager
         from .topics import TopicRegistry
+        from .txn.service import TransactionService
 
         self.config = config
         self.node_id = config.get_int("node.id")
@@ -194,6 +195,7 @@ class Broker(FrameServer):
         self.replicas = ReplicaManager(self, now_ms)
         self.producer_ids = ProducerIdManager(self.data_dir)
         self.groups = GroupService(self, now_ms)
+        self.transactions = TransactionService(self, now_ms)
         self.cluster: ClusterView = SingleNodeView(self._own_endpoint, self._leader_epoch, self._partition_count)
         # In a KRaft cluster, requests that change metadata go to the active controller (Kafka's
         # ForwardingManager); the node sets this.  None: single-node mode, this broker decides.
@@ -264,11 +266,12 @@ class Broker(FrameServer):
         """Let time pass: expire delayed fetches, group timers, retention."""
         self.fetch_purgatory.expire(now_ms)
         self.groups.poll(now_ms)
+        self.transactions.poll(now_ms)
         self.replicas.poll(now_ms)
 
     def next_deadline(self) -> int | None:
         deadlines = [d for d in (self.fetch_purgatory.next_deadline(), self.groups.next_deadline(),
-                                 self.replicas.next_deadline()) if d is not None]
+                                 self.transactions.next_deadline(), self.replicas.next_deadline()) if d is not None]
         return min(deadlines, default=None)
 
 

@@ -43,6 +43,13 @@ service connects it to the broker the way Kafka's ``GroupCoordinatorService`` an
   last written offset), or with the error an append of this request met.
 * Topic deletions are passed on: the offsets of a deleted topic are removed (KIP-496 semantics).
 
+* **Transactional offsets** (TxnOffsetCommit, KIP-98): the offsets are written at once, in a
+  *transactional* batch carrying the producer id and epoch, but stay pending -- invisible to
+  OffsetFetch -- until the transaction coordinator's marker reaches the partition
+  (:meth:`GroupService.complete_transaction`): COMMIT makes them the group's offsets, ABORT drops
+  them.  Loading a partition does the same with the batches and markers it replays; a transaction
+  still open at the end of the log stays pending.
+
 Invariant: no answer to a write leaves the broker before the high watermark of its partition has
 passed every record the coordinator wrote to that partition before answering.
 """
@@ -56,9 +63,13 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from ..errors import ErrorCode, Errors, KafkaError
 from ..records.batch import SimpleRecord, build_batch, iter_record_batches
+from ..records.control import decode_end_transaction_marker
 from .group.completion import WriteCompletion
 from .group.config import GroupCoordinatorConfig
 from .group.coordinator import EncodedRecord, GroupCoordinator
+from .group.group import ClassicGroup
+from .group.offsets import OffsetAndMetadata, validate_offset_commit
+from .group.records import OffsetCommitKey, decode_key, encode_record
 from .log.files import TopicPartition
 
 if TYPE_CHECKING:
@@ -257,6 +268,8 @@ class GroupService:
         self.coordinator = GroupCoordinator(self, self.config, tracks_leadership=placement is not None)
         self.high_watermarks = HighWatermarkWatchers(self.config.offsets_commit_timeout_ms)
         self._last_written: dict[int, int] = {}  # partition -> end offset of what is in its log
+        # (producer id, partition) -> offset commit records of an open transaction (TxnOffsetCommit)
+        self._pending_txn_offsets: dict[tuple[int, int], list[EncodedRecord]] = {}
         self._append_errors: dict[int, ErrorCode] = {}  # appends refused during the current request
         broker.topics.subscribe(self._on_topic_event)
         if placement is None and OFFSETS_TOPIC in broker.topics:
@@ -358,15 +371,82 @@ class GroupService:
             self.high_watermarks.on_high_watermark(topic_partition, replica.high_watermark, now_ms)
 
     def _read_partition(self, partition: int) -> list[EncodedRecord]:
+        """The partition's records in log order, a transaction's at the place of its COMMIT marker
+        (aborted ones left out); those of transactions still open become pending again."""
         loaded: list[EncodedRecord] = []
+        open_transactions: dict[int, list[EncodedRecord]] = {}
         for chunk in self.replicas.read_all(OFFSETS_TOPIC, partition):
             for batch in iter_record_batches(chunk):
                 if batch.is_control:
+                    if batch.is_transactional:
+                        written = open_transactions.pop(batch.producer_id, [])
+                        if decode_end_transaction_marker(batch).is_commit:
+                            loaded.extend(written)
                     continue
+                target = open_transactions.setdefault(batch.producer_id, []) if batch.is_transactional else loaded
                 for record in batch.records:
                     if record.key is not None:
-                        loaded.append((record.key, record.value))
+                        target.append((record.key, record.value))
+        for producer_id, written in open_transactions.items():
+            self._pending_txn_offsets[(producer_id, partition)] = written
         return loaded
+
+    # -- transactional offsets (TxnOffsetCommit) ------------------------------------------------------
+
+    def txn_offset_commit(self, group_id: str, producer_id: int, producer_epoch: int, generation_id: int,
+                          member_id: str, group_instance_id: str | None,
+                          offsets: list[tuple[str, int, OffsetAndMetadata]], now_ms: int) -> ErrorCode:
+        """Write a transaction's offsets for ``group_id``; pending until the marker (see above).
+
+        Errors for the whole request: the coordinator's (NOT_COORDINATOR...), the group fence of
+        an OffsetCommit (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID) when the group
+        exists, or the append's."""
+        self.tick(now_ms)
+        if (error := self.coordinator.coordinator_error(group_id)) is not Errors.NONE:
+            return error
+        group = self.coordinator.groups.get(group_id)
+        if group is not None:
+            error = validate_offset_commit(group, member_id, group_instance_id, generation_id)
+            if error is not Errors.NONE:
+                return error
+        elif generation_id >= 0:  # no group (checked against Kafka 4.3.1)
+            return Errors.ILLEGAL_GENERATION
+        partition = self.coordinator.partition_for(group_id)
+        encoded = [encode_record(OffsetCommitKey(group_id, topic, index), offset.to_record())
+                   for topic, index, offset in offsets]
+        if not encoded:
+            return Errors.NONE
+        self.ensure_offsets_topic()
+        batch = build_batch([SimpleRecord(value=value, key=key, timestamp=now_ms) for key, value in encoded],
+                            producer_id=producer_id, producer_epoch=producer_epoch, transactional=True)
+        try:
+            self.replicas.append_internal(OFFSETS_TOPIC, partition, batch, now_ms)
+        except KafkaError as error:
+            return error.error
+        self._pending_txn_offsets.setdefault((producer_id, partition), []).extend(encoded)
+        if group is None:  # Kafka creates the (simple, empty) group with the pending offsets
+            self.coordinator.groups[group_id] = ClassicGroup(group_id, current_state_timestamp=now_ms)
+        return Errors.NONE
+
+    def complete_transaction(self, partition: int, producer_id: int, commit: bool) -> None:
+        """The transaction's marker is in ``__consumer_offsets-partition``: apply or drop its offsets."""
+        written = self._pending_txn_offsets.pop((producer_id, partition), [])
+        if commit and written:
+            self.coordinator.apply_records(written, self._now_ms)
+
+    def pending_transactional_offsets(self, group_id: str) -> set[tuple[str, int]]:
+        """The (topic, partition)s an open transaction has offsets for in ``group_id`` (KIP-447:
+        OffsetFetch with ``require_stable`` answers them UNSTABLE_OFFSET_COMMIT)."""
+        partition = self.coordinator.partition_for(group_id)
+        found = set()
+        for (_, p), written in self._pending_txn_offsets.items():
+            if p != partition:
+                continue
+            for key, _ in written:
+                decoded = decode_key(key)
+                if isinstance(decoded, OffsetCommitKey) and decoded.group == group_id:
+                    found.add((decoded.topic, decoded.partition))
+        return found
 
     def _on_topic_event(self, event: str, topic: Topic) -> None:
         if event != "deleted":

@@ -65,7 +65,7 @@ State kept here (the log keeps the offsets themselves):
   request's last offset, with NOT_ENOUGH_REPLICAS_AFTER_APPEND if the maximal ISR is then below
   the minimum (Kafka's ``checkEnoughReplicasReachOffset``).  Since the HW stands still below the
   minimum, a request whose ISR shrank while it waited normally times out instead.
-* ``last_stable_offset`` -- equal to the HW until transactions exist.
+* ``last_stable_offset`` -- the log's LSO: ``min(first unstable offset, HW)`` (transactions).
 
 Reads follow Kafka's fetch isolation: a follower reads up to the LEO, a consumer up to the HW
 (``read_uncommitted``) or the LSO (``read_committed``).  A follower's fetch names the epoch of its
@@ -595,7 +595,8 @@ class Partition:
             )
 
     def append_records_to_leader(
-        self, records: bytes | bytearray, origin: AppendOrigin = AppendOrigin.CLIENT, required_acks: int = 1
+        self, records: bytes | bytearray | memoryview, origin: AppendOrigin = AppendOrigin.CLIENT,
+        required_acks: int = 1,
     ) -> LogAppendInfo:
         """Append as the leader of the current epoch, then advance the HW (the explicit step).
 
@@ -659,7 +660,8 @@ class Partition:
             FetchIsolation.HIGH_WATERMARK: self.log.high_watermark,
             FetchIsolation.TXN_COMMITTED: self.log.last_stable_offset,
         }[isolation]
-        return self.log.read(fetch_offset, max_bytes, max_offset, min_one_message)
+        return self.log.read(fetch_offset, max_bytes, max_offset, min_one_message,
+                             aborted_transactions=isolation is FetchIsolation.TXN_COMMITTED)
 
     def require_follower(self, replica_id: int, current_leader_epoch: int) -> FollowerFetchState:
         """The fetching follower must be an assigned replica (Kafka's ``followerReplicaOrThrow``):

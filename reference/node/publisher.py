@@ -16,7 +16,9 @@ and this module is where that happens, after each committed batch:
 3. **Broker configs** from ConfigRecords (resource type BROKER): the cluster default (name "")
    becomes the dynamic default layer, this broker's own entry its dynamic broker layer.
 4. **Group coordination** follows ``__consumer_offsets`` leadership: becoming its leader loads the
-   partition's groups, losing it unloads them (``GroupService.on_became_leader`` / ``on_resigned``).
+   partition's groups, losing it unloads them (``GroupService.on_became_leader`` / ``on_resigned``);
+   transaction coordination follows ``__transaction_state`` leadership the same way
+   (``TransactionService.on_became_leader`` / ``on_resigned``).
 
 Kafka computes a delta per batch; refka compares the image with what it last published, which is
 simpler to read and fast enough for the partition counts a teaching cluster has.
@@ -43,6 +45,7 @@ log = logging.getLogger("refka.node.publisher")
 TOPIC_RESOURCE = 2
 BROKER_RESOURCE = 4
 OFFSETS_TOPIC = "__consumer_offsets"
+TRANSACTION_STATE_TOPIC = "__transaction_state"
 
 
 def topic_uuid(text: str) -> uuid.UUID:
@@ -123,8 +126,22 @@ class MetadataPublisher:
                                                        state.leader, state.leader_epoch, state.partition_epoch, now_ms)
         if topic == OFFSETS_TOPIC:
             self._publish_coordinator(partition, state, now_ms, removed)
+        elif topic == TRANSACTION_STATE_TOPIC:
+            self._publish_transaction_coordinator(partition, state, now_ms, removed)
         if self.on_partition_change is not None:
             self.on_partition_change(topic, partition, state, now_ms)
+
+    def _publish_transaction_coordinator(self, partition: int, state: PublishedPartition, now_ms: int,
+                                         removed: bool) -> None:
+        """The transaction coordinator follows ``__transaction_state`` leadership the same way."""
+        transactions = self.broker.transactions
+        leads = state.leader == self.node_id and not removed
+        previous = self._published.get((TRANSACTION_STATE_TOPIC, partition))
+        led = previous is not None and previous.leader == self.node_id
+        if leads and (not led or previous is None or previous.leader_epoch != state.leader_epoch):
+            transactions.on_became_leader(partition, state.leader_epoch, now_ms)
+        elif led and not leads:
+            transactions.on_resigned(partition)
 
     def _publish_coordinator(self, partition: int, state: PublishedPartition, now_ms: int, removed: bool) -> None:
         """Kafka's ``onElection`` / ``onResignation`` of the group coordinator."""

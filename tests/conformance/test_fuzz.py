@@ -108,7 +108,9 @@ def test_a_short_fixed_seed_run_keeps_the_reference_broker_answering_and_bounded
     assert report.health_failures == []
     assert report.acknowledged >= 6 and report.lost == []
     assert 0 < report.peak_rss_bytes <= 300 * 2**20
-    assert 0 < report.peak_descriptors <= 256
+    # Two internal topics of 50 partitions each (__consumer_offsets, __transaction_state), three
+    # descriptors per partition (log, index, time index): about 310 in steady state; a leak grows past.
+    assert 0 < report.peak_descriptors <= 512
 
 
 @pytest.mark.kafka

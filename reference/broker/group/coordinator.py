@@ -259,6 +259,12 @@ class GroupCoordinator:
             self._replay(key, value, now_ms)
         self._on_loaded(list(self.groups.values()), now_ms)
 
+    def apply_records(self, encoded: Iterable[EncodedRecord], now_ms: int) -> None:
+        """Replay records already in the log (a committed transaction's offsets) into memory."""
+        for key_bytes, value_bytes in encoded:
+            key, value = records.decode_record(key_bytes, value_bytes)
+            self._replay(key, value, now_ms)
+
     def _on_loaded(self, groups: list[ClassicGroup], now_ms: int) -> None:
         for group in groups:
             for member in group.members.values():

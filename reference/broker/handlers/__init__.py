@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import api_versions, configs, groups, metadata, partitions, producer_ids, topics
+from . import api_versions, configs, groups, metadata, partitions, producer_ids, topics, transactions
 
 if TYPE_CHECKING:
     from ..core import Handler
@@ -48,6 +48,15 @@ HANDLERS: dict[int, Handler] = {
     20: topics.handle_delete_topics,
     37: topics.handle_create_partitions,
     60: topics.handle_describe_cluster,
+    # -- transactions --
+    24: transactions.handle_add_partitions_to_txn,
+    25: transactions.handle_add_offsets_to_txn,
+    26: transactions.handle_end_txn,
+    27: transactions.handle_write_txn_markers,
+    28: transactions.handle_txn_offset_commit,
+    61: transactions.handle_describe_producers,
+    65: transactions.handle_describe_transactions,
+    66: transactions.handle_list_transactions,
     # -- configs --
     32: configs.handle_describe_configs,
     33: configs.handle_alter_configs,
@@ -75,6 +84,11 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     21: (0, 2),  # DeleteRecords
     22: (0, 5),  # InitProducerId
     23: (2, 4),  # OffsetForLeaderEpoch
+    24: (0, 5),  # AddPartitionsToTxn (v4+: broker to coordinator, KIP-890)
+    25: (0, 4),  # AddOffsetsToTxn
+    26: (0, 5),  # EndTxn (v5: transaction version 2)
+    27: (1, 2),  # WriteTxnMarkers
+    28: (0, 5),  # TxnOffsetCommit
     32: (1, 4),  # DescribeConfigs
     33: (0, 2),  # AlterConfigs
     37: (0, 3),  # CreatePartitions
@@ -82,4 +96,7 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     44: (0, 1),  # IncrementalAlterConfigs
     47: (0, 0),  # OffsetDelete
     60: (0, 2),  # DescribeCluster
+    61: (0, 0),  # DescribeProducers
+    65: (0, 0),  # DescribeTransactions
+    66: (0, 2),  # ListTransactions
 }

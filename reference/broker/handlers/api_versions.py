@@ -2,7 +2,8 @@
 
 The advertised ranges are the table ``SUPPORTED_VERSIONS`` in ``handlers/__init__.py``.  The
 feature flags of KIP-584 (``metadata.version`` and friends) belong to KRaft; a single reference
-node advertises none, which clients read as "no finalized features".
+node advertises none, which clients read as "no finalized features" (and so, for a Java producer,
+transaction version 1: EndTxn below v5, AddPartitionsToTxn for every partition).
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ DELETE_GROUPS = API_BY_KEY[42]
 OFFSET_DELETE = API_BY_KEY[47]
 
 KEY_TYPE_GROUP = 0
+KEY_TYPE_TRANSACTION = 1
 TOPIC_IDS_IN_OFFSET_COMMIT = 10
 NULLABLE_PROTOCOL_NAME_VERSION = 7  # JoinGroup v7+: the protocol name may be null (KIP-559)
 
@@ -76,6 +77,8 @@ def handle_find_coordinator(broker: Broker, request: Request, now_ms: int) -> Da
         if body.key_type == KEY_TYPE_GROUP:
             broker.groups.tick(now_ms)
             error, endpoint = broker.groups.find_coordinator(key, now_ms)
+        elif body.key_type == KEY_TYPE_TRANSACTION:
+            error, endpoint = broker.transactions.find_coordinator(key, now_ms)
         else:
             error, endpoint = Errors.COORDINATOR_NOT_AVAILABLE, None
         answers.append((error, endpoint if endpoint is not None else (-1, "", -1)))
@@ -324,6 +327,8 @@ def handle_offset_fetch(broker: Broker, request: Request, now_ms: int) -> Data:
             m.OffsetFetchRequestTopic(t.name, list(t.partition_indexes)) for t in body.topics
         ])]
     answered = broker.groups.coordinator.fetch_offsets(asked)
+    if request.version >= REQUIRE_STABLE_FROM and body.require_stable:
+        answered = [_unstable_marked(broker, group) for group in answered]
     if request.version >= 8:
         return _offset_fetch_groups(broker, answered, unknown_ids)
     group = answered[0]
@@ -338,6 +343,21 @@ def handle_offset_fetch(broker: Broker, request: Request, now_ms: int) -> Data:
             for p in t.partitions
         ]) for t in group.topics],
     )
+
+
+REQUIRE_STABLE_FROM = 7  # KIP-447
+
+
+def _unstable_marked(broker: Broker, group: m.OffsetFetchResponseGroup) -> m.OffsetFetchResponseGroup:
+    """KIP-447 ``require_stable``: a partition an open transaction has offsets for is answered
+    UNSTABLE_OFFSET_COMMIT (88, retriable) with offset -1, as Kafka 4.3.1 does."""
+    pending = broker.groups.pending_transactional_offsets(group.group_id)
+    if not pending:
+        return group
+    group.topics = [m.OffsetFetchResponseTopic(t.name, [
+        m.OffsetFetchResponsePartition(p.partition_index, -1, error=Errors.UNSTABLE_OFFSET_COMMIT)
+        if (t.name, p.partition_index) in pending else p for p in t.partitions]) for t in group.topics]
+    return group
 
 
 def _offset_fetch_groups(broker: Broker, answered: list[m.OffsetFetchResponseGroup],

@@ -5,6 +5,12 @@ Produce, as Kafka's ``KafkaApis.handleProduceRequest`` and ``ReplicaManager.appe
 
 * ``acks`` must be -1 (all in-sync replicas), 0 or 1, else every partition gets
   INVALID_REQUIRED_ACKS.  With ``acks=0`` nothing is answered at all, whatever happened.
+* Transactions: a request carrying a transactional batch without a ``transactional_id`` is
+  refused whole, TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53) for every partition, as Kafka's
+  ``KafkaApis`` does.  A transactional batch is appended only if its partition is in the
+  producer's open transaction (KIP-890 part 1 verification, ``TransactionService.verify_produce``:
+  INVALID_TXN_STATE otherwise, TRANSACTION_ABORTABLE from v11); from Produce v12 (transaction
+  version 2) the partition is added instead of verified.
 * Each partition is judged on its own: unknown topic or partition (UNKNOWN_TOPIC_OR_PARTITION,
   or UNKNOWN_TOPIC_ID in v13+), a client writing to an internal topic (INVALID_TOPIC_EXCEPTION),
   ``acks=-1`` with fewer in-sync replicas than ``min.insync.replicas`` (NOT_ENOUGH_REPLICAS, nothing
@@ -68,6 +74,8 @@ from ...errors import ErrorCode, Errors, KafkaError, lookup
 from ...protocol.apis import API_BY_KEY
 from ...protocol.frames import Request
 from ...protocol.schema import Data, Struct
+from ...records.batch import RECORD_BATCH_OVERHEAD, BatchHeader
+from ...records.decode_errors import RecordsDecodeError
 from ...records.validation import RecordValidationError
 from ..cluster_view import PartitionView
 from ..core import NO_RESPONSE
@@ -128,6 +136,9 @@ PRODUCE_TOPIC = PRODUCE.response.struct("TopicProduceResponse")
 PRODUCE_PARTITION = PRODUCE.response.struct("PartitionProduceResponse")
 RECORD_ERROR = PRODUCE.response.struct("BatchIndexAndErrorMessage")
 TOPIC_IDS_IN_PRODUCE = 13
+TRANSACTIONAL_ID_IN_PRODUCE = 3
+TRANSACTION_ABORTABLE_IN_PRODUCE = 11  # KIP-890: a failed verification is TRANSACTION_ABORTABLE (120)
+IMPLICIT_ADD_PARTITION_IN_PRODUCE = 12  # KIP-890 part 2: transaction version 2 producers
 RACK_AWARE_REPLICA_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 LEADER_DISCOVERY_IN_PRODUCE = 10  # KIP-951: current_leader and node_endpoints
 NOT_LEADER_ERRORS_IN_PRODUCE = frozenset({Errors.NOT_LEADER_OR_FOLLOWER.code})
@@ -138,13 +149,66 @@ PRODUCE_NODE_ENDPOINT = PRODUCE.response.struct("NodeEndpoint")
 def handle_produce(broker: Broker, request: Request, now_ms: int) -> Reply:
     body = request.body
     version = request.version
+    transactional_id = body.transactional_id if version >= TRANSACTIONAL_ID_IN_PRODUCE else None
+    if transactional_id is None and _has_transactional_batch(body):
+        return _refuse_whole_produce(body, Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    remote = _remote_verifications(broker, body, version, transactional_id, now_ms)
+    if not remote:
+        return _handle_produce(broker, request, now_ms, transactional_id, {})
+    # KIP-890 in a cluster: the coordinator is another node; answer once it has (Kafka parks the
+    # append in AddPartitionsToTxnManager the same way).
+    answered = Pending()
+    verdicts: dict[tuple[str, int], ErrorCode] = {}
+
+    def verified(key: tuple[str, int], error: ErrorCode) -> None:
+        verdicts[key] = error
+        if len(verdicts) < len(remote):
+            return
+        reply = _handle_produce(broker, request, broker.replicas.clock.now_ms, transactional_id, verdicts)
+        if isinstance(reply, Pending):
+            reply.on_done(answered.complete)
+        else:
+            answered.complete(reply)
+
+    for key, pending in remote.items():
+        pending.on_done(lambda error, key=key: verified(key, error))  # type: ignore[misc]
+    return answered
+
+
+def _remote_verifications(broker: Broker, body: Data, version: int, transactional_id: str | None,
+                          now_ms: int) -> dict[tuple[str, int], Pending]:
+    """The partitions whose transactional batch the coordinator's node must verify first (acks=0
+    requests, which get no answer to wait with, are verified locally or not at all)."""
+    if transactional_id is None or body.acks == 0:
+        return {}
+    asked: dict[tuple[str, int], Pending] = {}
+    for topic in body.topic_data:
+        name = _topic_name(broker, topic.name, topic.topic_id, version, TOPIC_IDS_IN_PRODUCE)
+        for data in topic.partition_data:
+            header = _first_header(data.records)
+            if name is None or header is None or not header.is_transactional:
+                continue
+            if broker.transactions.needs_remote_verification(transactional_id, name, data.index,
+                                                             header.producer_id, header.producer_epoch):
+                asked[(name, data.index)] = broker.transactions.verify_remotely(
+                    transactional_id, name, data.index, header.producer_id, header.producer_epoch,
+                    implicit_add=version >= IMPLICIT_ADD_PARTITION_IN_PRODUCE,
+                    abortable=version >= TRANSACTION_ABORTABLE_IN_PRODUCE, now_ms=now_ms)
+    return asked
+
+
+def _handle_produce(broker: Broker, request: Request, now_ms: int, transactional_id: str | None,
+                    verdicts: dict[tuple[str, int], ErrorCode]) -> Reply:
+    body = request.body
+    version = request.version
     responses = []
     waiting: list[tuple[TopicPartition, Data, int]] = []  # acks=all: (partition, answer, required offset)
     for topic in body.topic_data:
         name = _topic_name(broker, topic.name, topic.topic_id, version, TOPIC_IDS_IN_PRODUCE)
         partitions = []
         for data in topic.partition_data:
-            answer, required_offset = _produce_partition(broker, body.acks, name, data, version, now_ms)
+            answer, required_offset = _produce_partition(broker, body.acks, name, data, version, now_ms,
+                                                         transactional_id, verdicts.get((name or "", data.index)))
             partitions.append(answer)
             if name is not None and required_offset is not None:
                 waiting.append((TopicPartition(name, data.index), answer, required_offset))
@@ -162,6 +226,42 @@ def handle_produce(broker: Broker, request: Request, now_ms: int) -> Reply:
     if body.acks != ACKS_ALL or not waiting:
         return response
     return _wait_for_replicas(broker, response, waiting, body.timeout_ms, now_ms)
+
+
+def _first_header(records: bytes | None) -> BatchHeader | None:
+    if records is None or len(records) < RECORD_BATCH_OVERHEAD:
+        return None
+    try:
+        return BatchHeader.decode(records, 0)
+    except (RecordsDecodeError, ValueError):
+        return None  # validation refuses it later with the right error
+
+
+def _has_transactional_batch(body: Data) -> bool:
+    return any((header := _first_header(data.records)) is not None and header.is_transactional
+               for topic in body.topic_data for data in topic.partition_data)
+
+
+def _refuse_whole_produce(body: Data, error: ErrorCode) -> Data:
+    return PRODUCE.response.make(responses=[
+        PRODUCE_TOPIC.make(name=topic.name, topic_id=topic.topic_id, partition_responses=[
+            PRODUCE_PARTITION.make(index=data.index, base_offset=-1, error_code=error.code)
+            for data in topic.partition_data])
+        for topic in body.topic_data])
+
+
+def _verify_transaction(broker: Broker, transactional_id: str | None, topic: str, partition: int,
+                        records: bytes | None, version: int, now_ms: int) -> None:
+    """KIP-890: a transactional batch must belong to its producer's open transaction."""
+    header = _first_header(records)
+    if header is None or not header.is_transactional or transactional_id is None:
+        return
+    error = broker.transactions.verify_produce(
+        transactional_id, topic, partition, header.producer_id, header.producer_epoch,
+        implicit_add=version >= IMPLICIT_ADD_PARTITION_IN_PRODUCE,
+        abortable=version >= TRANSACTION_ABORTABLE_IN_PRODUCE, now_ms=now_ms)
+    if error is not Errors.NONE:
+        raise KafkaError(error, f"the partition is not in the transaction of {transactional_id!r}")
 
 
 def _point_to_current_leaders(broker: Broker, answered: list[tuple[str | None, int, Data]], errors: frozenset[int],
@@ -188,7 +288,8 @@ def _point_to_current_leaders(broker: Broker, answered: list[tuple[str | None, i
 
 
 def _produce_partition(
-    broker: Broker, acks: int, topic: str | None, data: Data, version: int, now_ms: int
+    broker: Broker, acks: int, topic: str | None, data: Data, version: int, now_ms: int,
+    transactional_id: str | None = None, verdict: ErrorCode | None = None,
 ) -> tuple[Data, int | None]:
     """One partition's answer, and the offset the HW must reach before acks=all answers it."""
     answer = PRODUCE_PARTITION.make(index=data.index, base_offset=-1)
@@ -204,6 +305,10 @@ def _produce_partition(
         broker.replicas.check_append_allowed(topic, data.index, acks)
         if data.records is None:
             raise KafkaError(Errors.INVALID_RECORD, "Produce request has no records for the partition")
+        if verdict is not None and verdict is not Errors.NONE:  # the coordinator's node said no
+            raise KafkaError(verdict, f"the partition is not in the transaction of {transactional_id!r}")
+        if verdict is None:
+            _verify_transaction(broker, transactional_id, topic, data.index, data.records, version, now_ms)
         validated, info = broker.replicas.append_from_client(topic, data.index, data.records, version, now_ms,
                                                              required_acks=acks)
     except RecordValidationError as refused:
@@ -259,6 +364,7 @@ TOPIC_IDS_IN_FETCH = TOPIC_IDS_FROM_VERSION
 
 
 FETCH_EPOCH_END_OFFSET = FETCH.response.struct("EpochEndOffset")
+FETCH_ABORTED = FETCH.response.struct("AbortedTransaction")
 FETCH_LEADER = FETCH.response.struct("LeaderIdAndEpoch")
 FETCH_NODE_ENDPOINT = FETCH.response.struct("NodeEndpoint")
 LEADER_DISCOVERY_IN_FETCH = 16  # KIP-951
@@ -498,6 +604,10 @@ def _fetch_partition(
         limit = min(wanted.partition_max_bytes, budget)
         data = replica.read(wanted.fetch_offset, limit, isolation, min_one_message=first)
         answer.records = data.records
+        if isolation is FetchIsolation.TXN_COMMITTED:
+            answer.aborted_transactions = [FETCH_ABORTED.make(producer_id=aborted.producer_id,
+                                                              first_offset=aborted.first_offset)
+                                           for aborted in data.aborted_transactions]
     except KafkaError as refused:
         answer.error_code = refused.error.code
     return answer

@@ -6,7 +6,8 @@ Mirrors Kafka's ``LogCleaner``/``Cleaner`` in a simplified, single-pass form.  O
 :func:`clean_log` does:
 
 1. **Cleanable range.**  Only closed segments whose every offset is below the *first uncleanable
-   offset* -- the smaller of the active segment's base offset and the high watermark -- are
+   offset* -- the smaller of the active segment's base offset and the last stable offset (the high
+   watermark, or the first offset of a transaction not yet decided) -- are
    rewritten; with ``min.compaction.lag.ms`` a segment whose newest record is younger than the lag
    also stops the range.  The active segment is never touched.
 2. **Offset map.**  Scan the cleanable range and remember, for every key, the offset of its newest
@@ -33,10 +34,15 @@ Mirrors Kafka's ``LogCleaner``/``Cleaner`` in a simplified, single-pass form.  O
    commit point leaves the old segment; after it, loading finishes the renames
    (``log._finish_interrupted_swaps``).
 
+Transactions (Kafka's ``CleanedTransactionMetadata``): the records of an aborted transaction (a
+range of the aborted-transaction index) neither count in the offset map nor survive the rewrite,
+so an aborted record never hides the committed record of its key; markers are kept (Kafka drops
+them after ``delete.retention.ms``, once no record of their transaction is left).
+
 Simplified away: ``min.cleanable.dirty.ratio`` (the broker decides when to call; every call cleans
 the whole cleanable range rather than only the dirty part), the cleaner's own checkpoint file
-(``cleaner-offset-checkpoint``), grouping several small segments into one, transaction markers and
-aborted transactions, and the I/O throttle.
+(``cleaner-offset-checkpoint``), grouping several small segments into one, removing markers, and
+the I/O throttle.
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ class CleanerStats:
 
 def cleanable_segments(log: PartitionLog, now_ms: int) -> list[LogSegment]:
     """Rule 1: the closed segments wholly below the first uncleanable offset."""
-    first_uncleanable = min(log.active_segment.base_offset, log.high_watermark)
+    first_uncleanable = min(log.active_segment.base_offset, log.last_stable_offset)
     lag = log.config.min_compaction_lag_ms
     found = []
     for segment in log.segments[:-1]:
@@ -86,12 +92,29 @@ def _decode(segment: LogSegment, location: BatchLocation) -> RecordBatch:
     return RecordBatch.decode(segment.read_bytes(location.position, location.header.size_in_bytes), 0)
 
 
-def build_offset_map(segments: list[LogSegment]) -> dict[bytes, int]:
-    """Rule 2: key -> offset of its newest record in ``segments``."""
+AbortedRanges = dict[int, list[tuple[int, int]]]  # producer id -> [(first offset, marker offset)]
+
+
+def aborted_ranges(log: PartitionLog) -> AbortedRanges:
+    ranges: AbortedRanges = {}
+    for aborted in log.collect_aborted_transactions(log.log_start_offset, log.log_end_offset):
+        ranges.setdefault(aborted.producer_id, []).append((aborted.first_offset, aborted.last_offset))
+    return ranges
+
+
+def _is_aborted(header: BatchHeader, aborted: AbortedRanges) -> bool:
+    """A transactional data batch inside one of its producer's aborted transactions."""
+    if not header.is_transactional or header.is_control:
+        return False
+    return any(first <= header.base_offset <= last for first, last in aborted.get(header.producer_id, ()))
+
+
+def build_offset_map(segments: list[LogSegment], aborted: AbortedRanges | None = None) -> dict[bytes, int]:
+    """Rule 2: key -> offset of its newest record in ``segments`` (aborted records left out)."""
     newest: dict[bytes, int] = {}
     for segment in segments:
         for location in segment.batches_from(0):
-            if location.header.is_control:
+            if location.header.is_control or _is_aborted(location.header, aborted or {}):
                 continue
             batch = _decode(segment, location)
             for record in batch.records:
@@ -138,7 +161,8 @@ def _filter_batch(
 
 
 def _rewrite_segment(
-    log: PartitionLog, segment: LogSegment, newest: dict[bytes, int], scratch: Path, now_ms: int, stats: CleanerStats
+    log: PartitionLog, segment: LogSegment, newest: dict[bytes, int], scratch: Path, now_ms: int, stats: CleanerStats,
+    aborted: AbortedRanges | None = None,
 ) -> LogSegment:
     cleaned = LogSegment(scratch, segment.base_offset, log.config, now_ms)
     for location in segment.batches_from(0):
@@ -146,6 +170,10 @@ def _rewrite_segment(
         if header.is_control:
             original = segment.read_bytes(location.position, header.size_in_bytes)
             cleaned.append(original, [header])
+            continue
+        if _is_aborted(header, aborted or {}) and not _last_batch_of_tracked_producer(log, header):
+            stats.batches_removed += 1
+            stats.records_removed += header.last_offset_delta + 1
             continue
         batch = _decode(segment, location)
         kept = _filter_batch(log, batch, header, newest, now_ms, stats)
@@ -184,13 +212,14 @@ def clean_log(log: PartitionLog) -> CleanerStats:
         segments = cleanable_segments(log, now_ms)
         if not segments:
             return stats
-        newest = build_offset_map(segments)
+        aborted = aborted_ranges(log)
+        newest = build_offset_map(segments, aborted)
         scratch = log.directory / CLEANING_DIRECTORY
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
         for segment in segments:
             stats.bytes_before += segment.size
-            cleaned = _rewrite_segment(log, segment, newest, scratch, now_ms, stats)
+            cleaned = _rewrite_segment(log, segment, newest, scratch, now_ms, stats, aborted)
             stats.bytes_after += cleaned.size
             _swap_in(log, log.segments.index(segment), scratch, now_ms)
             stats.segments_cleaned += 1

@@ -12,7 +12,9 @@ last one, the *active* segment, takes appends.  Its offsets, all named as in Kaf
 * ``high_watermark`` (HW) -- records below it are committed; consumers read only below it.  The log
   only stores it and keeps it within ``[log_start_offset, log_end_offset]``; *advancing* it is the
   partition's job (:mod:`reference.broker.partition`), an explicit step so replication slots in.
-* ``last_stable_offset`` -- a placeholder equal to the HW until transactions exist.
+* ``last_stable_offset`` (LSO) -- ``min(first unstable offset, HW)``: below it every transaction is
+  decided and its marker replicated; read_committed consumers read only below it.  The first
+  unstable offset is the producer-state table's (rules 6-8 of :mod:`.producer_state`).
 * ``recovery_point`` -- everything below it has been fsynced; recovery starts there.
 
 Rules:
@@ -37,12 +39,19 @@ Rules:
 5. **Truncation** (``truncate_to``) removes every batch at or above an offset (rounded down to a
    batch boundary), truncates the epoch cache and rebuilds the producer state; a follower does this
    after OffsetForLeaderEpoch.
-6. **Recovery** (``open``): leftovers of an interrupted compaction are finished or removed; every
+6. **Transaction markers** (control batches from the coordinator) end a producer's transaction;
+   an ABORT marker adds an entry to the active segment's aborted-transaction index
+   (``<base>.txnindex``, :mod:`.txn_index`) before the transaction stops being ongoing.  A
+   read_committed read (``read`` with ``aborted_transactions=True``) answers the entries of every
+   segment from the fetch offset's that overlap the records returned.
+7. **Recovery** (``open``): leftovers of an interrupted compaction are finished or removed; every
    segment gets its indexes checked (a missing or corrupt index is rebuilt); after an unclean
    shutdown (no ``.kafka_cleanshutdown`` in the log dir) every segment from the one holding the
    recovery point on is validated batch by batch (length, magic, CRC, offsets) and the first bad
    batch and everything after it are removed.  The epoch cache is truncated to the recovered LEO
-   and the producer state is rebuilt from the newest snapshot plus the batches after it.
+   and the producer state is rebuilt from the newest snapshot plus the batches after it; replayed
+   ABORT markers that the aborted-transaction index lacks (a crash before it was written) are
+   indexed again, and open transactions are ongoing again (the snapshot keeps their first offset).
 
 Flush policy: like Kafka's defaults (``flush.messages`` = ``flush.ms`` = Long.MAX_VALUE), an append
 is not fsynced.  A write is in the OS page cache as soon as ``write`` returns, so an acknowledged
@@ -63,7 +72,7 @@ import bisect
 import enum
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -72,8 +81,9 @@ from reference.broker.log.clock import Clock
 from reference.broker.log.config import LogConfig
 from reference.broker.log.epoch_cache import LeaderEpochFileCache
 from reference.broker.log.index import CorruptIndexError
-from reference.broker.log.producer_state import AppendOrigin, ProducerStateManager
+from reference.broker.log.producer_state import AppendOrigin, ProducerAppendInfo, ProducerStateManager
 from reference.broker.log.segment import BatchLocation, LogSegment
+from reference.broker.log.txn_index import AbortedTxn, TransactionIndex
 from reference.errors import Errors, KafkaError
 from reference.records.batch import (
     NO_TIMESTAMP,
@@ -81,8 +91,10 @@ from reference.records.batch import (
     RecordBatch,
     assign_offsets_in_place,
     iter_batches,
+    iter_record_batches,
 )
-from reference.records.decode_errors import RecordsDecodeError
+from reference.records.control import EndTransactionMarker, decode_end_transaction_marker
+from reference.records.decode_errors import InvalidRecordsError, RecordsDecodeError
 from reference.records.validation import ValidatedBatch
 
 # ListOffsets special timestamps (Kafka's ListOffsetsRequest).
@@ -119,6 +131,7 @@ class FetchDataInfo:
     fetch_offset: int
     records: bytes
     first_batch_base_offset: int | None = None
+    aborted_transactions: tuple[AbortedTxn, ...] = ()  # read_committed: those overlapping the records
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,7 @@ class PartitionLog:
         self.recovery_point = 0
         self.leader_epoch_cache = LeaderEpochFileCache(directory / files.LEADER_EPOCH_CHECKPOINT)
         self.producer_state = ProducerStateManager(directory, config.producer_id_expiration_ms)
+        self._txn_indexes: dict[int, TransactionIndex] = {}  # segment base offset -> its .txnindex
         self.recovered_bytes_truncated = 0
         self._lock = threading.RLock()
         self._unflushed_messages = 0
@@ -175,6 +189,7 @@ class PartitionLog:
         log = cls(directory, config, clock)
         log._load(recovery_point, log_start_offset, had_clean_shutdown)
         log.high_watermark = log._clamp_high_watermark(high_watermark if high_watermark is not None else 0)
+        log.producer_state.on_high_watermark_updated(log.high_watermark)
         return log
 
     def _load(self, recovery_point_checkpoint: int, log_start_checkpoint: int, had_clean_shutdown: bool) -> None:
@@ -245,16 +260,73 @@ class PartitionLog:
     def _rebuild_producer_state(self, log_end_offset: int) -> None:
         """Load the newest snapshot at or below ``log_end_offset`` and replay the batches after it."""
         state = self.producer_state
+        self._txn_index(self.active_segment).truncate_to(log_end_offset)  # entries of batches a crash cut off
         state.load_latest_snapshot(self.log_start_offset, log_end_offset, self.clock.milliseconds())
         start = state.map_end_offset
-        for location in self._batches_from(start):
-            header = location.header
-            if header.base_offset >= log_end_offset:
-                break
-            if header.last_offset >= start and header.has_producer_id and not header.is_control:
-                state.update_all(state.validate_batches([header], AppendOrigin.REPLICATION))
+        for segment in self.segments[self._floor_segment_index(start):]:
+            first = segment.translate_offset(start)
+            if first is None:
+                continue
+            for location in segment.batches_from(first.position):
+                header = location.header
+                if header.base_offset >= log_end_offset:
+                    break
+                if header.last_offset < start or not header.has_producer_id:
+                    continue
+                markers = self._markers_at(segment, location)
+                pending = state.validate_batches([header], AppendOrigin.REPLICATION, markers)
+                state.update_all(pending)
+                self._complete_transactions(pending.values())
         state.update_map_end_offset(log_end_offset)
+        state.on_high_watermark_updated(self.high_watermark)
         state.take_snapshot()
+
+    @staticmethod
+    def _markers_at(segment: LogSegment, location: BatchLocation) -> dict[int, EndTransactionMarker]:
+        """The transaction marker a stored control batch carries, keyed by its offset (or nothing)."""
+        header = location.header
+        if not (header.is_control and header.is_transactional):
+            return {}
+        data = segment.read_bytes(location.position, header.size_in_bytes)
+        return _decode_markers(data, [header])
+
+    # -- transactions (rule 6) ------------------------------------------------------------------------
+
+    def _txn_index(self, segment: LogSegment) -> TransactionIndex:
+        index = self._txn_indexes.get(segment.base_offset)
+        if index is None:
+            index = TransactionIndex(files.txn_index_file(self.directory, segment.base_offset))
+            self._txn_indexes[segment.base_offset] = index
+        return index
+
+    def _complete_transactions(self, appended: Iterable[ProducerAppendInfo]) -> None:
+        """Index the aborted transactions the appended markers ended, then end them (Kafka's order:
+        the LSO recorded for an entry is computed while the transaction is still ongoing)."""
+        state = self.producer_state
+        for info in appended:
+            for completed in info.completed_transactions:
+                if completed.is_aborted:
+                    segment = self.segments[self._floor_segment_index(completed.last_offset)]
+                    index = self._txn_index(segment)
+                    if completed.last_offset > index.last_offset:  # a replay may find it indexed already
+                        index.append(AbortedTxn(completed.producer_id, completed.first_offset,
+                                                completed.last_offset, state.last_stable_offset_after(completed)))
+                state.complete_txn(completed)
+
+    def collect_aborted_transactions(self, fetch_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping ``[fetch_offset, upper_bound_offset)`` (Kafka's
+        ``collectAbortedTransactions``): from the segment holding ``fetch_offset`` to the last."""
+        with self._lock:
+            found: list[AbortedTxn] = []
+            for segment in self.segments[self._floor_segment_index(fetch_offset):]:
+                if segment.base_offset >= upper_bound_offset:
+                    break
+                found.extend(self._txn_index(segment).collect(fetch_offset, upper_bound_offset))
+            return found
+
+    def _forget_txn_indexes(self) -> None:
+        """Segments were deleted or truncated: reload the indexes from their files when next used."""
+        self._txn_indexes = {}
 
     def _batches_from(self, offset: int) -> Iterator[BatchLocation]:
         for segment in self.segments[self._floor_segment_index(offset) :]:
@@ -279,8 +351,12 @@ class PartitionLog:
 
     @property
     def last_stable_offset(self) -> int:
-        """Placeholder until transactions: the first unstable offset is the high watermark."""
-        return self.high_watermark
+        """``min(first unstable offset, HW)`` (Kafka's ``UnifiedLog.lastStableOffset``); a first
+        unstable offset below the log start (retention, DeleteRecords) counts as the log start."""
+        unstable = self.producer_state.first_unstable_offset
+        if unstable is None:
+            return self.high_watermark
+        return min(max(unstable, self.log_start_offset), self.high_watermark)
 
     @property
     def size_in_bytes(self) -> int:
@@ -295,6 +371,7 @@ class PartitionLog:
         Called by the replica when the ISR's progress allows (on one node: after each append)."""
         with self._lock:
             self.high_watermark = self._clamp_high_watermark(offset)
+            self.producer_state.on_high_watermark_updated(self.high_watermark)
             return self.high_watermark
 
     def _floor_segment_index(self, offset: int) -> int:
@@ -353,7 +430,8 @@ class PartitionLog:
                 duplicate = self._find_duplicate(headers)
                 if duplicate is not None:
                     return duplicate
-            pending = self.producer_state.validate_batches(headers, origin)
+            markers = _decode_markers(buffer, headers)
+            pending = self.producer_state.validate_batches(headers, origin, markers)
             max_timestamp = max(header.max_timestamp for header in headers)
             if self.active_segment.should_roll(self.config, len(buffer), max_timestamp, headers[-1].last_offset, now):
                 self._roll(now)
@@ -362,8 +440,10 @@ class PartitionLog:
                     self.leader_epoch_cache.assign(header.partition_leader_epoch, header.base_offset)
             self.active_segment.append(buffer, headers)
             self.producer_state.update_all(pending)
+            self._complete_transactions(pending.values())
             self.producer_state.update_map_end_offset(self.log_end_offset)
             self.high_watermark = self._clamp_high_watermark(self.high_watermark)
+            self.producer_state.on_high_watermark_updated(self.high_watermark)
             record_count = sum(header.last_offset_delta + 1 for header in headers)
             self._unflushed_messages += record_count
             if self._unflushed_messages >= self.config.flush_messages:
@@ -432,9 +512,11 @@ class PartitionLog:
     # -- reading (rule 3) --------------------------------------------------------------------------------
 
     def read(
-        self, fetch_offset: int, max_bytes: int, max_offset: int | None = None, min_one_message: bool = True
+        self, fetch_offset: int, max_bytes: int, max_offset: int | None = None, min_one_message: bool = True,
+        aborted_transactions: bool = False,
     ) -> FetchDataInfo:
-        """Whole batches from ``fetch_offset`` below ``max_offset`` (default: the LEO).
+        """Whole batches from ``fetch_offset`` below ``max_offset`` (default: the LEO); with
+        ``aborted_transactions`` (read_committed) also the aborted transactions they overlap.
 
         Raises :class:`KafkaError` OFFSET_OUT_OF_RANGE outside ``[log_start_offset, log_end_offset]``,
         KAFKA_STORAGE_ERROR when the log directory is offline."""
@@ -452,7 +534,11 @@ class PartitionLog:
             for segment in self.segments[self._floor_segment_index(fetch_offset) :]:
                 found = segment.read(fetch_offset, max_bytes, upper, min_one_message)
                 if found is not None:
-                    return FetchDataInfo(fetch_offset, found.records, found.first.header.base_offset)
+                    aborted: tuple[AbortedTxn, ...] = ()
+                    if aborted_transactions and found.records:
+                        end = max(header.next_offset for _, header in iter_batches(found.records))
+                        aborted = tuple(self.collect_aborted_transactions(fetch_offset, end))
+                    return FetchDataInfo(fetch_offset, found.records, found.first.header.base_offset, aborted)
             return FetchDataInfo(fetch_offset, b"")
 
     # -- ListOffsets ---------------------------------------------------------------------------------
@@ -602,6 +688,7 @@ class PartitionLog:
         for segment in deletable:
             segment.delete()
         del self.segments[: len(deletable)]
+        self._forget_txn_indexes()
         self.producer_state.delete_snapshots_outside(self.segments[0].base_offset, self.log_end_offset)
         return len(deletable)
 
@@ -622,6 +709,8 @@ class PartitionLog:
             while self.segments[-1].base_offset > target_offset:
                 self.segments.pop().delete()
             self.active_segment.truncate_to(target_offset, now)
+            self._forget_txn_indexes()
+            self._txn_index(self.active_segment).truncate_to(target_offset)
             log_end = self.log_end_offset
             self.leader_epoch_cache.truncate_from_end(log_end)
             self.log_start_offset = min(self.log_start_offset, log_end)
@@ -635,6 +724,7 @@ class PartitionLog:
         with self._lock:
             for segment in self.segments:
                 segment.delete()
+            self._forget_txn_indexes()
             self.segments = [LogSegment(self.directory, new_offset, self.config, self.clock.milliseconds())]
             self.leader_epoch_cache.clear()
             self.producer_state.truncate_fully_and_start_at(new_offset)
@@ -702,6 +792,26 @@ class PartitionLog:
             assert latest is None or latest.start_offset <= self.log_end_offset, "epoch cache ends within the log"
             self.producer_state.check_valid()
             assert self.producer_state.map_end_offset == self.log_end_offset, "producer state covers the log"
+            for segment in self.segments:
+                index = self._txn_index(segment)
+                index.check_valid()
+                assert all(segment.base_offset <= e.last_offset < segment.next_offset for e in index.entries), \
+                    "an aborted transaction is indexed in the segment holding its marker"
+
+
+def _decode_markers(buffer: bytes | bytearray, headers: list[BatchHeader]) -> dict[int, EndTransactionMarker]:
+    """The transaction markers among ``headers`` (control + transactional batches of ``buffer``),
+    keyed by base offset; a control batch that is not a marker (KRaft's own) is left out."""
+    if not any(header.is_control and header.is_transactional for header in headers):
+        return {}
+    markers: dict[int, EndTransactionMarker] = {}
+    for batch in iter_record_batches(buffer, allow_partial_tail=False, verify_crc=False):
+        if batch.is_control and batch.is_transactional:
+            try:
+                markers[batch.base_offset] = decode_end_transaction_marker(batch)
+            except InvalidRecordsError:
+                continue
+    return markers
 
 
 def _epoch_or_none(header: BatchHeader) -> int | None:

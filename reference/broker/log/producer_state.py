@@ -35,6 +35,20 @@ Before appending a batch from a client the leader decides, in this order (tests 
 Batches that arrive by replication (``AppendOrigin.REPLICATION``) skip the sequence checks and only
 move the state forward; that is also how the table is rebuilt from the log on start.
 
+Transactions (KIP-98; Kafka's ``ongoingTxns``/``unreplicatedTxns``):
+
+6. **A transaction starts** in this partition with the producer's first transactional batch after
+   its last marker: the entry's ``current_txn_first_offset`` becomes that batch's base offset and the
+   table lists it as *ongoing*.  A client's non-transactional batch while its transaction is open is
+   ``INVALID_TXN_STATE`` (48).
+7. **A marker ends it** (a control batch, written by the coordinator through WriteTxnMarkers): its
+   epoch may not be older than the entry's (``INVALID_PRODUCER_EPOCH``), its coordinator epoch not
+   older than the last marker's (``TRANSACTION_COORDINATOR_FENCED``); a newer epoch is adopted (the
+   KIP-890 bump).  The transaction becomes a :class:`CompletedTxn` spanning ``first offset ..
+   marker offset``; it stays *unreplicated* until the high watermark passes the marker.
+8. The **first unstable offset** is the first offset of the oldest ongoing or unreplicated
+   transaction; the log's last stable offset is ``min(first unstable offset, high watermark)``.
+
 Persistence: :meth:`ProducerStateManager.take_snapshot` writes ``<offset>.snapshot`` in the
 partition directory (the state as of that offset: the log takes one on every segment roll and on
 clean shutdown).  On start the log loads the newest valid snapshot at or below its end offset and
@@ -69,7 +83,7 @@ from __future__ import annotations
 import enum
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -84,6 +98,7 @@ from reference.records.batch import (
     BatchHeader,
     decrement_sequence,
 )
+from reference.records.control import EndTransactionMarker
 
 NUM_BATCHES_TO_RETAIN = 5
 INT32_MAX = (1 << 31) - 1
@@ -124,6 +139,16 @@ class BatchMetadata:
     @property
     def first_offset(self) -> int:
         return self.last_offset - self.offset_delta
+
+
+@dataclass(frozen=True)
+class CompletedTxn:
+    """A transaction of one producer in this partition, ended by the marker at ``last_offset``."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    is_aborted: bool
 
 
 @dataclass
@@ -191,17 +216,48 @@ class ProducerAppendInfo:
         self.origin = origin
         self._current = current
         self._updated = replace(current.copy(), batches=[])
+        self.started_transactions: list[int] = []  # first offsets of transactions begun here (rule 6)
+        self.completed_transactions: list[CompletedTxn] = []  # ended by a marker here (rule 7)
 
     def append_data_batch(
-        self, producer_epoch: int, first_seq: int, last_seq: int, timestamp: int, first_offset: int, last_offset: int
+        self, producer_epoch: int, first_seq: int, last_seq: int, timestamp: int, first_offset: int, last_offset: int,
+        is_transactional: bool = False,
     ) -> None:
-        """Check rules 2-5 for one batch (raising :class:`KafkaError`), then remember it."""
+        """Check rules 2-6 for one batch (raising :class:`KafkaError`), then remember it."""
         self._check_epoch(producer_epoch, first_offset)
         if self.origin is AppendOrigin.CLIENT:
             self._check_sequence(producer_epoch, first_seq, first_offset)
+        if is_transactional and self._updated.current_txn_first_offset is None:
+            self._updated.current_txn_first_offset = first_offset
+            self.started_transactions.append(first_offset)
+        elif not is_transactional and self._updated.current_txn_first_offset is not None \
+                and self.origin is AppendOrigin.CLIENT:
+            raise KafkaError(Errors.INVALID_TXN_STATE,
+                             f"Expected transactional write from producer {self.producer_id} at offset {first_offset}")
         self._updated.add_batch(
             producer_epoch, BatchMetadata(last_seq, last_offset, last_offset - first_offset, timestamp)
         )
+
+    def append_end_txn_marker(
+        self, is_commit: bool, producer_epoch: int, coordinator_epoch: int, offset: int, timestamp: int
+    ) -> CompletedTxn:
+        """Rule 7: a COMMIT or ABORT marker at ``offset`` ends the producer's transaction."""
+        if producer_epoch < self._updated.producer_epoch and self.origin is not AppendOrigin.REPLICATION:
+            raise KafkaError(Errors.INVALID_PRODUCER_EPOCH,
+                             f"marker epoch {producer_epoch} of producer {self.producer_id} at offset {offset} is "
+                             f"older than the last seen epoch {self._updated.producer_epoch}")
+        if coordinator_epoch < self._updated.coordinator_epoch and self.origin is not AppendOrigin.REPLICATION:
+            raise KafkaError(Errors.TRANSACTION_COORDINATOR_FENCED,
+                             f"marker of coordinator epoch {coordinator_epoch} for producer {self.producer_id} is "
+                             f"older than {self._updated.coordinator_epoch}")
+        first = self._updated.current_txn_first_offset
+        completed = CompletedTxn(self.producer_id, offset if first is None else first, offset, not is_commit)
+        self._updated.maybe_update_epoch(producer_epoch)
+        self._updated.coordinator_epoch = coordinator_epoch
+        self._updated.current_txn_first_offset = None
+        self._updated.last_timestamp = timestamp
+        self.completed_transactions.append(completed)
+        return completed
 
     def _check_epoch(self, producer_epoch: int, offset: int) -> None:
         if producer_epoch < self._updated.producer_epoch and self.origin is not AppendOrigin.REPLICATION:
@@ -247,6 +303,8 @@ class ProducerStateManager:
         self.producers: dict[int, ProducerStateEntry] = {}
         self.map_end_offset = 0
         self.last_snapshot_offset = 0
+        self.ongoing_txns: dict[int, int] = {}  # first offset -> producer id (rule 6)
+        self.unreplicated_txns: dict[int, CompletedTxn] = {}  # first offset -> ended, marker above the HW
 
     # -- the append path -----------------------------------------------------------------------------
 
@@ -265,7 +323,12 @@ class ProducerStateManager:
         return ProducerAppendInfo(producer_id, current, origin)
 
     def update(self, append_info: ProducerAppendInfo) -> None:
-        """Make a validated append's state current (after the batches are in the log)."""
+        """Make a validated append's state current (after the batches are in the log).
+
+        Transactions the append started become ongoing; those it ended stay ongoing until the
+        log calls :meth:`complete_txn` (after indexing an aborted one)."""
+        for first_offset in append_info.started_transactions:
+            self.ongoing_txns[first_offset] = append_info.producer_id
         updated = append_info.to_entry()
         current = self.producers.get(append_info.producer_id)
         if current is None:
@@ -283,15 +346,25 @@ class ProducerStateManager:
             self.update(append_info)
 
     def validate_batches(
-        self, batches: Iterable[BatchHeader], origin: AppendOrigin
+        self, batches: Iterable[BatchHeader], origin: AppendOrigin, markers: Mapping[int, EndTransactionMarker] = {}
     ) -> dict[int, ProducerAppendInfo]:
-        """Run rules 2-5 over the producer batches of one append (offsets already assigned)."""
+        """Run rules 2-7 over the producer batches of one append (offsets already assigned).
+
+        ``markers`` maps the base offset of each transaction marker batch to its decoded marker;
+        other control batches are ignored."""
         pending: dict[int, ProducerAppendInfo] = {}
         for header in batches:
-            if not header.has_producer_id or header.is_control:
+            if not header.has_producer_id:
+                continue
+            marker = markers.get(header.base_offset) if header.is_control else None
+            if header.is_control and marker is None:
                 continue
             info = pending.get(header.producer_id) or self.prepare_update(header.producer_id, origin)
             pending[header.producer_id] = info
+            if marker is not None:
+                info.append_end_txn_marker(marker.is_commit, header.producer_epoch, marker.coordinator_epoch,
+                                           header.base_offset, header.max_timestamp)
+                continue
             info.append_data_batch(
                 header.producer_epoch,
                 header.base_sequence,
@@ -299,8 +372,38 @@ class ProducerStateManager:
                 header.max_timestamp,
                 header.base_offset,
                 header.last_offset,
+                header.is_transactional,
             )
         return pending
+
+    # -- transactions (rules 6-8) ----------------------------------------------------------------------
+
+    def last_stable_offset_after(self, completed: CompletedTxn) -> int:
+        """Kafka's ``lastStableOffset(completedTxn)``: the first offset of the oldest transaction of
+        another producer still open, else the offset after the marker (for the aborted index)."""
+        others = [first for first, producer_id in self.ongoing_txns.items() if producer_id != completed.producer_id]
+        return min(others) if others else completed.last_offset + 1
+
+    def complete_txn(self, completed: CompletedTxn) -> None:
+        """The marker is in the log (and an aborted transaction indexed): no longer ongoing."""
+        self.ongoing_txns.pop(completed.first_offset, None)
+        self.unreplicated_txns[completed.first_offset] = completed
+
+    def on_high_watermark_updated(self, high_watermark: int) -> None:
+        """Ended transactions whose marker is below the high watermark are stable (rule 8)."""
+        for first_offset, completed in list(self.unreplicated_txns.items()):
+            if completed.last_offset < high_watermark:
+                del self.unreplicated_txns[first_offset]
+
+    @property
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest transaction not yet decided and replicated (rule 8)."""
+        return min([*self.ongoing_txns, *self.unreplicated_txns], default=None)
+
+    def _rebuild_ongoing_txns(self) -> None:
+        self.ongoing_txns = {entry.current_txn_first_offset: producer_id for producer_id, entry in self.producers.items()
+                             if entry.current_txn_first_offset is not None}
+        self.unreplicated_txns = {}
 
     def update_map_end_offset(self, offset: int) -> None:
         self.map_end_offset = offset
@@ -361,12 +464,16 @@ class ProducerStateManager:
                 continue
             self.producers = {pid: entry for pid, entry in entries.items() if not self.is_expired(entry, now_ms)}
             self.map_end_offset = self.last_snapshot_offset = offset
+            self._rebuild_ongoing_txns()
             return
         self.map_end_offset = self.last_snapshot_offset = log_start_offset
+        self._rebuild_ongoing_txns()
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Forget everything and every snapshot (the log was emptied and restarts at ``offset``)."""
         self.producers = {}
+        self.ongoing_txns = {}
+        self.unreplicated_txns = {}
         for snapshot_offset in self.snapshot_offsets():
             self.delete_snapshot(snapshot_offset)
         self.map_end_offset = offset
@@ -380,6 +487,11 @@ class ProducerStateManager:
             assert all(a.last_offset < b.last_offset for a, b in pairs), f"producer {producer_id} offsets increase"
             assert all(in_sequence(a.last_seq, b.first_seq) for a, b in pairs), f"producer {producer_id} in sequence"
             assert all(b.last_offset < self.map_end_offset for b in entry.batches), "cached batches lie in the log"
+            if entry.current_txn_first_offset is not None:
+                assert self.ongoing_txns.get(entry.current_txn_first_offset) == producer_id, \
+                    f"producer {producer_id}'s open transaction is listed as ongoing"
+        assert len(self.ongoing_txns) == sum(e.current_txn_first_offset is not None for e in self.producers.values()), \
+            "every ongoing transaction belongs to a producer with an open transaction"
 
 
 def _entry_records(entry: ProducerStateEntry) -> list[tuple[int, int, int, int, int, int, int, int]]:
