@@ -1,6 +1,6 @@
 """``refka conform``: run the conformance suite against a broker and write the matrix.
 
-    refka conform [--bootstrap-server HOST:PORT | --apache-kafka N | --reference-cluster N]
+    refka conform [--bootstrap-server HOST:PORT | --apache-kafka N | --reference-cluster N | --peers [LIST]]
                   [--clients kafka-python,confluent-kafka,aiokafka] [--report DIR]
                   [--cluster-state FILE] [-- extra pytest arguments]
 
@@ -13,14 +13,21 @@ private N-node replicated reference cluster (``reference.node.cluster``), so the
 node-control fault tests included, runs against both peers the same way.  The suite itself runs in
 a child ``python -m pytest -p conformance.plugin --pyargs conformance.suite`` process, writing
 JUnit XML (``junit.xml``), the per-test JSON (``results.json``) and then ``matrix.md`` and
-``matrix.html`` into the report directory.  The last line printed is the one-line summary.
-Exit status: 0 only when no test failed or errored.
+``matrix.html`` into the report directory, beside ``target.json`` (the target's ApiVersions and
+cluster id, the clients' versions: :mod:`conformance.target_info`).  The last line printed is the one-line summary.
+Exit status: 0 only when no test failed or errored.  Before each test ``conformance.liveness``
+checks that the target still answers; once it does not, the remaining tests are "not run".
+
+``--peers kafka,reference,kfake,tansu`` runs all of the above against each broker in turn
+(:mod:`conformance.peers`) and writes one matrix with a column per broker; there the exit status is
+1 only when the Kafka or the reference column fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shutil
 import signal
 import subprocess
@@ -30,6 +37,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from conformance.report import write_reports
+from conformance.target_info import describe_run
 from reference.cli import CommandError
 from reference.node.local_cluster import LocalCluster
 
@@ -41,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="start a private N-node Apache Kafka cluster and run the suite against it")
     where.add_argument("--reference-cluster", type=int, metavar="N",
                        help="start a private N-node replicated reference cluster and run the suite against it")
+    where.add_argument("--peers", nargs="?", const="kafka,reference,kfake,tansu", metavar="LIST",
+                       help="run the suite against each of kafka,reference,kfake,tansu (default all; kfake and "
+                            "tansu are built and cached on first use) and write one matrix, peers.md/html")
     parser.add_argument("--clients", default=None,
                         help="comma-separated clients (kafka-python, confluent-kafka, aiokafka, kcat); default all")
     parser.add_argument("--report", default="reports/conformance", help="directory for junit.xml and the matrix (default reports/conformance)")
@@ -122,7 +133,8 @@ def target(bootstrap: str | None) -> Iterator[str]:
 
 def pytest_command(bootstrap: str, report_dir: Path, clients: str | None, cluster_state: str | None,
                    extra: list[str]) -> list[str]:
-    command = [sys.executable, "-m", "pytest", "-p", "conformance.plugin", "-p", "no:cacheprovider",
+    command = [sys.executable, "-m", "pytest", "-p", "conformance.plugin", "-p", "conformance.liveness",
+               "-p", "no:cacheprovider",
                "--pyargs", "conformance.suite", "--bootstrap-server", bootstrap,
                "--junitxml", str(report_dir / "junit.xml"), "--results-json", str(report_dir / "results.json"),
                "-q", "-rN"]
@@ -140,6 +152,10 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    if args.peers:
+        from conformance.peers.run import run_peers
+
+        return run_peers(args)
     report_dir = Path(args.report)
     report_dir.mkdir(parents=True, exist_ok=True)
     results_json = report_dir / "results.json"
@@ -154,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             bootstrap = stack.enter_context(target(args.bootstrap_server))
         command = pytest_command(bootstrap, report_dir, args.clients, cluster_state, list(args.pytest_args))
+        (report_dir / "target.json").write_text(json.dumps(describe_run(bootstrap), indent=1))
         completed = subprocess.run(command)
     if not results_json.exists():
         raise CommandError(f"pytest exited with status {completed.returncode} before writing results")
