@@ -284,6 +284,7 @@ class RaftNode:
         self._last_notified: tuple[int | None, int] | None = None
         self._last_written: ElectionState | None = None
         self._high_watermark = self.log.high_watermark  # the latest snapshot's end, or the log start
+        self._high_watermark_known = False  # see high_watermark_known
         self._next_commit_offset = self._high_watermark
         snapshot = self.metadata_log.load_latest_snapshot()
         if snapshot is not None and self.listener is not None:
@@ -333,6 +334,16 @@ class RaftNode:
     @property
     def high_watermark(self) -> int:
         return self._high_watermark
+
+    @property
+    def high_watermark_known(self) -> bool:
+        """False until this node knows the quorum's high watermark in its current epoch state: as a
+        leader, once a majority has reached its log in its epoch (until then its Fetch answers say
+        -1, as Kafka's do); as a follower, once a Fetch answer's HW is known and within its own log
+        (before that its HW is capped by how far it has replicated, and at start it is only its
+        latest snapshot's end).  Kafka's ``RaftClient.highWatermark()`` is empty until then, and
+        its ``MetadataLoader`` publishes nothing before reaching it."""
+        return self._high_watermark_known
 
     @property
     def delivered_end_offset(self) -> int:
@@ -385,6 +396,7 @@ class RaftNode:
     def _enter(self, role: Role, epoch: int, leader_id: int, voted_id: int, now_ms: int) -> None:
         was_leader = self._role is Role.LEADER
         self._role, self._epoch, self._leader_id, self._voted_id = role, epoch, leader_id, voted_id
+        self._high_watermark_known = False  # each epoch state learns the HW anew (Kafka's EpochState)
         self._generation += 1
         self._in_flight.clear()
         self._retry_after.clear()
@@ -723,6 +735,7 @@ class RaftNode:
         assert self._leader_state is not None
         candidate = self._leader_state.majority_offset(self.log.log_end_offset)
         if candidate is not None and candidate > self._high_watermark:
+            self._high_watermark_known = True
             self._set_high_watermark(candidate)
             self._wake_parked_fetches(now_ms)
 
@@ -871,7 +884,8 @@ class RaftNode:
             records = self.log.read(fetch_offset, max_bytes).records
             self._update_replica_state(replica_id, fetch_offset, now_ms)
         return messages.fetch_response(
-            Errors.NONE, self._leader_id, self._epoch, high_watermark=self._high_watermark,
+            Errors.NONE, self._leader_id, self._epoch,
+            high_watermark=self._high_watermark if self._high_watermark_known else -1,  # -1: not known yet
             log_start_offset=self.log.log_start_offset, records=records,
             diverging=offset_and_epoch if kind == DIVERGING else None,
             snapshot=offset_and_epoch if kind == SNAPSHOT else None,
@@ -941,6 +955,10 @@ class RaftNode:
             if partition.records:
                 self.log.append_as_follower(partition.records)
             if partition.high_watermark >= 0:
+                # Known once our log holds everything the leader has committed: a HW capped by our
+                # own shorter log is only how far we have replicated.
+                self._high_watermark_known = self._high_watermark_known or \
+                    partition.high_watermark <= self.log.log_end_offset
                 self._set_high_watermark(min(partition.high_watermark, self.log.log_end_offset))
         self._has_fetched_from_leader = True
         self._deadline = now_ms + self.config.fetch_timeout_ms

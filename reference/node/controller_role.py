@@ -149,7 +149,19 @@ class ControllerRole:
         """Append the operation's records; the answer waits for them to commit."""
         api_key, body = request if request is not None else (-1, None)
         if not result.records:
-            return result.response if result.response is not None else Pending()
+            if result.response is None:
+                return Pending()
+            if not self._waiting:  # nothing uncommitted: the answer rests on committed state only
+                return result.response
+            # Kafka's QuorumController: an operation that writes nothing was still decided on the
+            # in-memory state, which may hold uncommitted records; its answer waits for the newest
+            # of them to commit (and becomes NOT_CONTROLLER if leadership is lost first).  Answering
+            # at once could tell a leader INVALID_UPDATE_VERSION for a partition epoch that a
+            # failover then discards, and it would wait for that metadata forever (found by refka sim).
+            pending = Pending()
+            newest = max(entry.offset for entry in self._waiting)
+            self._waiting.append(_Waiting(newest, pending, result.response, api_key, body))
+            return pending
         try:
             offset = self.raft.append([encode_record(record) for record in result.records], now_ms)
         except NotLeaderError:

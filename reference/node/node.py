@@ -144,6 +144,7 @@ class KRaftNode:
         self.snapshot_max_interval_ms = self.config.get_long("metadata.log.max.snapshot.interval.ms")
         self.bytes_since_snapshot = 0  # committed record bytes not in the latest snapshot
         self.last_snapshot_ms = now_ms
+        self._caught_up = False  # see _metadata_caught_up
         voters = {voter.node_id: (voter.host, voter.port) for voter in self.node.voters}
         self.raft = RaftNode(self.node_id, voters, self.data_dir, self.cluster_id, self.raft_outbox,
                              now_ms, raft_config(self.config), listener=self, rng=rng)
@@ -209,7 +210,7 @@ class KRaftNode:
         for index, value in enumerate(batch.records):
             self.image.apply(decode_record(value), batch.base_offset + index)
         self.bytes_since_snapshot += sum(len(value) for value in batch.records)
-        if self.publisher is not None:
+        if self.publisher is not None and self._metadata_caught_up(batch.last_offset + 1):
             self.publisher.publish(self.image, self.now_ms)
         if self.controller is not None:
             self.controller.on_commit(self.now_ms)
@@ -239,8 +240,25 @@ class KRaftNode:
                 self.image.apply(decode_record(value), batch.base_offset + index)
         self.image.offset = reader.snapshot_id.end_offset - 1
         self.bytes_since_snapshot, self.last_snapshot_ms = 0, self.now_ms
-        if self.publisher is not None:
+        if self.publisher is not None and self._metadata_caught_up(reader.snapshot_id.end_offset):
             self.publisher.publish(self.image, self.now_ms)
+
+    def _maybe_finish_catching_up(self) -> None:
+        """The last committed batches may be control batches (a LeaderChange), never handed to
+        ``handle_commit``: once everything below the HW is delivered, the image has caught up."""
+        if (not self._caught_up and self.publisher is not None
+                and self._metadata_caught_up(self.raft.delivered_end_offset)):
+            self.publisher.publish(self.image, self.now_ms)
+
+    def _metadata_caught_up(self, end_offset: int) -> bool:
+        """Kafka's ``MetadataLoader`` publishes nothing while it is catching up: not until the image
+        has reached the high watermark learnt from a quorum leader once.  A restarted broker replays its whole metadata log;
+        publishing each intermediate image would act on stale decisions -- e.g. make itself leader
+        in an old leader epoch and write that epoch into its leader epoch cache over newer ones, so
+        that its next fetch truncates committed records (found by ``refka sim``)."""
+        if not self._caught_up and self.raft.high_watermark_known and end_offset >= self.raft.high_watermark:
+            self._caught_up = True
+        return self._caught_up
 
     def handle_leader_change(self, leader_id: int | None, epoch: int) -> None:
         if self.controller is not None:
@@ -260,6 +278,7 @@ class KRaftNode:
     def poll(self, now_ms: int) -> None:
         self.now_ms = now_ms
         self.raft.poll(now_ms)
+        self._maybe_finish_catching_up()
         if self.controller is not None:
             self.controller.on_commit(now_ms)
             self.controller.poll(now_ms)
@@ -272,6 +291,9 @@ class KRaftNode:
 
     def next_deadline(self) -> int | None:
         parts = [self.raft.next_deadline()]
+        if not self._caught_up and self.raft.high_watermark_known \
+                and self.raft.delivered_end_offset >= self.raft.high_watermark:
+            parts.append(self.now_ms)  # poll now: the image is ready to publish
         if self.controller is not None:
             parts.append(self.controller.next_deadline())
         if self.lifecycle is not None:

@@ -4,7 +4,9 @@ Each node's outboxes are delivered by encoding the request to a frame, handing i
 destination's listener core (``ControllerApis`` for the controller plane, the broker for the
 broker plane), and decoding the answer, so the wire codec is exercised as over sockets.  Answers
 that are ``Pending`` are delivered when they complete.  Nothing here is random unless a seed is
-given; time moves only when the test says so.
+given; time moves only when the test says so.  The node settings are the simulator's
+(:mod:`chaos.sim.cluster`), which runs the same nodes under an event queue, a seeded network and
+faults; this harness stays the simplest way to drive a few nodes step by step.
 """
 
 from __future__ import annotations
@@ -14,44 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chaos.sim.cluster import BASE_PORT, CLUSTER_ID, COMBINED, node_settings
 from reference.broker.core import NO_RESPONSE, CloseConnection
 from reference.broker.pending import Pending
 from reference.client.outbox import OutboundRequest, Outbox
 from reference.node.node import ControllerApis, KRaftNode, format_log_dir
 from reference.protocol.apis import API_BY_KEY
 from reference.protocol.frames import decode_response, encode_request
-
-CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qg"
-BASE_PORT = 40000  # addresses are names only here: nothing listens
-
-
-COMBINED = "broker,controller"
-
-
-def node_settings(node_id: int, nodes: int, data_dir: Path, extra: dict[str, str] | None = None,
-                  roles: list[str] | None = None) -> dict[str, str]:
-    """Node ``node_id``'s properties; ``roles[i]`` is node i's ``process.roles`` (all combined by
-    default).  The voters are the nodes with the controller role; broker-only nodes are observers."""
-    roles = roles or [COMBINED] * nodes
-    voters = ",".join(f"{i}@127.0.0.1:{BASE_PORT + nodes + i}" for i in range(nodes) if "controller" in roles[i])
-    listeners = []
-    if "broker" in roles[node_id]:
-        listeners.append(f"PLAINTEXT://127.0.0.1:{BASE_PORT + node_id}")
-    if "controller" in roles[node_id]:
-        listeners.append(f"CONTROLLER://127.0.0.1:{BASE_PORT + nodes + node_id}")
-    brokers = sum("broker" in role for role in roles)
-    return {
-        "process.roles": roles[node_id],
-        "node.id": str(node_id),
-        "controller.quorum.voters": voters,
-        "listeners": ",".join(listeners),
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "log.dirs": str(data_dir),
-        "offsets.topic.replication.factor": str(max(1, min(brokers, 3))),
-        "group.initial.rebalance.delay.ms": "0",
-        **(extra or {}),
-    }
 
 
 class SimulatedCluster:

@@ -1,0 +1,137 @@
+"""``refka sim``: run the deterministic simulator -- one seed, a swarm of seeds, or shrink a failure.
+
+Usage::
+
+    refka sim [run] --seed S [--nodes N] [--duration SIM_SECONDS] [--no-swarm] [--schedule JSON]
+    refka sim swarm --seeds K [--first S] [--jobs J] [--nodes N] [--duration SIM_SECONDS]
+    refka sim shrink --seed S [...]      # run S, and if it fails shrink its fault schedule
+
+``run`` prints the seed, the fault mix and schedule, the invariants' results, the checker's
+verdict, the coverage probes and the digest of the event trace (the same seed and code give the
+same digest); a failing run prints the command that replays it.  ``swarm`` runs seeds
+``first .. first+K-1`` (each drawing its own fault mix) on ``--jobs`` processes and sums them up.
+Exit status: 0 every run passed, 1 a run failed (2 is a usage error, as everywhere in ``refka``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from .faults import schedule_from_json, schedule_to_json
+from .invariants import INVARIANTS
+from .run import SimConfig, SimResult, simulate
+from .shrink import describe, shrink
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=("run", "swarm", "shrink"), default="run")
+    parser.add_argument("--seed", type=int, default=1, help="the seed of the run (run, shrink)")
+    parser.add_argument("--seeds", type=int, default=20, help="how many seeds (swarm)")
+    parser.add_argument("--first", type=int, default=1, help="the first seed (swarm)")
+    parser.add_argument("--jobs", type=int, default=1, help="processes for a swarm")
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=20.0, help="simulated seconds of the safety phase")
+    parser.add_argument("--no-swarm", action="store_true", help="the default fault mix instead of a drawn one")
+    parser.add_argument("--schedule", help="a JSON fault schedule to replay instead of drawing one")
+    parser.add_argument("--verbose", action="store_true", help="log the nodes, with simulated time")
+
+
+def _config(args: argparse.Namespace, seed: int) -> SimConfig:
+    return SimConfig(seed=seed, nodes=args.nodes, duration_ms=int(args.duration * 1000), swarm=not args.no_swarm,
+                     faults=schedule_from_json(args.schedule) if args.schedule else None,
+                     log_stream=sys.stderr if getattr(args, "verbose", False) and args.action != "swarm" else None)
+
+
+def replay_command(result: SimResult) -> str:
+    config = result.config
+    return (f"refka sim run --seed {config.seed} --nodes {config.nodes} --duration {config.duration_ms / 1000:g} "
+            f"--schedule '{schedule_to_json(result.faults)}'")
+
+
+def report(result: SimResult, out: Any = None) -> None:
+    out = out or sys.stdout
+    config = result.config
+    print(f"seed {config.seed}: {config.nodes} nodes, safety phase {config.duration_ms} ms", file=out)
+    if result.profile is not None:
+        print(f"fault mix: {result.profile.describe()}", file=out)
+    print(f"faults ({len(result.faults)}):", file=out)
+    for fault in result.faults:
+        print(f"  {fault.describe()}", file=out)
+    print(f"events {result.events}, messages {result.messages}, simulated {result.simulated_ms / 1000:.1f} s "
+          f"in {result.wall_seconds:.1f} s ({result.events / max(result.wall_seconds, 1e-9):.0f} events/s)", file=out)
+    violated = {violation.invariant: violation for violation in result.violations}
+    print("invariants:", file=out)
+    for name in (*INVARIANTS, *sorted(set(violated) - set(INVARIANTS))):
+        line = violated[name].describe() if name in violated else "ok"
+        print(f"  {name:28} {line}", file=out)
+    for label, verdict in (("checker (sim-all, idempotent acks=all)", result.verdict),
+                           ("checker (sim-one, acks=1, not judged)", result.acks1_verdict)):
+        if verdict is not None:
+            reasons = f" ({'; '.join(verdict.reasons)})" if verdict.reasons else ""
+            print(f"{label}: {verdict.verdict}{reasons}; {verdict.stats.get('acknowledged')} acknowledged", file=out)
+    print("coverage: " + ", ".join(f"{name}={count}" for name, count in result.coverage.items()), file=out)
+    print(f"digest {result.digest}", file=out)
+    if result.failed:
+        print(f"FAILED ({result.failure}); replay with:\n  {replay_command(result)}", file=out)
+    else:
+        print("PASSED", file=out)
+
+
+def _one(config: SimConfig) -> SimResult:
+    result = simulate(config)
+    result.trace = None
+    return result
+
+
+def swarm(configs: list[SimConfig], jobs: int, out: Any = None) -> list[SimResult]:
+    out = out or sys.stdout
+    started = time.perf_counter()
+    results: list[SimResult] = []
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            for result in pool.map(_one, configs):
+                results.append(result)
+                _progress(result, len(results), len(configs), out)
+    else:
+        for config in configs:
+            results.append(_one(config))
+            _progress(results[-1], len(results), len(configs), out)
+    elapsed = time.perf_counter() - started
+    coverage: Counter[str] = Counter()
+    for result in results:
+        coverage.update({name: count for name, count in result.coverage.items()})
+    failed = [result for result in results if result.failed]
+    events = sum(result.events for result in results)
+    print(f"\n{len(results)} seeds, {len(failed)} failed, {elapsed:.1f} s: {len(results) / elapsed:.2f} seeds/s, "
+          f"{events / elapsed:.0f} events/s", file=out)
+    print("coverage over the swarm (total / seeds that saw it):", file=out)
+    for name in sorted(coverage):
+        seen = sum(1 for result in results if result.coverage.get(name))
+        print(f"  {name:32} {coverage[name]:6} / {seen}", file=out)
+    for result in failed:
+        print(f"FAILED seed {result.config.seed} ({result.failure}): {replay_command(result)}", file=out)
+    return results
+
+
+def _progress(result: SimResult, done: int, total: int, out: Any) -> None:
+    status = f"FAILED {result.failure}" if result.failed else "ok"
+    print(f"[{done}/{total}] seed {result.config.seed}: {status}, {len(result.faults)} faults, "
+          f"{result.events} events, {result.wall_seconds:.1f} s", file=out, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "swarm":
+        results = swarm([_config(args, seed) for seed in range(args.first, args.first + args.seeds)], args.jobs)
+        return 1 if any(result.failed for result in results) else 0
+    result = simulate(_config(args, args.seed))
+    report(result)
+    if args.action == "shrink" and result.failed:
+        shrunk = shrink(result)
+        print(describe(shrunk))
+        print(f"replay the minimal run with:\n  {replay_command(shrunk.result)}")
+    return 1 if result.failed else 0

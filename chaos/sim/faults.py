@@ -1,0 +1,240 @@
+"""The fault schedule: what goes wrong, when, for how long; and swarm testing's draw of it.
+
+Theory of operation
+-------------------
+A run's faults are *data*, a list of :class:`Fault` (start, kind, duration, targets), so that a
+failing run can be replayed from its description and shrunk by removing faults
+(:mod:`chaos.sim.shrink`).  :class:`FaultInjector` turns the list into events of the simulator:
+each fault begins at ``safety start + at_ms`` and heals ``duration_ms`` later.
+
+Kinds (the issue's nemeses; node ``-1`` in ``nodes`` means "the leader of the first data
+partition when the fault begins", resolved from the committed metadata):
+
+=================  ===========================================================================
+``crash``          kill ``nodes[0]``; restart it from its files when the fault heals
+``pause``          stop ``nodes[0]`` (no polls, messages held): a long GC or ``docker pause``
+``isolate``        cut ``nodes[0]`` from every other node, both ways
+``split``          cut ``nodes`` (the minority) from the rest, both ways
+``bridge``         ``nodes = (bridge, *side)``: ``side`` and the others cannot talk, the bridge
+                   talks to both (Jepsen's bridge: two overlapping majorities)
+``one-way``        messages from ``nodes[0]`` to ``nodes[1]`` are lost, the reverse still flows
+``lossy``          every link between nodes (between ``nodes`` if given) loses, duplicates,
+                   delays and reorders messages at the fault's rates
+=================  ===========================================================================
+
+Faults may overlap: the network's cuts are the union of the active faults' cuts, and a link's
+rates the largest of the active ``lossy`` faults'.  A crash of a node that is already down, or a
+pause of one that is not up, does nothing (and its heal does nothing either).
+
+**Swarm testing** (Groce et al., TigerBeetle's VOPR): :func:`draw_profile` lets each seed pick
+its own mix -- which kinds are enabled, how often faults come, how long they last, how lossy the
+links are -- so that across seeds some runs see only crashes, others only lossy links, others
+everything at once.  :func:`draw_schedule` then draws the faults from the profile.  Power loss
+and a slow disk are not drawn yet (the simulator does not model them).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .network import Link, LinkFaults
+
+if TYPE_CHECKING:
+    from .cluster import SimCluster
+
+KINDS = ("crash", "pause", "isolate", "split", "bridge", "one-way", "lossy")
+LEADER = -1  # in Fault.nodes: the partition leader when the fault begins
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault of the schedule (times in simulated ms from the start of the safety phase)."""
+
+    at_ms: int
+    kind: str
+    duration_ms: int
+    nodes: tuple[int, ...] = ()
+    loss: float = 0.0
+    duplicate: float = 0.0
+    jitter_ms: int = 0
+    reorder: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+
+    def describe(self) -> str:
+        who = ",".join("leader" if node == LEADER else str(node) for node in self.nodes)
+        rates = (f" loss={self.loss:.2f} dup={self.duplicate:.2f} jitter={self.jitter_ms}ms"
+                 f"{' reorder' if self.reorder else ''}") if self.kind == "lossy" else ""
+        return f"+{self.at_ms}ms {self.kind}({who}) for {self.duration_ms}ms{rates}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fault:
+        return cls(**{**data, "nodes": tuple(data.get("nodes", ()))})
+
+
+def schedule_to_json(faults: list[Fault]) -> str:
+    return json.dumps([fault.to_dict() for fault in faults])
+
+
+def schedule_from_json(text: str) -> list[Fault]:
+    return [Fault.from_dict(item) for item in json.loads(text)]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One seed's swarm draw: the enabled kinds and the rates of the fault schedule."""
+
+    kinds: tuple[str, ...]
+    mean_interval_ms: int  # between fault starts
+    max_duration_ms: int
+    loss: float
+    duplicate: float
+    jitter_ms: int
+    reorder: bool
+
+    def describe(self) -> str:
+        return (f"kinds={'+'.join(self.kinds)} every~{self.mean_interval_ms}ms up to {self.max_duration_ms}ms "
+                f"loss={self.loss:.2f} dup={self.duplicate:.2f} jitter={self.jitter_ms}ms reorder={self.reorder}")
+
+
+DEFAULT_PROFILE = Profile(KINDS, 3_000, 8_000, 0.05, 0.05, 20, True)
+
+
+def draw_profile(rng: random.Random) -> Profile:
+    """Each kind enabled with probability 1/2 (at least one), and rates drawn per seed."""
+    kinds = tuple(kind for kind in KINDS if rng.random() < 0.5) or (rng.choice(KINDS),)
+    return Profile(kinds, rng.choice((1_000, 2_000, 4_000, 8_000)), rng.choice((2_000, 5_000, 10_000)),
+                   rng.choice((0.0, 0.01, 0.05, 0.2)), rng.choice((0.0, 0.02, 0.1)), rng.choice((0, 5, 50)),
+                   rng.random() < 0.5)
+
+
+def draw_schedule(rng: random.Random, profile: Profile, nodes: int, duration_ms: int) -> list[Fault]:
+    """Faults with exponential gaps of mean ``profile.mean_interval_ms`` within ``duration_ms``."""
+    faults: list[Fault] = []
+    at = 0
+    while True:
+        at += max(1, int(rng.expovariate(1 / profile.mean_interval_ms)))
+        if at >= duration_ms:
+            return faults
+        kind = rng.choice(profile.kinds)
+        duration = rng.randint(profile.max_duration_ms // 10, profile.max_duration_ms)
+        faults.append(_draw_fault(rng, profile, kind, at, duration, nodes))
+
+
+def _draw_fault(rng: random.Random, profile: Profile, kind: str, at: int, duration: int, nodes: int) -> Fault:
+    everyone = list(range(nodes))
+    one = LEADER if rng.random() < 0.5 else rng.randrange(nodes)
+    if kind in ("crash", "pause", "isolate"):
+        return Fault(at, kind, duration, (one,))
+    if kind == "split":
+        minority = tuple(sorted(rng.sample(everyone, max(1, (nodes - 1) // 2))))
+        return Fault(at, kind, duration, minority)
+    if kind == "bridge":
+        shuffled = rng.sample(everyone, nodes)
+        return Fault(at, kind, duration, (shuffled[0], *sorted(shuffled[1:1 + (nodes - 1) // 2])))
+    if kind == "one-way":
+        source, destination = rng.sample(everyone, 2) if nodes > 1 else (0, 0)
+        return Fault(at, kind, duration, (source, destination))
+    return Fault(at, kind, duration, (), profile.loss or 0.01, profile.duplicate, profile.jitter_ms, profile.reorder)
+
+
+# -- injection -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Active:
+    fault: Fault
+    cuts: set[Link] = field(default_factory=set)
+    target: int | None = None  # the node crashed or paused by this fault
+
+
+class FaultInjector:
+    """Schedules ``faults`` on ``cluster`` from ``start_ms``; ``resolve_leader`` names ``LEADER``."""
+
+    def __init__(self, cluster: SimCluster, faults: list[Fault], start_ms: int,
+                 resolve_leader: Callable[[], int] | None = None) -> None:
+        self.cluster = cluster
+        self.faults = faults
+        self.resolve_leader: Callable[[], int] = resolve_leader or (lambda: 0)
+        self.active: list[_Active] = []
+        self.log: list[str] = []
+        self.counts: dict[str, int] = {}
+        self.stopped = False  # after heal_all, scheduled faults no longer begin
+        for fault in faults:
+            cluster.at(start_ms + fault.at_ms, f"fault {fault.describe()}", self._beginning(fault))
+
+    def _beginning(self, fault: Fault) -> Callable[[], None]:
+        return lambda: self._begin(fault)
+
+    def _resolve(self, node: int) -> int:
+        return self.resolve_leader() if node == LEADER else node
+
+    def _begin(self, fault: Fault) -> None:
+        if self.stopped:
+            return
+        cluster = self.cluster
+        active = _Active(fault)
+        nodes = [self._resolve(node) for node in fault.nodes]
+        others = [n for n in range(cluster.count) if n not in nodes]
+        if fault.kind == "crash" and cluster.is_up(nodes[0]):
+            cluster.crash(nodes[0])
+            active.target = nodes[0]
+        elif fault.kind == "pause" and cluster.is_up(nodes[0]) and nodes[0] not in cluster.paused:
+            cluster.pause(nodes[0])
+            active.target = nodes[0]
+        elif fault.kind in ("isolate", "split"):
+            active.cuts = {(a, b) for a in nodes for b in others} | {(b, a) for a in nodes for b in others}
+        elif fault.kind == "bridge":
+            side, rest = nodes[1:], [n for n in others]
+            active.cuts = {(a, b) for a in side for b in rest} | {(b, a) for a in side for b in rest}
+        elif fault.kind == "one-way" and nodes[0] != nodes[1]:
+            active.cuts = {(nodes[0], nodes[1])}
+        self.counts[fault.kind] = self.counts.get(fault.kind, 0) + 1
+        self.active.append(active)
+        self.log.append(f"t={cluster.now_ms} begin {fault.describe()} on {nodes}")
+        self._apply_network()
+        cluster.at(cluster.now_ms + fault.duration_ms, f"heal {fault.describe()}", lambda: self._end(active))
+
+    def _end(self, active: _Active) -> None:
+        if active not in self.active:
+            return
+        self.active.remove(active)
+        cluster = self.cluster
+        if active.fault.kind == "crash" and active.target is not None and not cluster.is_up(active.target):
+            cluster.start(active.target)
+        elif active.fault.kind == "pause" and active.target is not None:
+            cluster.resume(active.target)
+        self.log.append(f"t={cluster.now_ms} heal {active.fault.describe()}")
+        self._apply_network()
+
+    def _apply_network(self) -> None:
+        network = self.cluster.network
+        network.cut = set().union(*(active.cuts for active in self.active)) if self.active else set()
+        network.faults = {}
+        for active in self.active:
+            fault = active.fault
+            if fault.kind != "lossy":
+                continue
+            links = [self._resolve(node) for node in fault.nodes] or list(range(self.cluster.count))
+            for a in links:
+                for b in links:
+                    if a == b:
+                        continue
+                    old = network.faults.get((a, b), LinkFaults())
+                    network.faults[(a, b)] = LinkFaults(max(old.loss, fault.loss), max(old.duplicate, fault.duplicate),
+                                                        max(old.jitter_ms, fault.jitter_ms), old.reorder or fault.reorder)
+
+    def heal_all(self) -> None:
+        """End every active fault now (the liveness phase begins)."""
+        self.stopped = True
+        for active in list(self.active):
+            self._end(active)

@@ -1,0 +1,345 @@
+"""The models' invariants, checked on the real nodes after every event of the simulation.
+
+Theory of operation
+-------------------
+``spec/replication.py`` states what replication must keep, over an abstract state: replicas'
+logs, high watermarks, the controller's leader and ISR, the records acknowledged with acks=all.
+:class:`InvariantChecker` reads the same state from the running nodes and checks the same
+properties under the same names, after every event (it is an observer of
+:class:`~chaos.sim.cluster.SimCluster`):
+
+* the **controller's view** is the committed image of the active controller (else of the live
+  node with the newest image): each partition's leader, ISR and leader epoch;
+* a **replica** is a node's :class:`~reference.broker.partition.Partition`; its log is read as a
+  list of batches ``(base offset, last offset, leader epoch, CRC)`` -- followers copy the leader's
+  batches byte for byte, so two logs hold the same records at the same offsets exactly when they
+  hold the same batches.  A crashed node keeps its files, so its last log counts as a replica's
+  (also after a restart, until the node opens the partition again);
+* the **acknowledged records** are what the acks=all producers were told: ``(partition, offset,
+  value)``.
+
+Replication (names of ``spec/replication.py``):
+
+=========================  =====================================================================
+LeaderInIsr                the controller's leader is none or a member of its ISR; and a
+                           replica leading is in its own ISR (``Partition.check_valid``)
+ValidHighWatermark         every live member of the controller's ISR holds as many records as
+                           the true leader's high watermark; and locally ``log start <= LSO <=
+                           HW <= LEO`` (``check_valid``)
+LogMatching                two replicas agree on every batch below the smaller of their HWs
+WeakIsr                    every live member of a leader's own ISR agrees with it below its HW
+StrongIsr                  every live member of the controller's ISR agrees with any replica
+                           presuming leadership below that replica's HW
+LeaderCompleteness         the controller's leader, when up, holds every acknowledged record
+NoCommittedRecordLost      every acknowledged record is in some replica's log (live or crashed)
+EpochsMonotonic            leader epochs never decrease along a log
+=========================  =====================================================================
+
+The *true leader* is the replica that the controller names and that knows it (it leads in the
+controller's leader epoch); a deposed leader that has not heard yet only *presumes* leadership.
+
+Raft (KIP-595, Kafka's ``RaftEventSimulationTest`` invariants):
+
+=============================  =================================================================
+OneLeaderPerEpoch              no two nodes are ever leader of the quorum in the same epoch
+MonotonicHighWatermark         a node's Raft high watermark never decreases (per process life)
+CommittedMetadataIdentical     voters agree on every ``__cluster_metadata`` batch below the smaller
+                               of their high watermarks
+=============================  =================================================================
+
+Reading a log costs a pass over its batches, so a log's summary is cached under ``(log, log end
+offset, log start offset, size in bytes)``; any append or truncation changes one of them unless
+it replaces a suffix with one of exactly the same extent within one event (not seen: a follower
+truncates on one answer and appends on the next).  A violated invariant is recorded once per
+name (the first occurrence is the interesting one) with the simulated time and the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from reference.broker.log.log import PartitionLog
+from reference.broker.partition import Partition
+from reference.controller.image import MetadataImage
+from reference.errors import KafkaError
+from reference.records.batch import iter_batches, iter_record_batches
+
+if TYPE_CHECKING:
+    from reference.node.node import KRaftNode
+
+    from .cluster import SimCluster
+
+Batch = tuple[int, int, int, int]  # base offset, last offset, partition leader epoch, CRC
+Acknowledged = tuple[str, int, int, str]  # topic, partition, offset, value
+
+REPLICATION_INVARIANTS = ("LeaderInIsr", "ValidHighWatermark", "LogMatching", "WeakIsr", "StrongIsr",
+                          "LeaderCompleteness", "NoCommittedRecordLost", "EpochsMonotonic",
+                          "IsrWithinReplicas")  # the last one is Partition.check_valid's own
+RAFT_INVARIANTS = ("OneLeaderPerEpoch", "MonotonicHighWatermark", "CommittedMetadataIdentical")
+INVARIANTS = REPLICATION_INVARIANTS + RAFT_INVARIANTS
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    detail: str
+    at_ms: int
+    event: str
+
+    def describe(self) -> str:
+        return f"{self.invariant} at t={self.at_ms}ms after '{self.event}': {self.detail}"
+
+
+@dataclass
+class LogSummary:
+    """A log's batches, and (decoded on demand) the value at each offset."""
+
+    log_start_offset: int
+    log_end_offset: int
+    batches: tuple[Batch, ...]
+    log: PartitionLog
+    _values: dict[int, str] | None = None
+
+    def below(self, offset: int, start: int = 0) -> tuple[Batch, ...]:
+        return tuple(batch for batch in self.batches if start <= batch[0] < offset)
+
+    def value_at(self, offset: int) -> str | None:
+        if self._values is None:
+            self._values = {}
+            for data in _read_all(self.log):
+                for batch in iter_record_batches(data):
+                    for record in batch.records:
+                        self._values[record.offset(batch.base_offset)] = (record.value or b"").decode()
+        return self._values.get(offset)
+
+
+def _read_all(log: PartitionLog) -> Iterable[bytes]:
+    offset = log.log_start_offset
+    while offset < log.log_end_offset:
+        data = log.read(offset, 1 << 30).records
+        if not data:
+            return
+        yield bytes(data)
+        last = offset
+        for _position, header in iter_batches(data):
+            last = header.base_offset + header.last_offset_delta
+        offset = last + 1
+
+
+class _Summaries:
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[tuple[int, int, int], LogSummary]] = {}
+
+    def of(self, log: PartitionLog) -> LogSummary | None:
+        try:
+            key = (log.log_end_offset, log.log_start_offset, log.size_in_bytes)
+            cached = self._cache.get(id(log))
+            if cached is not None and cached[0] == key and cached[1].log is log:
+                return cached[1]
+            batches = []
+            for data in _read_all(log):
+                for _position, header in iter_batches(data):
+                    batches.append((header.base_offset, header.base_offset + header.last_offset_delta,
+                                    header.partition_leader_epoch, header.crc))
+        except (KafkaError, OSError, ValueError):
+            return None  # an offline or closed log is no replica to compare
+        summary = LogSummary(key[1], key[0], tuple(batches), log)
+        self._cache[id(log)] = (key, summary)
+        return summary
+
+
+@dataclass
+class InvariantChecker:
+    """An observer of the simulation; ``violations`` holds the first failure of each invariant."""
+
+    topics: dict[str, int]  # name -> partitions
+    acknowledged: Callable[[], list[Acknowledged]]  # acks=all acknowledgements so far
+    violations: list[Violation] = field(default_factory=list)
+    checks: int = 0
+    enabled: set[str] = field(default_factory=lambda: set(INVARIANTS))
+    _summaries: _Summaries = field(default_factory=_Summaries)
+    _last_known: dict[tuple[int, str, int], LogSummary] = field(default_factory=dict)
+    _raft_leaders: dict[int, int] = field(default_factory=dict)  # epoch -> leader
+    _raft_high_watermarks: dict[tuple[int, int], int] = field(default_factory=dict)
+    _failed: set[str] = field(default_factory=set)
+    _fingerprints: dict[tuple[str, int], Any] = field(default_factory=dict)
+    _local_states: dict[tuple[int, str, int], Any] = field(default_factory=dict)
+    _event: str = ""
+    _now: int = 0
+
+    def __call__(self, cluster: SimCluster, event: str) -> None:
+        self.checks += 1
+        self._event, self._now = event, cluster.now_ms
+        self._check_raft(cluster)
+        image = controller_image(cluster)
+        for topic, count in self.topics.items():
+            for partition in range(count):
+                self._check_partition(cluster, image, topic, partition)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def _fail(self, invariant: str, detail: str) -> None:
+        if invariant in self._failed or invariant not in self.enabled:
+            return
+        self._failed.add(invariant)
+        self.violations.append(Violation(invariant, detail, self._now, self._event))
+
+    # -- replication ------------------------------------------------------------------------------
+
+    def _replicas(self, cluster: SimCluster, topic: str, index: int) -> dict[int, tuple[Partition | None, LogSummary]]:
+        """node id -> (its live Partition or None if crashed, its log summary)."""
+        found: dict[int, tuple[Partition | None, LogSummary]] = {}
+        for node_id in range(cluster.count):
+            node = cluster.nodes.get(node_id)
+            partition = node.broker.replicas.get(topic, index) if node is not None and node.broker else None
+            if partition is not None:
+                summary = self._summaries.of(partition.log)
+                if summary is not None:
+                    summary.value_at(-1)  # decoded now: once the node crashes its files are closed
+                    self._last_known[(node_id, topic, index)] = summary
+                    found[node_id] = (partition, summary)
+                    continue
+            if (node_id, topic, index) in self._last_known:  # crashed, or restarted and not yet opened
+                found[node_id] = (None, self._last_known[(node_id, topic, index)])
+        return found
+
+    def _check_partition(self, cluster: SimCluster, image: MetadataImage | None, topic: str, index: int) -> None:
+        replicas = self._replicas(cluster, topic, index)
+        live: dict[int, tuple[Partition | None, LogSummary]] = {
+            node_id: (p, s) for node_id, (p, s) in replicas.items() if p is not None}
+        for node_id, (partition, summary) in live.items():
+            assert partition is not None
+            self._check_locally(node_id, topic, index, partition, summary)
+        registration = image.topics[topic].partitions.get(index) if image and topic in image.topics else None
+        fingerprint = (tuple((node_id, id(summary), p is None, p and p.high_watermark, p and p.is_leader,
+                              p and p.leader_epoch, p and frozenset(p.isr)) for node_id, (p, summary) in replicas.items()),
+                       registration and (registration.leader, tuple(registration.isr), registration.leader_epoch),
+                       len(self.acknowledged()))
+        if self._fingerprints.get((topic, index)) == fingerprint:
+            return  # nothing the cross-replica invariants read has changed since the last event
+        self._fingerprints[(topic, index)] = fingerprint
+        self._check_replicas(topic, index, replicas, live, registration)
+
+    def _check_locally(self, node_id: int, topic: str, index: int, partition: Partition, summary: LogSummary) -> None:
+        """``Partition.check_valid`` (which re-reads the log) whenever the partition's state changed."""
+        state = (id(summary), partition.high_watermark, partition.last_stable_offset, id(partition.partition_state),
+                 partition.leader_id, partition.leader_epoch,
+                 tuple(f.log_end_offset for f in partition.followers.values()))
+        key = (node_id, topic, index)
+        if self._local_states.get(key) == (id(partition), state):
+            return
+        self._local_states[key] = (id(partition), state)
+        try:
+            partition.check_valid()
+        except AssertionError as error:
+            name, _, detail = str(error).partition(": ")
+            self._fail(name if name in INVARIANTS else "IsrWithinReplicas", f"node {node_id} {topic}-{index}: {error}")
+        epochs = [batch[2] for batch in summary.batches]
+        if any(a > b for a, b in zip(epochs, epochs[1:], strict=False)):
+            self._fail("EpochsMonotonic", f"node {node_id} {topic}-{index} batch epochs {epochs}")
+
+    def _check_replicas(self, topic: str, index: int, replicas: dict[int, tuple[Partition | None, LogSummary]],
+                        live: dict[int, tuple[Partition | None, LogSummary]], registration: Any) -> None:
+        ids = sorted(live)
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                pa, sa = live[a]
+                pb, sb = live[b]
+                assert pa is not None and pb is not None
+                bound = min(pa.high_watermark, pb.high_watermark)
+                start = max(sa.log_start_offset, sb.log_start_offset)
+                if sa.below(bound, start) != sb.below(bound, start):
+                    self._fail("LogMatching", f"{topic}-{index}: nodes {a} and {b} differ below HW {bound}: "
+                                              f"{sa.below(bound, start)} vs {sb.below(bound, start)}")
+        leaders = {node_id: p for node_id, (p, _) in live.items() if p is not None and p.is_leader}
+        for leader_id, leader in leaders.items():
+            self._isr_agrees("WeakIsr", topic, index, leader_id, leader, replicas, leader.isr)
+            if registration is not None:
+                self._isr_agrees("StrongIsr", topic, index, leader_id, leader, replicas, set(registration.isr))
+        if registration is None:
+            return
+        if registration.leader >= 0 and registration.leader not in registration.isr:
+            self._fail("LeaderInIsr", f"{topic}-{index}: controller's leader {registration.leader} "
+                                      f"not in ISR {registration.isr}")
+        true_leader = leaders.get(registration.leader)
+        if true_leader is not None and true_leader.leader_epoch == registration.leader_epoch:
+            high_watermark = true_leader.high_watermark
+            for member in registration.isr:
+                if member in live and live[member][1].log_end_offset < high_watermark:
+                    self._fail("ValidHighWatermark", f"{topic}-{index}: ISR member {member} has LEO "
+                                                     f"{live[member][1].log_end_offset} < leader "
+                                                     f"{registration.leader}'s HW {high_watermark}")
+        self._check_acknowledged(topic, index, registration.leader, replicas)
+
+    def _isr_agrees(self, invariant: str, topic: str, index: int, leader_id: int, leader: Partition,
+                    replicas: dict[int, tuple[Partition | None, LogSummary]], isr: set[int]) -> None:
+        mine = replicas[leader_id][1]
+        bound = leader.high_watermark
+        for member in sorted(isr - {leader_id}):
+            if member not in replicas or replicas[member][0] is None:
+                continue  # not live
+            theirs = replicas[member][1]
+            start = max(mine.log_start_offset, theirs.log_start_offset)
+            if theirs.log_end_offset < bound or theirs.below(bound, start) != mine.below(bound, start):
+                self._fail(invariant, f"{topic}-{index}: member {member} of {sorted(isr)} disagrees with "
+                                      f"leader {leader_id} (epoch {leader.leader_epoch}) below its HW {bound}")
+
+    def _check_acknowledged(self, topic: str, index: int, leader: int,
+                            replicas: dict[int, tuple[Partition | None, LogSummary]]) -> None:
+        acknowledged = [(offset, value) for t, p, offset, value in self.acknowledged() if t == topic and p == index]
+        if not acknowledged:
+            return
+        leader_log = replicas[leader][1] if leader in replicas and replicas[leader][0] is not None else None
+        for offset, value in acknowledged:
+            if leader_log is not None and leader_log.value_at(offset) != value:
+                self._fail("LeaderCompleteness", f"{topic}-{index}: leader {leader} lacks {value!r} at {offset} "
+                                                 f"(holds {leader_log.value_at(offset)!r})")
+            if not any(summary.value_at(offset) == value for _, summary in replicas.values()):
+                self._fail("NoCommittedRecordLost", f"{topic}-{index}: {value!r} acknowledged at {offset} "
+                                                    "is in no replica's log")
+
+    # -- raft -------------------------------------------------------------------------------------
+
+    def _check_raft(self, cluster: SimCluster) -> None:
+        voters: list[KRaftNode] = []
+        for node_id, node in cluster.nodes.items():
+            raft = node.raft
+            if raft.leader_id == node_id:
+                known = self._raft_leaders.setdefault(raft.epoch, node_id)
+                if known != node_id:
+                    self._fail("OneLeaderPerEpoch", f"nodes {known} and {node_id} both led epoch {raft.epoch}")
+            life = (node_id, cluster.incarnation[node_id])
+            previous = self._raft_high_watermarks.get(life, -1)
+            if raft.high_watermark < previous:
+                self._fail("MonotonicHighWatermark", f"node {node_id}'s Raft HW went from {previous} to "
+                                                     f"{raft.high_watermark}")
+            self._raft_high_watermarks[life] = max(previous, raft.high_watermark)
+            if raft.is_voter:
+                voters.append(node)
+        for i, a in enumerate(voters):
+            for b in voters[i + 1:]:
+                sa, sb = self._summaries.of(a.raft.log), self._summaries.of(b.raft.log)
+                if sa is None or sb is None:
+                    continue
+                bound = min(a.raft.high_watermark, b.raft.high_watermark)
+                start = max(sa.log_start_offset, sb.log_start_offset)
+                if sa.below(bound, start) != sb.below(bound, start):
+                    self._fail("CommittedMetadataIdentical", f"voters {a.node_id} and {b.node_id} differ "
+                                                             f"below the Raft HW {bound}")
+
+
+def controller_image(cluster: SimCluster) -> MetadataImage | None:
+    """The model's controller: the active controller's own image (its decisions, which it answers
+    only once committed), else the newest committed image of a live node.  A node's committed image
+    lags: the controller answers an AlterPartition when the Raft HW passes its records, and the node
+    replays them into its image afterwards."""
+    leader = cluster.raft_leader()
+    if leader is not None and leader.controller is not None and leader.controller.controller is not None:
+        image: MetadataImage = leader.controller.controller.image
+        return image
+    images = [node.image for node in cluster.nodes.values()]
+    return max(images, key=lambda image: image.offset, default=None)

@@ -1,0 +1,260 @@
+"""One simulated run: bootstrap, a safety phase with faults, a liveness phase, the verdicts.
+
+Theory of operation
+-------------------
+:func:`simulate` is a pure function of a :class:`SimConfig` (seed, nodes, durations, schedule):
+
+1. **Bootstrap** (no faults): the nodes elect a quorum leader, register, and an admin client
+   creates two topics: ``sim-all`` (acks=all, ``min.insync.replicas=2``) and ``sim-one``
+   (acks=1).  If this does not finish in ``BOOTSTRAP_BUDGET_MS`` the run fails as ``Bootstrap``.
+2. **Safety phase** (``duration_ms``): an idempotent acks=all producer writes to ``sim-all`` and
+   a plain acks=1 producer to ``sim-one`` while the fault schedule runs -- drawn from the seed
+   (swarm testing: :func:`~chaos.sim.faults.draw_profile`) unless given.  The invariants
+   (:mod:`chaos.sim.invariants`) and the coverage probes watch every event.
+3. **Liveness phase**: every fault is healed (crashed nodes restart, paused ones resume, the
+   network is quiet), producers stop sending new records; within ``liveness_budget_ms`` every
+   partition must have a leader and its full ISR, every producer must have its records
+   acknowledged, and a fresh reader must read every partition to its high watermark.  Else the
+   run fails as ``Liveness``.
+4. **Verdicts**: the history of ``sim-all`` is judged by :func:`chaos.checker.check` as the
+   ``idempotent`` workload -- the same checker as the docker runs; anything but ``valid`` fails
+   the run.  ``sim-one``'s history is judged as ``at-least-once`` and only reported: acks=1
+   promises nothing across a leader change.
+
+A run *fails* if an invariant is violated, bootstrap or liveness does not complete, or the
+checker does not say ``valid``.  The digest of the event trace identifies the run: the same seed,
+configuration and code give the same digest.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos.checker import AT_LEAST_ONCE, IDEMPOTENT, VALID, Verdict, check
+from chaos.history import Event, HistoryWriter
+
+from .clients import FinalReader, SimAdmin, SimClock, SimProducer
+from .cluster import SimCluster, SimTimeLogHandler
+from .faults import DEFAULT_PROFILE, Fault, FaultInjector, Profile, draw_profile, draw_schedule
+from .invariants import InvariantChecker, Violation, controller_image
+from .probes import CoverageProbes
+
+SAFE_TOPIC, ACKS1_TOPIC = "sim-all", "sim-one"
+BOOTSTRAP_BUDGET_MS = 60_000
+NODE_SETTINGS = {
+    # Shorter than Kafka's defaults so a run of simulated seconds sees failovers and ISR changes;
+    # the rules are the same.
+    "broker.session.timeout.ms": "3000",
+    "broker.heartbeat.interval.ms": "500",
+    "replica.lag.time.max.ms": "3000",
+    "controller.quorum.fetch.timeout.ms": "2000",
+    "controller.quorum.election.timeout.ms": "1000",
+}
+
+
+@dataclass
+class SimConfig:
+    seed: int
+    nodes: int = 3
+    duration_ms: int = 20_000
+    liveness_budget_ms: int = 120_000
+    partitions: int = 2
+    swarm: bool = True  # each seed draws its own fault mix; False: DEFAULT_PROFILE
+    faults: list[Fault] | None = None  # an explicit schedule (a replay, or a shrink step)
+    produce_interval_ms: int = 50
+    disabled_invariants: frozenset[str] = frozenset()
+    keep_trace: bool = False
+    liveness: bool = True  # False: stop after the safety phase, judge by the invariants only (shrinking)
+    log_stream: Any = None  # a stream for every node's log lines, stamped with simulated time
+
+
+@dataclass
+class SimResult:
+    config: SimConfig
+    profile: Profile | None
+    faults: list[Fault]
+    digest: str = ""
+    events: int = 0
+    messages: int = 0
+    simulated_ms: int = 0
+    wall_seconds: float = 0.0
+    violations: list[Violation] = field(default_factory=list)
+    verdict: Verdict | None = None
+    acks1_verdict: Verdict | None = None
+    coverage: dict[str, int] = field(default_factory=dict)
+    fault_log: list[str] = field(default_factory=list)
+    trace: list[str] | None = None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failure)
+
+    @property
+    def failure(self) -> str:
+        """The first reason the run failed ('' if it passed)."""
+        if self.violations:
+            return self.violations[0].invariant
+        if not self.config.liveness:
+            return ""  # a safety-only run is judged by its invariants
+        if self.verdict is None:
+            return "NoVerdict"
+        return "" if self.verdict.verdict == VALID else f"checker:{self.verdict.verdict}"
+
+
+def simulate(config: SimConfig, root: Path | None = None) -> SimResult:
+    """Run one simulation (see the module docstring) in ``root`` (a temporary directory if None)."""
+    if root is None:
+        with tempfile.TemporaryDirectory(prefix="refka-sim-") as directory:
+            return simulate(config, Path(directory))
+    started = time.perf_counter()
+    plan_rng = random.Random(f"faults/{config.seed}")  # the schedule's draws, apart from the run's
+    profile: Profile | None = None
+    if config.faults is not None:
+        faults = list(config.faults)
+    else:
+        profile = draw_profile(plan_rng) if config.swarm else DEFAULT_PROFILE
+        faults = draw_schedule(plan_rng, profile, config.nodes, config.duration_ms)
+    result = SimResult(config, profile, faults)
+    cluster = SimCluster(root, config.nodes, extra=dict(NODE_SETTINGS), seed=config.seed)
+    if config.log_stream is None:
+        return _simulate(config, cluster, result, started)
+    with SimTimeLogHandler(cluster, config.log_stream):
+        return _simulate(config, cluster, result, started)
+
+
+def _simulate(config: SimConfig, cluster: SimCluster, result: SimResult, started: float) -> SimResult:
+    topics = {SAFE_TOPIC: config.partitions, ACKS1_TOPIC: config.partitions}
+    faults = result.faults
+    if config.keep_trace:
+        cluster.trace = []
+    probes = CoverageProbes(topics)
+    cluster.started_hooks.append(probes.node_started)
+    for node in cluster.nodes.values():
+        probes.node_started(node)
+    history = HistoryWriter(None, clock=SimClock(lambda: cluster.now_ms))
+    nodes = list(range(config.nodes))
+    factor = min(3, config.nodes)
+    admin = SimAdmin(nodes, random.Random(cluster.rng.random()), {
+        SAFE_TOPIC: (config.partitions, factor, {"min.insync.replicas": str(min(2, factor))}),
+        ACKS1_TOPIC: (config.partitions, factor, {"min.insync.replicas": "1"})})
+    cluster.clients.append(admin)
+    safe = SimProducer("producer-all", SAFE_TOPIC, config.partitions, nodes, random.Random(cluster.rng.random()),
+                       history, acks=-1, idempotent=True, interval_ms=config.produce_interval_ms)
+    acks1 = SimProducer("producer-one", ACKS1_TOPIC, config.partitions, nodes, random.Random(cluster.rng.random()),
+                        history, acks=1, idempotent=False, interval_ms=config.produce_interval_ms)
+    checker = InvariantChecker(topics, lambda: [(SAFE_TOPIC, p, o, v) for p, o, v in safe.acknowledged])
+    checker.enabled -= config.disabled_invariants
+    cluster.observers += [checker, probes]
+
+    def topics_ready() -> bool:
+        image = controller_image(cluster)
+        return admin.done and image is not None and all(
+            topic in image.topics and all(
+                registration.leader >= 0 and all(_replica_ready(cluster, topic, index, member)
+                                                 for member in registration.isr)
+                for index, registration in image.topics[topic].partitions.items())
+            for topic in topics)
+
+    if not cluster.run_until(topics_ready, BOOTSTRAP_BUDGET_MS):
+        result.violations.append(Violation("Bootstrap", "the topics were not ready", cluster.now_ms, ""))
+        return _finish(result, cluster, checker, probes, [safe, acks1], history, started)
+    cluster.clients.remove(admin)
+    cluster.clients += [safe, acks1]
+    safe.sending = acks1.sending = True
+    injector = FaultInjector(cluster, faults, cluster.now_ms, lambda: _leader_of(cluster, SAFE_TOPIC, 0))
+    cluster.run_until(lambda: not checker.ok, config.duration_ms)  # a violation ends the run
+    if checker.ok and config.liveness:
+        _liveness(cluster, config, injector, topics, safe, acks1, history, checker)
+    result.fault_log = injector.log
+    result.coverage.update({f"fault:{kind}": count for kind, count in sorted(injector.counts.items())})
+    return _finish(result, cluster, checker, probes, [safe, acks1], history, started)
+
+
+def _liveness(cluster: SimCluster, config: SimConfig, injector: FaultInjector, topics: dict[str, int],
+              safe: SimProducer, acks1: SimProducer, history: HistoryWriter, checker: InvariantChecker) -> None:
+    safe.sending = acks1.sending = False
+    injector.heal_all()
+    cluster.network.heal()
+    deadline = cluster.now_ms + config.liveness_budget_ms
+
+    def healthy() -> bool:
+        if len(cluster.nodes) < cluster.count or cluster.paused or safe.outstanding or acks1.outstanding:
+            return False
+        image = controller_image(cluster)
+        return image is not None and all(
+            topic in image.topics and all(
+                registration.leader >= 0 and sorted(registration.isr) == sorted(registration.replicas)
+                for registration in image.topics[topic].partitions.values())
+            for topic in topics)
+
+    if not cluster.run_until(lambda: healthy() or not checker.ok, deadline - cluster.now_ms) or not checker.ok:
+        if checker.ok:
+            checker.violations.append(Violation(
+                "Liveness", f"not healthy within {config.liveness_budget_ms}ms of healing "
+                            f"(outstanding sends {safe.outstanding}+{acks1.outstanding}, nodes up {sorted(cluster.nodes)})",
+                cluster.now_ms, "liveness"))
+        return
+    reader = FinalReader(list(range(cluster.count)), random.Random(cluster.rng.random()), history, topics)
+    cluster.clients.append(reader)
+    if not cluster.run_until(lambda: reader.done or not checker.ok, max(1, deadline - cluster.now_ms)) \
+            and checker.ok:
+        checker.violations.append(Violation("Liveness", "the final read did not reach every high watermark",
+                                            cluster.now_ms, "liveness"))
+    if not reader.reported:
+        reader.report(complete=reader.done)
+
+
+def _finish(result: SimResult, cluster: SimCluster, checker: InvariantChecker, probes: CoverageProbes,
+            producers: list[SimProducer], history: HistoryWriter, started: float) -> SimResult:
+    for producer in producers:
+        producer.give_up()
+        for error, count in producer.errors.items():
+            if error in {"NOT_ENOUGH_REPLICAS", "NOT_ENOUGH_REPLICAS_AFTER_APPEND"}:
+                probes.counts["not-enough-replicas"] += count
+    probes.counts["producer-epoch-bump"] += sum(1 for e in history.events if e.f == "epoch-bump")
+    result.violations = list(checker.violations)
+    result.verdict = check(topic_history(history.events, SAFE_TOPIC), IDEMPOTENT)
+    result.acks1_verdict = check(topic_history(history.events, ACKS1_TOPIC), AT_LEAST_ONCE)
+    result.coverage = {**probes.table(), **result.coverage}
+    result.digest = cluster.digest
+    result.events, result.messages = cluster.events, cluster.messages
+    result.simulated_ms = cluster.now_ms
+    result.trace = cluster.trace
+    result.wall_seconds = time.perf_counter() - started
+    for node in list(cluster.nodes.values()):
+        node.shutdown()
+    return result
+
+
+def topic_history(events: list[Event], topic: str) -> list[Event]:
+    """The events of one topic: its sends, the records read from it, its final read."""
+    kept = []
+    for event in events:
+        value: Any = event.value
+        if event.f == "send" or event.f == "final-read":
+            if isinstance(value, dict) and value.get("topic") == topic:
+                kept.append(event)
+        elif event.f == "poll":
+            if event.type == "ok":
+                records = [r for r in (value or {}).get("records", []) if r["topic"] == topic]
+                if records:
+                    kept.append(Event(event.process, event.type, event.f, {"records": records}, event.time, event.wall))
+        else:
+            kept.append(event)
+    return kept
+
+
+def _replica_ready(cluster: SimCluster, topic: str, index: int, member: int) -> bool:
+    node = cluster.nodes.get(member)
+    return node is not None and node.broker is not None and node.broker.replicas.get(topic, index) is not None
+
+
+def _leader_of(cluster: SimCluster, topic: str, index: int) -> int:
+    image = controller_image(cluster)
+    registration = image.topics[topic].partitions.get(index) if image and topic in image.topics else None
+    return registration.leader if registration is not None and registration.leader >= 0 else 0

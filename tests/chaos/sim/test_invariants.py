@@ -1,0 +1,41 @@
+"""The invariants fire on the real nodes when a guard of the implementation is switched off, and
+stay quiet with the guard on (same seed, same schedule)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos.sim.faults import Fault
+from chaos.sim.invariants import INVARIANTS
+from chaos.sim.run import SimConfig, simulate
+from reference.broker.partition import FollowerFetchState, Partition
+
+# A follower paused past replica.lag.time.max.ms leaves the ISR; after it resumes, its link to the
+# leader is slow (fetch answers take up to 1.5 s), so it stays behind for a while.
+LAGGING_FOLLOWER = [Fault(1000, "pause", 5000, (1,)),
+                    Fault(5500, "lossy", 4000, (0, 1), jitter_ms=1500)]
+
+
+def lagging_follower_run() -> SimConfig:
+    return SimConfig(seed=3, duration_ms=10_000, faults=LAGGING_FOLLOWER)
+
+
+def test_a_lagging_follower_let_into_the_isr_breaks_the_isr_invariants(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kafka's isFollowerInSync (LEO >= HW and >= the leader epoch's start) switched off: the
+    follower joins the ISR while it lacks committed records, which the model forbids."""
+
+    def always_in_sync(self: Partition, follower: FollowerFetchState) -> bool:
+        return True
+
+    monkeypatch.setattr(Partition, "_is_follower_in_sync", always_in_sync)
+    result = simulate(lagging_follower_run())
+    assert result.failed
+    assert {violation.invariant for violation in result.violations} & {"ValidHighWatermark", "StrongIsr"}
+    assert all(violation.invariant in INVARIANTS for violation in result.violations)
+
+
+def test_with_the_guard_on_the_same_run_keeps_every_invariant_and_the_checker_says_valid() -> None:
+    result = simulate(lagging_follower_run())
+    assert result.violations == []
+    assert result.verdict is not None and result.verdict.verdict == "valid", result.verdict
+    assert result.coverage["restart"] == 0 and result.coverage["fault:pause"] == 1
