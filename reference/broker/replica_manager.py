@@ -52,6 +52,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, Errors, KafkaError
@@ -90,9 +91,34 @@ class RequestClock:
         return self.now_ms
 
 
+@dataclass(frozen=True, slots=True)
+class _TopicSettings:
+    """A topic's effective configs and what the produce path derives from them, with the config
+    layers they were resolved from (:meth:`ReplicaManager._topic_settings`)."""
+
+    layers: tuple[tuple[tuple[str, str], ...], ...]
+    effective: dict[str, str]
+    validation: RecordValidationConfig
+    min_insync_replicas: int
+
+    @classmethod
+    def resolve(cls, layers: tuple[tuple[tuple[str, str], ...], ...], config: dict[str, str]) -> _TopicSettings:
+        validation = RecordValidationConfig(
+            compression_type=TopicCompressionType(config["compression.type"]),
+            compacted="compact" in config["cleanup.policy"],
+            message_timestamp_type=TimestampType.from_config(config["message.timestamp.type"]),
+            message_timestamp_before_max_ms=int(config["message.timestamp.before.max.ms"]),
+            message_timestamp_after_max_ms=int(config["message.timestamp.after.max.ms"]),
+            max_message_bytes=int(config["max.message.bytes"]),
+            segment_bytes=int(config["segment.bytes"]),
+        )
+        return cls(layers, config, validation, int(config["min.insync.replicas"]))
+
+
 class ReplicaManager:
     def __init__(self, broker: Broker, now_ms: int) -> None:
         self.broker = broker
+        self._settings: dict[str, _TopicSettings] = {}  # topic -> resolved configs (see _topic_settings)
         self.clock = RequestClock(now_ms)
         self.directory = LogDirectory.open(broker.data_dir, self.clock, self._log_config)
         self.replicas: dict[TopicPartition, Partition] = {}
@@ -144,8 +170,21 @@ class ReplicaManager:
         return log_config_for(self.broker.config, topic.configs if topic else {})
 
     def topic_config(self, topic: str) -> dict[str, str]:
+        return dict(self._topic_settings(topic).effective)
+
+    def _topic_settings(self, topic: str) -> _TopicSettings:
+        """The topic's resolved configs, computed again only when a layer they come from changed
+        (the topic's overrides, the broker's dynamic and static configs): every Produce reads them."""
         registered = self.broker.topics.get(topic)
-        return effective_topic_config(self.broker.config, registered.configs if registered else {})
+        overrides = registered.configs if registered else {}
+        config = self.broker.config
+        layers = (tuple(overrides.items()), tuple(config.dynamic_broker.items()),
+                  tuple(config.dynamic_default.items()), tuple(config.static.items()))
+        cached = self._settings.get(topic)
+        if cached is None or cached.layers != layers:
+            cached = _TopicSettings.resolve(layers, effective_topic_config(config, overrides))
+            self._settings[topic] = cached
+        return cached
 
     def _topic_id(self, topic: str) -> uuid.UUID | None:
         registered = self.broker.topics.get(topic)
@@ -171,8 +210,7 @@ class ReplicaManager:
         return replica
 
     def _refresh_min_insync_replicas(self, replica: Partition) -> None:
-        config = self.topic_config(replica.log.topic_partition.topic)
-        replica.min_insync_replicas = int(config["min.insync.replicas"])
+        replica.min_insync_replicas = self._topic_settings(replica.log.topic_partition.topic).min_insync_replicas
 
     def _complete_delayed_requests(self, topic_partition: TopicPartition) -> None:
         """The HW moved or leadership changed: parked fetches, acks=all produces and the group
@@ -259,16 +297,7 @@ class ReplicaManager:
     # -- appends -----------------------------------------------------------------------------------
 
     def validation_config(self, topic: str) -> RecordValidationConfig:
-        config = self.topic_config(topic)
-        return RecordValidationConfig(
-            compression_type=TopicCompressionType(config["compression.type"]),
-            compacted="compact" in config["cleanup.policy"],
-            message_timestamp_type=TimestampType.from_config(config["message.timestamp.type"]),
-            message_timestamp_before_max_ms=int(config["message.timestamp.before.max.ms"]),
-            message_timestamp_after_max_ms=int(config["message.timestamp.after.max.ms"]),
-            max_message_bytes=int(config["max.message.bytes"]),
-            segment_bytes=int(config["segment.bytes"]),
-        )
+        return self._topic_settings(topic).validation
 
     def check_append_allowed(self, topic: str, partition: int, required_acks: int) -> Partition:
         """The partition, if a Produce with ``required_acks`` may append to it here (raises
@@ -279,17 +308,21 @@ class ReplicaManager:
         return replica
 
     def append_from_client(
-        self, topic: str, partition: int, records: bytes, produce_version: int, now_ms: int, required_acks: int = 1
+        self, topic: str, partition: int, records: bytes | bytearray | memoryview, produce_version: int, now_ms: int,
+        required_acks: int = 1,
     ) -> tuple[ValidatedBatch, LogAppendInfo]:
         """Validate and append one partition's records of a Produce request (raises KafkaError:
-        NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS for acks=all, then validation errors)."""
+        NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS for acks=all, then validation errors).
+
+        Writable ``records`` (a view of the request frame) are validated and given their offsets
+        in place, so the caller hands them over; read-only ones are copied first."""
         self.clock.now_ms = now_ms
         replica = self.check_append_allowed(topic, partition, required_acks)
         validated = validate_produce(
-            bytearray(records), produce_version=produce_version, config=self.validation_config(topic),
+            records, produce_version=produce_version, config=self.validation_config(topic),
             log_end_offset=replica.log_end_offset, partition_leader_epoch=replica.leader_epoch, now_ms=now_ms,
         )
-        info = replica.append_records_to_leader(bytearray(validated.records), required_acks=required_acks)
+        info = replica.append_records_to_leader(validated.records, required_acks=required_acks)
         self._complete_delayed_requests(TopicPartition(topic, partition))
         return validated, info
 

@@ -4,12 +4,18 @@ Theory of operation
 -------------------
 Everything Kafka-specific happens in the core; this module only moves bytes and time:
 
-1. Framing.  A request is ``INT32 size`` + payload.  A size below 0 or above
-   ``socket.request.max.bytes`` (default 100 MiB) closes the connection before anything is read,
-   as Kafka's ``NetworkReceive`` does, so one client cannot make the broker allocate a huge buffer.
+1. Framing.  A request is ``INT32 size`` + payload, received by
+   :class:`~reference.broker.connection.FrameConnection` with ``recv_into`` straight into the
+   ``bytearray`` the core decodes (and a produced batch is validated, given its offsets and
+   appended from), with no copy on the way.  A size below 0 or above ``socket.request.max.bytes``
+   (default 100 MiB) closes the connection before anything is read, as Kafka's ``NetworkReceive``
+   does, and a frame's buffer grows only as its bytes arrive, so one client cannot make the broker
+   allocate a huge buffer.
 2. Order.  Requests on one connection are handled one at a time and answered in order.  Kafka does
    the same by muting a channel while its request is in flight.  A long-polling Fetch therefore
-   delays only the requests behind it on its own connection; other connections carry on.
+   delays only the requests behind it on its own connection; other connections carry on, and so
+   do they while a client that stops reading leaves its answers unsent (writes wait per
+   connection, for its socket to drain).
 3. Replies.  The core returns a response body, a :class:`~reference.broker.pending.Pending` that
    completes later, or ``NO_RESPONSE`` (a Produce with ``acks=0``, which Kafka never answers).
 4. Errors.  The core raises :class:`~reference.broker.core.CloseConnection` where Kafka closes the
@@ -58,17 +64,15 @@ import contextlib
 import errno
 import logging
 import socket
-import struct
 import time
 from collections import Counter
 from collections.abc import Callable
 
+from .connection import FrameConnection, RequestTooLarge
 from .core import NO_RESPONSE, Broker, CloseConnection
 from .pending import Pending
 
 log = logging.getLogger("refka.broker.server")
-
-_SIZE = struct.Struct(">i")
 
 # accept() failures that mean "out of a resource, try again later" rather than a broken listener.
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -245,20 +249,24 @@ class BrokerServer:
     # -- connections --------------------------------------------------------------------------------
 
     async def _serve_socket(self, client: socket.socket, address: object) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.open_connection(sock=client)
+            _, connection = await loop.connect_accepted_socket(
+                lambda: FrameConnection(lambda: self.max_request_bytes), sock=client)
         except OSError as error:  # e.g. out of memory for the transport
             log.warning("dropping connection from %s: %s", address, error)
             client.close()
             return
-        await self._serve_connection(reader, writer)
+        await self._serve_connection(connection)
 
-    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
+    async def _serve_connection(self, connection: FrameConnection) -> None:
+        peer = connection.peer
         try:
-            await self._request_loop(reader, writer, peer)
-        except (asyncio.IncompleteReadError, ConnectionError):
+            await self._request_loop(connection, peer)
+        except ConnectionError:
             pass  # the client went away
+        except RequestTooLarge as refused:
+            log.warning("closing %s: %s", peer, refused)
         except TimeoutError:
             log.info("closing %s: idle for connections.max.idle.ms", peer)
         except asyncio.CancelledError:
@@ -266,32 +274,15 @@ class BrokerServer:
         except Exception:
             log.exception("closing connection from %s after an internal error", peer)
         finally:
-            writer.close()
             with contextlib.suppress(Exception):
-                await writer.wait_closed()
+                await connection.close()
 
-    async def _read(self, reader: asyncio.StreamReader, size: int) -> bytes:
-        """``size`` bytes, or TimeoutError when none arrives for ``connections.max.idle.ms``."""
-        idle_s = self.broker.config.get_long("connections.max.idle.ms") / 1000
-        chunks = bytearray()
-        while len(chunks) < size:
-            async with asyncio.timeout(idle_s):
-                chunk = await reader.read(min(size - len(chunks), 1 << 20))
-            if not chunk:
-                raise asyncio.IncompleteReadError(bytes(chunks), size)
-            chunks += chunk
-        return bytes(chunks)
-
-    async def _request_loop(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object
-    ) -> None:
+    async def _request_loop(self, connection: FrameConnection, peer: object) -> None:
         while True:
-            (size,) = _SIZE.unpack(await self._read(reader, 4))
-            if size < 0 or size > self.max_request_bytes:
-                log.warning("closing %s: request of %d bytes (socket.request.max.bytes=%d)",
-                            peer, size, self.max_request_bytes)
-                return
-            payload = await self._read(reader, size)
+            idle_s = self.broker.config.get_long("connections.max.idle.ms") / 1000
+            # The frame is a bytearray the socket filled (reference.broker.connection): the core
+            # decodes it in place, and a produced batch gets its offsets inside it.
+            payload = await connection.next_frame(idle_s)
             try:
                 reply = self.broker.handle_frame(payload, wall_clock_ms())
             except CloseConnection as reason:
@@ -305,8 +296,7 @@ class BrokerServer:
             if isinstance(reply, CloseConnection):
                 log.info("closing %s: %s", peer, reply)
                 return
-            writer.write(reply)
-            await writer.drain()
+            await connection.send(reply)
 
     async def _wait(self, pending: Pending) -> bytes | CloseConnection:
         future: asyncio.Future[bytes | CloseConnection] = asyncio.get_running_loop().create_future()

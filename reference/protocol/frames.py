@@ -69,8 +69,12 @@ def _peek_header(reader: Reader) -> RequestHeader:
 
 
 def decode_request(payload: bytes | bytearray | memoryview) -> Request:
-    """Decode a request frame *without* its size prefix."""
+    """Decode a request frame *without* its size prefix.
+
+    Record sets (Produce) are views of ``payload``, not copies: whoever passes a ``bytearray``
+    hands it over, and the broker writes a batch's offsets into it before appending it."""
     reader = Reader(payload)
+    reader.share_records = True
     header = _peek_header(reader)
     api = API_BY_KEY.get(header.api_key)
     if api is None:

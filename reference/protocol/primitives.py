@@ -87,14 +87,20 @@ class DecodeError(ValueError):
 
 
 class Reader:
-    """Reads primitive types from ``buffer[position:end]``, advancing ``position``."""
+    """Reads primitive types from ``buffer[position:end]``, advancing ``position``.
 
-    __slots__ = ("buffer", "position", "end")
+    ``share_records``: record sets (:meth:`records`) come back as views of ``buffer`` instead of
+    copies.  A broker sets it on a request frame it owns: a produced batch is then validated and
+    given its offsets where it arrived, and reaches the log without a copy.
+    """
+
+    __slots__ = ("buffer", "position", "end", "share_records")
 
     def __init__(self, buffer: bytes | bytearray | memoryview, position: int = 0, end: int | None = None):
         self.buffer = memoryview(buffer).cast("B") if not isinstance(buffer, bytes) else buffer
         self.position = position
         self.end = len(buffer) if end is None else end
+        self.share_records = False
 
     def remaining(self) -> int:
         return self.end - self.position
@@ -192,6 +198,16 @@ class Reader:
         if length == -1:
             return None
         return self.raw(length)
+
+    def records(self, compact: bool = False) -> bytes | memoryview | None:
+        """A record set (nullable bytes): a copy, or with ``share_records`` a view of the buffer."""
+        if not self.share_records:
+            return self.bytes_(compact)
+        length = self._checked_length(self._length(compact, wide=True), "bytes")
+        if length == -1:
+            return None
+        start = self._advance(length)
+        return memoryview(self.buffer)[start : start + length]
 
     def array_length(self, compact: bool = False) -> int:
         """An array's element count (-1 for null), refused when it cannot fit in what is left.

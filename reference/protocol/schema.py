@@ -190,7 +190,7 @@ UUID = Primitive("uuid", ZERO_UUID, Reader.uuid, Writer.uuid)
 STRING = Primitive("string", "", read_sized=Reader.string, write_sized=Writer.string)
 BYTES = Primitive("bytes", b"", read_sized=Reader.bytes_, write_sized=Writer.bytes_)
 # A record set travels as (compact) bytes; reference.records decodes what is inside.
-RECORDS = Primitive("records", None, read_sized=Reader.bytes_, write_sized=Writer.bytes_)
+RECORDS = Primitive("records", None, read_sized=Reader.records, write_sized=Writer.bytes_)
 
 
 @dataclass(frozen=True, eq=False)

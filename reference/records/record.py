@@ -33,6 +33,14 @@ are errors.  Nothing is allocated from a length before the bytes are known to be
 
 Header keys are decoded with ``surrogateescape``, so even a key that is not valid UTF-8 re-encodes
 to the same bytes.
+
+Validation does not need the records themselves, only three facts per record: its offset delta,
+its timestamp delta and whether its key is null.  :func:`scan_records` walks a section with the
+same checks and the same errors as :func:`decode_records` and keeps those facts, column by column
+(:class:`RecordColumns`), without building a :class:`Record` or copying a key, value or header.
+It is the produce path's walk (a leader parses every record of every batch, as Kafka's
+``LogValidator`` does); ``tests/reference/records/test_record.py`` holds it to
+:func:`decode_records` on arbitrary bytes, error messages included.
 """
 
 from __future__ import annotations
@@ -74,7 +82,15 @@ def _unzigzag(value: int, bits: int) -> int:
 
 def read_varint(view: memoryview, position: int) -> tuple[int, int]:
     """A zigzag varint (int32): ``(value, next position)``."""
-    if position < len(view) and view[position] < 0x80:  # one byte: -64..63, the common case
+    if position + 1 < len(view):
+        first = view[position]
+        if first < 0x80:  # one byte: -64..63, deltas and short lengths
+            return (first >> 1) ^ -(first & 1), position + 1
+        second = view[position + 1]
+        if second < 0x80:  # two bytes: -8192..8191, e.g. the length of a 1 KiB value
+            raw = (first & 0x7F) | (second << 7)
+            return (raw >> 1) ^ -(raw & 1), position + 2
+    elif position < len(view) and view[position] < 0x80:
         byte = view[position]
         return (byte >> 1) ^ -(byte & 1), position + 1
     raw, position = _read_unsigned(view, position, _MAX_VARINT_BYTES)
@@ -82,8 +98,16 @@ def read_varint(view: memoryview, position: int) -> tuple[int, int]:
 
 
 def read_varlong(view: memoryview, position: int) -> tuple[int, int]:
-    """A zigzag varlong (int64): ``(value, next position)``."""
-    if position < len(view) and view[position] < 0x80:
+    """A zigzag varlong (int64): ``(value, next position)``.  Same short forms as :func:`read_varint`."""
+    if position + 1 < len(view):
+        first = view[position]
+        if first < 0x80:
+            return (first >> 1) ^ -(first & 1), position + 1
+        second = view[position + 1]
+        if second < 0x80:
+            raw = (first & 0x7F) | (second << 7)
+            return (raw >> 1) ^ -(raw & 1), position + 2
+    elif position < len(view) and view[position] < 0x80:
         byte = view[position]
         return (byte >> 1) ^ -(byte & 1), position + 1
     raw, position = _read_unsigned(view, position, _MAX_VARLONG_BYTES)
@@ -239,3 +263,111 @@ def iter_records(section: ReadableBuffer, record_count: int) -> Iterator[Record]
 def decode_records(section: ReadableBuffer, record_count: int) -> list[Record]:
     """All records of an uncompressed records section (see :func:`iter_records`)."""
     return list(iter_records(section, record_count))
+
+
+# --- scanning: what validation needs, without decoding --------------------------------------------
+
+
+@dataclass(slots=True)
+class RecordColumns:
+    """Per record, in order: what broker-side validation reads (see :func:`scan_records`)."""
+
+    offset_deltas: list[int]
+    timestamp_deltas: list[int]
+    null_key_indexes: list[int]  # positions (0-based) of the records whose key is null
+
+    def __len__(self) -> int:
+        return len(self.offset_deltas)
+
+    @classmethod
+    def of(cls, records: Iterable[Record]) -> RecordColumns:
+        """The columns of records already decoded (what :func:`scan_records` must agree with)."""
+        columns = cls([], [], [])
+        for index, record in enumerate(records):
+            columns.offset_deltas.append(record.offset_delta)
+            columns.timestamp_deltas.append(record.timestamp_delta)
+            if record.key is None:
+                columns.null_key_indexes.append(index)
+        return columns
+
+
+def scan_records(section: ReadableBuffer, record_count: int) -> RecordColumns:
+    """Walk an uncompressed records section as :func:`iter_records` does (same checks, same
+    :class:`InvalidRecordsError` messages) and return each record's offset delta, timestamp delta
+    and null-key flag.  Nothing is copied out of ``section``."""
+    columns = RecordColumns([], [], [])
+    if record_count < 0:
+        raise InvalidRecordsError(f"Found invalid record count {record_count} in magic v2 batch")
+    view = memoryview(section)
+    end = len(view)
+    position = 0
+    for index in range(record_count):
+        if position >= end:
+            raise InvalidRecordsError("Incorrect declared batch size, premature EOF reached")
+        position = _scan_record(view, position, index, columns)
+    if record_count and position != end:
+        raise InvalidRecordsError("Incorrect declared batch size, records still remaining in file")
+    return columns
+
+
+def _scan_record(view: memoryview, position: int, index: int, columns: RecordColumns) -> int:
+    """:func:`decode_record` without the values: appends to ``columns``, returns the next position."""
+    body_length, body_start = read_varint(view, position)
+    if body_length < 0 or body_length > len(view) - body_start:
+        raise InvalidRecordsError(
+            f"Invalid record size: expected {body_length} bytes in record payload, "
+            f"{len(view) - body_start} remaining"
+        )
+    body_end = body_start + body_length
+    body = view[:body_end]  # the record may not read past its own length
+    if body_start >= body_end:
+        raise InvalidRecordsError("record body is empty")
+    timestamp_delta, cursor = read_varlong(body, body_start + 1)  # after the attributes byte
+    offset_delta, cursor = read_varint(body, cursor)
+    key_length, cursor = read_varint(body, cursor)
+    cursor = _skip(key_length, cursor, body_end)
+    value_length, cursor = read_varint(body, cursor)
+    cursor = _skip(value_length, cursor, body_end)
+    if cursor < body_end and body[cursor] == 0:  # headersCount 0, the common case
+        cursor += 1
+    else:
+        cursor = _skip_headers(body, cursor)
+    if cursor != body_end:
+        raise InvalidRecordsError(
+            f"Invalid record size: expected to read {body_length} bytes in record payload, "
+            f"but instead read {cursor - body_start}"
+        )
+    columns.offset_deltas.append(offset_delta)
+    columns.timestamp_deltas.append(timestamp_delta)
+    if key_length < 0:
+        columns.null_key_indexes.append(index)
+    return body_end
+
+
+def _skip(length: int, position: int, end: int) -> int:
+    """The position after a nullable byte string of ``length`` (negative: null, nothing follows)."""
+    if length > end - position:
+        raise InvalidRecordsError(f"length {length} runs past the end of the record")
+    return position + length if length > 0 else position
+
+
+def _skip_headers(view: memoryview, position: int) -> int:
+    """:func:`_read_headers` without building headers; returns the position after them."""
+    count, position = read_varint(view, position)
+    if count == 0:
+        return position
+    if count < 0:
+        raise InvalidRecordsError(f"Found invalid number of record headers {count}")
+    if count > len(view) - position:
+        raise InvalidRecordsError(
+            f"Found invalid number of record headers. {count} is larger than the remaining size of the buffer"
+        )
+    for _ in range(count):
+        key_length, position = read_varint(view, position)
+        if key_length < 0:
+            raise InvalidRecordsError(f"Invalid negative header key size {key_length}")
+        if key_length > len(view) - position:
+            raise InvalidRecordsError(f"header key length {key_length} runs past the end of the record")
+        value_length, position = read_varint(view, position + key_length)
+        position = _skip(value_length, position, len(view))
+    return position

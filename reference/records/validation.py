@@ -39,6 +39,14 @@ Produce response for that partition.
      ``record_errors`` of Produce v8+): ``INVALID_TIMESTAMP`` if any is a timestamp error, else
      ``INVALID_RECORD``.
 
+   The walk keeps only what these checks read (:func:`~reference.records.record.scan_records`:
+   offset delta, timestamp delta, null key, per record; an uncompressed batch is walked where it
+   lies, without a copy); records are decoded into values only for a batch that is rebuilt.  When
+   every record passes, the timestamp checks and the max timestamp follow from the smallest and
+   largest timestamp (:func:`records_outcome_from_bounds`); any doubt, and every refusal, goes
+   record by record (:func:`records_outcome_record_by_record`), and a property test holds the
+   two to the same answers.
+
    Then offsets are assigned.  Two paths, exactly Kafka's:
 
    * **in place** when the stored codec equals the batch's codec (``compression.type=producer``, or
@@ -101,9 +109,10 @@ from reference.records.decode_errors import (
     RecordsDecodeError,
     UnsupportedMagicError,
 )
-from reference.records.record import Record, decode_records
+from reference.records.record import Record, RecordColumns, decode_records, scan_records
 
 INT64_MAX: Final = 2**63 - 1
+INT64_MIN: Final = -(2**63)
 DEFAULT_MAX_MESSAGE_BYTES: Final = 1024 * 1024 + 12  # Kafka's LogConfig default: 1 MiB + LOG_OVERHEAD
 DEFAULT_SEGMENT_BYTES: Final = 1024 * 1024 * 1024
 ZSTD_MIN_PRODUCE_VERSION: Final = 7  # KIP-110
@@ -276,14 +285,16 @@ def validate_records_for_append(
     _validate_batch(header)
     source = header.compression
     target = config.compression_type.target_codec(source)
-    stored_records = _decode_records(batch_bytes, header, config)
-    outcome = _validate_records(header, stored_records, config, now_ms)
+    section = _records_section(batch_bytes, header, config)
+    outcome = validate_records(header, _scan(section, header), config, now_ms)
     in_place = source is target and (source is CompressionType.NONE or outcome.offset_deltas_are_sequential)
     if in_place:
+        del section  # a view into the batch, which the in-place path writes
         validated = _assign_in_place(
             batch_bytes, header, outcome, config, log_end_offset, partition_leader_epoch, now_ms
         )
     else:
+        stored_records = _decode(section, header)
         validated = _rebuild(
             header, stored_records, outcome, target, config, log_end_offset, partition_leader_epoch, now_ms
         )
@@ -374,74 +385,138 @@ def _validate_batch(header: BatchHeader) -> None:
         )
 
 
-def _decode_records(
+def _records_section(
     batch: bytearray | memoryview, header: BatchHeader, config: RecordValidationConfig
-) -> list[Record]:
-    """Decompress and parse the records, translating decode errors to Kafka's codes."""
+) -> ReadableBuffer:
+    """The batch's records, decompressed; for an uncompressed batch a view of its own bytes (no copy)."""
+    stored = memoryview(batch)[RECORDS:]
     try:
-        section = decompress(header.compression, memoryview(batch)[RECORDS:], config.max_uncompressed_bytes)
-        return decode_records(section, header.record_count)
+        if header.compression is CompressionType.NONE:
+            if len(stored) > config.max_uncompressed_bytes:
+                raise DecompressionLimitError(f"{len(stored)} bytes exceed the limit of {config.max_uncompressed_bytes}")
+            return stored
+        return decompress(header.compression, stored, config.max_uncompressed_bytes)
     except DecompressionLimitError as error:
         raise KafkaError(Errors.INVALID_RECORD, f"refka refuses the batch: {error}") from error
     except DecompressionError as error:
         raise KafkaError(
             Errors.UNKNOWN_SERVER_ERROR, f"Failed to decompress record stream: {error}"
         ) from error
+
+
+def _scan(section: ReadableBuffer, header: BatchHeader) -> RecordColumns:
+    """Walk every record (Kafka parses each one); a record that does not parse is INVALID_RECORD."""
+    try:
+        return scan_records(section, header.record_count)
+    except InvalidRecordsError as error:
+        raise KafkaError(Errors.INVALID_RECORD, str(error)) from error
+
+
+def _decode(section: ReadableBuffer, header: BatchHeader) -> list[Record]:
+    """The records themselves, for a batch that must be rebuilt (already scanned, so they parse)."""
+    try:
+        return decode_records(section, header.record_count)
     except InvalidRecordsError as error:
         raise KafkaError(Errors.INVALID_RECORD, str(error)) from error
 
 
 @dataclass(frozen=True, slots=True)
-class _RecordsOutcome:
+class RecordsOutcome:
+    """What the records of a valid batch tell the offset assignment."""
+
     max_timestamp: int
-    max_timestamp_offset_delta: int
-    offset_deltas_are_sequential: bool
+    max_timestamp_offset_delta: int  # of the first record with max_timestamp, -1 when none has one
+    offset_deltas_are_sequential: bool  # 0..n-1, needed to keep a compressed batch in place
 
 
-def _validate_records(
-    header: BatchHeader, records: list[Record], config: RecordValidationConfig, now_ms: int
-) -> _RecordsOutcome:
-    """LogValidator.validateRecord for each record; all record errors are reported together."""
+def validate_records(
+    header: BatchHeader, records: RecordColumns, config: RecordValidationConfig, now_ms: int
+) -> RecordsOutcome:
+    """LogValidator.validateRecord for each record; all record errors are reported together.
+
+    A batch whose every record is valid is answered from its extremes when that is exact
+    (:func:`records_outcome_from_bounds`); otherwise, and always when something is wrong, each
+    record is checked on its own (:func:`records_outcome_record_by_record`)."""
+    outcome = records_outcome_from_bounds(header, records, config, now_ms)
+    if outcome is not None:
+        return outcome
+    return records_outcome_record_by_record(header, records, config, now_ms)
+
+
+def records_outcome_from_bounds(
+    header: BatchHeader, records: RecordColumns, config: RecordValidationConfig, now_ms: int
+) -> RecordsOutcome | None:
+    """The outcome of a CreateTime batch from its smallest and largest timestamp, or None when
+    that cannot decide: a null key on a compacted topic, a timestamp out of bounds, a LogAppendTime
+    batch, or arithmetic that would wrap at 64 bits.  When it decides it agrees exactly with
+    :func:`records_outcome_record_by_record` (a property test holds them together): every
+    timestamp lies between the two extremes, and the bounds check is monotonic in between."""
+    deltas = records.timestamp_deltas
+    if not deltas or header.timestamp_type is not TimestampType.CREATE_TIME:
+        return None
+    if config.compacted and records.null_key_indexes:
+        return None
+    smallest_delta, largest_delta = min(deltas), max(deltas)
+    earliest, latest = header.base_timestamp + smallest_delta, header.base_timestamp + largest_delta
+    if earliest < INT64_MIN or latest > INT64_MAX:
+        return None  # the record timestamps wrap as Java longs: record by record
+    if config.message_timestamp_type is TimestampType.CREATE_TIME:
+        oldest_age, newest_lead = now_ms - earliest, latest - now_ms
+        if not (INT64_MIN < -newest_lead and oldest_age <= INT64_MAX):
+            return None
+        if oldest_age > config.message_timestamp_before_max_ms or newest_lead > config.message_timestamp_after_max_ms:
+            return None
+    sequential = records.offset_deltas == list(range(len(deltas)))
+    if latest <= NO_TIMESTAMP:
+        return RecordsOutcome(NO_TIMESTAMP, -1, sequential)
+    return RecordsOutcome(latest, records.offset_deltas[deltas.index(largest_delta)], sequential)
+
+
+def records_outcome_record_by_record(
+    header: BatchHeader, records: RecordColumns, config: RecordValidationConfig, now_ms: int
+) -> RecordsOutcome:
+    """The plain rule, one record at a time (raises :class:`RecordValidationError`)."""
     errors: list[tuple[ErrorCode, RecordError]] = []
     max_timestamp = NO_TIMESTAMP
     max_timestamp_offset_delta = -1
     sequential = True
-    for index, record in enumerate(records):
-        timestamp = record_timestamp(header, record)
-        error = _validate_key(record, index, config) or _validate_timestamp(
-            header, record, timestamp, index, config, now_ms
+    null_keys = set(records.null_key_indexes)
+    for index, (offset_delta, timestamp_delta) in enumerate(
+        zip(records.offset_deltas, records.timestamp_deltas, strict=True)
+    ):
+        timestamp = record_timestamp(header, timestamp_delta)
+        error = _validate_key(index in null_keys, index, config) or _validate_timestamp(
+            header, offset_delta, timestamp, index, config, now_ms
         )
         if error is not None:
             errors.append(error)
             continue
         if timestamp > max_timestamp:
-            max_timestamp, max_timestamp_offset_delta = timestamp, record.offset_delta
-        if record.offset_delta != index:
+            max_timestamp, max_timestamp_offset_delta = timestamp, offset_delta
+        if offset_delta != index:
             sequential = False
     if errors:
         _raise_record_errors(errors)
-    return _RecordsOutcome(max_timestamp, max_timestamp_offset_delta, sequential)
+    return RecordsOutcome(max_timestamp, max_timestamp_offset_delta, sequential)
 
 
-def record_timestamp(header: BatchHeader, record: Record) -> int:
+def record_timestamp(header: BatchHeader, timestamp_delta: int) -> int:
     """A record's timestamp as Kafka reads it: the batch's max timestamp for LogAppendTime
     batches, else ``baseTimestamp + timestampDelta`` (64-bit wrapping, as a Java long)."""
     if header.timestamp_type is TimestampType.LOG_APPEND_TIME:
         return header.max_timestamp
-    return _int64(header.base_timestamp + record.timestamp_delta)
+    return _int64(header.base_timestamp + timestamp_delta)
 
 
-def _validate_key(
-    record: Record, index: int, config: RecordValidationConfig
-) -> tuple[ErrorCode, RecordError] | None:
-    if config.compacted and record.key is None:
+def _validate_key(key_is_null: bool, index: int, config: RecordValidationConfig) -> tuple[ErrorCode, RecordError] | None:
+    if config.compacted and key_is_null:
         return Errors.INVALID_RECORD, RecordError(index, "Compacted topic cannot accept message without key")
     return None
 
 
 def _validate_timestamp(
     header: BatchHeader,
-    record: Record,
+    offset_delta: int,
     timestamp: int,
     index: int,
     config: RecordValidationConfig,
@@ -456,7 +531,7 @@ def _validate_timestamp(
             high = _int64(now_ms + config.message_timestamp_after_max_ms)
             return Errors.INVALID_TIMESTAMP, RecordError(
                 index,
-                f"Timestamp {timestamp} of message with offset {header.base_offset + record.offset_delta} is "
+                f"Timestamp {timestamp} of message with offset {header.base_offset + offset_delta} is "
                 f"out of range. The timestamp should be within [{low}, {high}]",
             )
     elif header.timestamp_type is TimestampType.LOG_APPEND_TIME:
@@ -489,7 +564,7 @@ def _raise_record_errors(errors: list[tuple[ErrorCode, RecordError]]) -> None:
 def _assign_in_place(
     batch: bytearray | memoryview,
     header: BatchHeader,
-    outcome: _RecordsOutcome,
+    outcome: RecordsOutcome,
     config: RecordValidationConfig,
     log_end_offset: int,
     partition_leader_epoch: int,
@@ -519,7 +594,7 @@ def _assign_in_place(
 def _rebuild(
     header: BatchHeader,
     records: list[Record],
-    outcome: _RecordsOutcome,
+    outcome: RecordsOutcome,
     target: CompressionType,
     config: RecordValidationConfig,
     log_end_offset: int,
@@ -527,7 +602,7 @@ def _rebuild(
     now_ms: int,
 ) -> ValidatedBatch:
     """A new batch with the topic's codec and timestamp type (LogValidator.buildRecordsAndAssignOffsets)."""
-    timestamps = [record_timestamp(header, record) for record in records]
+    timestamps = [record_timestamp(header, record.timestamp_delta) for record in records]
     log_append = config.message_timestamp_type is TimestampType.LOG_APPEND_TIME
     max_timestamp = now_ms if log_append else max([NO_TIMESTAMP, *timestamps])
     rebuilt = RecordBatch(

@@ -235,3 +235,40 @@ def test_partitions_beyond_the_descriptor_limit_are_served_within_the_budget(tmp
             process.kill()
             process.wait()
     assert "Too many open files" not in log_path.read_text(errors="replace")
+
+
+def test_a_consumer_that_stops_reading_stalls_only_its_own_connection(tmp_path: Path) -> None:
+    """Fairness: a client that asks for far more than the socket buffers hold and never reads
+    keeps the broker writing to it, on that connection only; a producer on another connection is
+    answered, and its record is stored.  (A shell that wrote with a blocking call, or served
+    connections one after another, would hang here until the socket timeout.)"""
+    from .conftest import RawClient
+
+    with EmbeddedBroker(data_dir=tmp_path / "data") as embedded, RawClient(embedded.bootstrap, timeout=60) as producer:
+        assert producer.create_topic("fair").error_code == 0
+        value = b"v" * 100_000
+        for _ in range(10):  # about 9 MB, in batches under max.message.bytes
+            batch = build_batch([SimpleRecord(value=value, timestamp=1_700_000_000_000)] * 9)
+            assert producer.produce("fair", 0, batch).error_code == 0
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        host, _, port = embedded.bootstrap.rpartition(":")
+        slow.connect((host, int(port)))
+        try:
+            fetch = API_BY_NAME["Fetch"]
+            wanted = fetch.request.struct("FetchPartition").make(partition=0, fetch_offset=0,
+                                                                 partition_max_bytes=16 << 20)
+            request = fetch.request.make(replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=16 << 20,
+                                         isolation_level=0, session_id=0, session_epoch=-1,
+                                         topics=[fetch.request.struct("FetchTopic").make(topic="fair", partitions=[wanted])])
+            for correlation_id in range(20):  # about 180 MB of answers, pipelined
+                slow.sendall(encode_request(fetch, 12, correlation_id, "slow-consumer", request))
+            slow.settimeout(60)
+            assert len(slow.recv(4)) > 0  # the broker is writing to the slow consumer, and stays stuck there
+            record = build_batch([SimpleRecord(value=b"still served", timestamp=1_700_000_000_000)])
+            answer = producer.produce("fair", 0, record, acks=1)
+            assert (answer.error_code, answer.base_offset) == (0, 90)
+            fetched = producer.fetch("fair", 0, 90)
+            assert [r.value for b in iter_record_batches(fetched.records) for r in b.records] == [b"still served"]
+        finally:
+            slow.close()

@@ -12,11 +12,13 @@ from reference.records.decode_errors import InvalidRecordsError
 from reference.records.record import (
     Header,
     Record,
+    RecordColumns,
     decode_record,
     decode_records,
     encode_records,
     read_varint,
     read_varlong,
+    scan_records,
     write_varint,
 )
 
@@ -180,3 +182,63 @@ def test_any_bytes_decode_to_records_or_raise_invalid_records(data: bytes, count
     except InvalidRecordsError:
         return
     assert len(records) == count
+
+
+# --- scan_records: the produce path's walk, held to decode_records ------------------------------
+
+
+def scan_or_error(section: bytes, count: int) -> RecordColumns | str:
+    try:
+        return scan_records(section, count)
+    except InvalidRecordsError as error:
+        return f"error: {error}"
+
+
+def decode_or_error(section: bytes, count: int) -> RecordColumns | str:
+    try:
+        return RecordColumns.of(decode_records(section, count))
+    except InvalidRecordsError as error:
+        return f"error: {error}"
+
+
+@given(records_strategy)
+def test_scanning_valid_records_gives_their_offset_and_timestamp_deltas_and_null_keys(records: list[Record]) -> None:
+    columns = scan_records(encode_records(records), len(records))
+    assert columns.offset_deltas == [record.offset_delta for record in records]
+    assert columns.timestamp_deltas == [record.timestamp_delta for record in records]
+    assert columns.null_key_indexes == [index for index, record in enumerate(records) if record.key is None]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=200), count=st.integers(-5, 40))
+def test_scanning_any_bytes_agrees_with_decoding_them_errors_included(data: bytes, count: int) -> None:
+    assert scan_or_error(data, count) == decode_or_error(data, count)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    records=records_strategy.filter(bool),
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=3),
+    cut=st.integers(0, 10_000),
+    extra=st.integers(-1, 1),
+)
+def test_scanning_damaged_records_agrees_with_decoding_them_errors_included(
+    records: list[Record], edits: list[tuple[int, int]], cut: int, extra: int
+) -> None:
+    """Valid sections with bytes changed, cut short, or a wrong count: the walk fails where and
+    how the decoder fails (same message), or both read the same records."""
+    section = bytearray(encode_records(records))
+    for position, value in edits:
+        section[position % len(section)] = value
+    section = section[: len(section) - cut % 4]
+    count = len(records) + extra
+    assert scan_or_error(bytes(section), count) == decode_or_error(bytes(section), count)
+
+
+@pytest.mark.parametrize("value", [0, 63, 64, 8191, 8192, -8193, 2**31 - 1, -(2**31)])
+def test_short_varint_forms_read_like_the_general_loop(value: int) -> None:
+    """The one- and two-byte shortcuts of read_varint/read_varlong give the loop's answer."""
+    encoded = write_varint(value)
+    assert read_varint(memoryview(encoded), 0) == (value, len(encoded))
+    assert read_varlong(memoryview(encoded), 0) == (value, len(encoded))
+    assert read_varint(memoryview(b"\x00" + encoded), 1) == (value, len(encoded) + 1)

@@ -30,12 +30,17 @@ from reference.records.control import (
     build_end_transaction_marker_batch,
 )
 from reference.records.decode_errors import RecordsDecodeError
+from reference.records.record import RecordColumns
 from reference.records.validation import (
+    RecordsOutcome,
     RecordValidationConfig,
     RecordValidationError,
     ValidatedBatch,
+    records_outcome_from_bounds,
+    records_outcome_record_by_record,
     validate_produce,
     validate_produce_partition,
+    validate_records,
     validate_records_for_append,
 )
 from tests.reference.records.client_batches import aiokafka_batch, kafka_python_batch, sample_records
@@ -581,3 +586,66 @@ def test_random_compressed_payloads_behind_a_valid_header_validate_or_raise(
         raw = bytearray(header.encode() + payload)
         struct.pack_into(">i", raw, layout.BATCH_LENGTH, len(raw) - 12)
         validate_anything(with_crc(raw), RecordValidationConfig())
+
+
+# --- the records' outcome from their extremes, held to the record-by-record rule ------------------
+
+INT64_BOUNDS = st.integers(-(2**63), 2**63 - 1)
+NEAR_NOW = st.integers(NOW - 10_000, NOW + 10_000)
+
+
+def outcome_or_error(rule: Callable[[], object]) -> object:
+    try:
+        return rule()
+    except RecordValidationError as refused:
+        return ("refused", refused.error, [(e.batch_index, e.message) for e in refused.record_errors])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    base_timestamp=NEAR_NOW | INT64_BOUNDS | st.sampled_from([-1, 0, 2**63 - 1, -(2**63)]),
+    timestamp_deltas=st.lists(st.integers(-5_000, 5_000) | INT64_BOUNDS | st.just(-1), min_size=1, max_size=8),
+    offset_deltas_in_order=st.booleans(),
+    null_keys=st.sets(st.integers(0, 7)),
+    log_append_time_batch=st.booleans(),
+    topic_timestamp_type=st.sampled_from([TimestampType.CREATE_TIME, TimestampType.LOG_APPEND_TIME]),
+    compacted=st.booleans(),
+    before_max_ms=st.sampled_from([0, 1_000, 3_600_000, 2**63 - 1]),
+    after_max_ms=st.sampled_from([0, 1_000, 3_600_000, 2**63 - 1]),
+    now_ms=NEAR_NOW | INT64_BOUNDS,
+)
+def test_the_outcome_from_the_extremes_is_the_record_by_record_outcome_whenever_it_decides(
+    base_timestamp: int, timestamp_deltas: list[int], offset_deltas_in_order: bool, null_keys: set[int],
+    log_append_time_batch: bool, topic_timestamp_type: TimestampType, compacted: bool,
+    before_max_ms: int, after_max_ms: int, now_ms: int,
+) -> None:
+    count = len(timestamp_deltas)
+    header = BatchHeader(
+        base_offset=0, batch_length=100, partition_leader_epoch=0, magic=2, crc=0,
+        attributes=layout.Attributes.TIMESTAMP_TYPE if log_append_time_batch else 0,
+        last_offset_delta=count - 1, base_timestamp=base_timestamp, max_timestamp=base_timestamp,
+        producer_id=-1, producer_epoch=-1, base_sequence=-1, record_count=count,
+    )
+    columns = RecordColumns(
+        offset_deltas=list(range(count)) if offset_deltas_in_order else list(range(count))[::-1],
+        timestamp_deltas=timestamp_deltas,
+        null_key_indexes=sorted(index for index in null_keys if index < count),
+    )
+    config = RecordValidationConfig(
+        compacted=compacted, message_timestamp_type=topic_timestamp_type,
+        message_timestamp_before_max_ms=before_max_ms, message_timestamp_after_max_ms=after_max_ms,
+    )
+    plain = outcome_or_error(lambda: records_outcome_record_by_record(header, columns, config, now_ms))
+    from_bounds = records_outcome_from_bounds(header, columns, config, now_ms)
+    if from_bounds is not None:
+        assert from_bounds == plain
+    assert outcome_or_error(lambda: validate_records(header, columns, config, now_ms)) == plain
+
+
+def test_a_batch_of_ordinary_records_is_decided_from_its_extremes() -> None:
+    """The shortcut is taken on the common batch (else the property above would hold vacuously)."""
+    header = BatchHeader.decode(produced())
+    columns = RecordColumns(list(range(5)), [0, 1, 2, 3, 4], [])
+    outcome = records_outcome_from_bounds(header, columns, RecordValidationConfig(), NOW)
+    assert outcome == RecordsOutcome(max_timestamp=NOW + 4, max_timestamp_offset_delta=4,
+                                     offset_deltas_are_sequential=True)
