@@ -94,6 +94,17 @@ def _session(topics, broker, capabilities, naming: str, partitions: int) -> Sess
     return Session(conn, version, topic, key, led_by[leader][:partitions])
 
 
+def _require_session(opened: Answer) -> None:
+    """The tests below need a session to exist. KIP-227 lets a broker decline one (session id 0),
+    as Kafka does when its cache is full; a broker that never creates one fails
+    ``test_full_fetch_with_epoch_0_creates_a_session`` once, and these are skipped, not failed
+    again for the same cause."""
+    if opened.error_code == 0 and opened.session_id == 0:
+        pytest.skip("the broker declined to create a fetch session "
+                    "(test_full_fetch_with_epoch_0_creates_a_session reports it)")
+    assert opened.error_code == 0 and opened.session_id != 0
+
+
 @pytest.mark.parametrize("naming", NAMINGS)
 def test_full_fetch_with_epoch_0_creates_a_session(topics, broker, capabilities, naming):
     """A full fetch with session id 0 and epoch 0 answers every partition it names and creates a
@@ -114,7 +125,7 @@ def test_incremental_fetch_carries_only_partitions_that_changed(topics, broker, 
     for number in range(3):
         session.one_record(number, b"before")
     opened = session.open([(0, 1), (1, 1), (2, 1)])  # at the log end: nothing to read
-    assert opened.session_id != 0
+    _require_session(opened)
     assert {number: part.high_watermark for number, part in opened.partitions.items()} == {0: 1, 1: 1, 2: 1}
 
     quiet = session.next([])
@@ -135,7 +146,7 @@ def test_an_incremental_fetch_updates_and_forgets_partitions(topics, broker, cap
     session = _session(topics, broker, capabilities, naming, partitions=2)
     session.one_record(0, b"zero")
     opened = session.open([(0, 1), (1, 0)])
-    assert opened.session_id != 0
+    _require_session(opened)
     rewound = session.next([(0, 0)], forgotten=[1])
     assert list(rewound.partitions) == [0] and rewound.partitions[0].record_count == 1
     session.one_record(1, b"one")
@@ -152,7 +163,7 @@ def test_a_wrong_session_epoch_is_invalid_fetch_session_epoch(topics, broker, ca
     (71), session id 0 and no partitions; the session itself survives and the right epoch works."""
     session = _session(topics, broker, capabilities, naming, partitions=1)
     opened = session.open([(0, 0)])
-    assert opened.session_id != 0
+    _require_session(opened)
     for wrong in (2, 7):
         refused = session.fetch([], epoch=wrong)
         assert (refused.error_code, refused.session_id, refused.partitions) == (
@@ -168,7 +179,7 @@ def test_an_unknown_session_id_is_fetch_session_id_not_found(topics, broker, cap
     gets FETCH_SESSION_ID_NOT_FOUND (70), session id 0 and no partitions."""
     session = _session(topics, broker, capabilities, naming, partitions=1)
     opened = session.open([(0, 0)])
-    assert opened.session_id != 0
+    _require_session(opened)
     closing = session.fetch([(0, 0)], epoch=raw.FINAL_EPOCH)  # close it: answered without a session
     assert (closing.error_code, closing.session_id, list(closing.partitions)) == (0, 0, [0])
     missing = session.fetch([], epoch=1)
@@ -197,7 +208,7 @@ def test_a_session_keeps_the_topic_naming_it_was_made_with(topics, broker, capab
     for made_with, continued_with in ((by_name, by_id), (by_id, by_name)):
         key = topic if made_with < 13 else topic_uuid
         opened = raw.fetch_in_session(conn, made_with, 0, raw.INITIAL_EPOCH, [(key, [(0, 0)])])
-        assert opened.session_id != 0
+        _require_session(opened)
         switched = raw.fetch_in_session(conn, continued_with, opened.session_id, 1, [])
         assert (switched.error_code, switched.session_id, switched.partitions) == (
             Errors.FETCH_SESSION_TOPIC_ID_ERROR.code, 0, {})
