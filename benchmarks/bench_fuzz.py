@@ -19,7 +19,11 @@ log dir and the OffsetCommit retention fix).  Runs B and C: ``--count 10000 --an
 ``refka fuzz --bootstrap-server NODE0 --count 100000 --seed 3 --answer-timeout 0.25 --check-every 500
 --pid PID0`` against a 3-node reference cluster (``refka cluster start --nodes 3``; the durability
 probe's topic is replicated 3 times and written through its leader).  Run E: ``--count 10000
---answer-timeout 0.25 --check-every 250 --no-reference`` (load average 10 from other work)::
+--answer-timeout 0.25 --check-every 250 --no-reference`` (load average 10 from other work).  Run F:
+``--count 100000 --answer-timeout 0.25 --check-every 500 --no-reference`` (Apache Kafka 4.3.1, one node,
+load average 6-11 from other work): 100,000 mutants from 204 seeds in 2,314 s (43 frames/s),
+answered 39,541 / closed 53,563 / timed out 6,896, 0 of 202 health checks failed, peak RSS
+745.8 MiB, peak descriptors 465, 202 acknowledged records, 0 lost::
 
                                A: refka 100k    B: refka 10k   C: Kafka 10k   D: 3 refka 100k  E: Kafka 10k
     seeds (API versions)       166              166            204            172              204
