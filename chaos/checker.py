@@ -73,8 +73,8 @@ NS_PER_SECOND = 1_000_000_000
 
 VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
 
-AT_LEAST_ONCE, IDEMPOTENT = "at-least-once", "idempotent"
-WORKLOADS = (AT_LEAST_ONCE, IDEMPOTENT)
+AT_LEAST_ONCE, IDEMPOTENT, TRANSACTIONAL = "at-least-once", "idempotent", "transactional"
+WORKLOADS = (AT_LEAST_ONCE, IDEMPOTENT, TRANSACTIONAL)
 
 # anomaly kind -> does it fail the verdict?  (duplicate and order depend on the workload: see failing_kinds)
 ANOMALY_KINDS: dict[str, bool] = {
@@ -422,6 +422,10 @@ def check(events: Sequence[Event], workload: str = AT_LEAST_ONCE) -> Verdict:
     """Judge ``events`` (in file order) for ``workload`` (``at-least-once`` or ``idempotent``)."""
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}; expected one of {', '.join(WORKLOADS)}")
+    if workload == TRANSACTIONAL:
+        from .checker_txn import check_transactional
+
+        return check_transactional(events)
     seen = observe(events)
     findings = _Findings()
     find_inconsistent_offsets(seen, findings)

@@ -2,9 +2,9 @@
 
 Sub-commands::
 
-    refka chaos run --target reference|kafka|local --nodes N --workload at-least-once|idempotent \\
+    refka chaos run --target reference|kafka|local --nodes N --workload at-least-once|idempotent|transactional \\
                     --nemesis kill,pause,partition,restart --duration SECONDS --seed S --out DIR
-                    [--unsafe acks1|unclean]
+                    [--unsafe acks1|unclean|read-committed-at-hw]
     refka chaos check DIR          # judge DIR/history.jsonl again, rewrite verdict/summary/plot
     refka chaos base-image         # build debian:bookworm-slim locally (no registry needed)
     refka chaos images [TARGET...] # build (or reuse) the reference and/or kafka broker images
@@ -53,6 +53,8 @@ UNCLEAN_FAULT_LENGTH = (4.0, 6.0)  # the old leader stays dead this long: longer
 UNSAFE_RUNS: dict[str, tuple[str, tuple[float, float], tuple[float, float]]] = {
     "acks1": (UNSAFE_NEMESES, UNSAFE_QUIET, UNSAFE_FAULT_LENGTH),
     "unclean": (UNCLEAN_NEMESES, UNCLEAN_QUIET, UNCLEAN_FAULT_LENGTH),
+    # --unsafe read-committed-at-hw: the fault is in the broker (REFKA_UNSAFE_TXN); faults as usual
+    "read-committed-at-hw": ("kill,pause,partition", (5.0, 10.0), (4.0, 6.0)),
 }
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN = 0, 1, 3
 
@@ -72,7 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "checker sees loss. acks1: acks=1 producers, faults aimed at leaders, back to back. "
                           "unclean: acks=all producers, topic with min.insync.replicas=1 and "
                           "unclean.leader.election.enable=true; the leader's replication is cut until it is "
-                          "alone in the ISR, it is killed, and a stale follower is elected uncleanly")
+                          "alone in the ISR, it is killed, and a stale follower is elected uncleanly. "
+                          "read-committed-at-hw (reference, --workload transactional): the brokers serve "
+                          "read_committed fetches up to the high watermark without the aborted transactions")
     run.add_argument("--duration", type=float, default=60.0, help="seconds of load under faults")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", type=Path, default=Path("chaos-out"))
@@ -165,7 +169,11 @@ def _open_cluster(args: argparse.Namespace, topic: str) -> tuple[Any, list[Any]]
     client = _ensure_engine(engine)
     try:
         image = images.ensure_image(client, args.target)
-        cluster = cluster_module.DockerCluster(client, args.target, args.nodes, seed=args.seed, image=image.tag)
+        from .workload import UNSAFE_BROKER_ENVIRONMENT
+
+        environment = UNSAFE_BROKER_ENVIRONMENT.get(args.unsafe or "", {})
+        cluster = cluster_module.DockerCluster(client, args.target, args.nodes, seed=args.seed, image=image.tag,
+                                               environment=environment)
     except (ValueError, RuntimeError) as error:  # ClusterError, ImageBuildError: bad input or setup
         raise CommandError(str(error)) from error
     try:
@@ -185,6 +193,12 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError("--nodes must be at least 1 and --duration positive")
     if args.unsafe and (args.target == "local" or args.nodes < 3):
         raise CommandError("--unsafe needs replication to lose: use --nodes 3 (--target kafka or reference)")
+    if (args.unsafe == "read-committed-at-hw" and args.workload != "transactional") or \
+            (args.workload == "transactional" and args.unsafe not in (None, "read-committed-at-hw")):
+        raise CommandError("--unsafe read-committed-at-hw goes with --workload transactional (and the transactional "
+                           "workload with no other unsafe mode)")
+    if args.unsafe == "read-committed-at-hw" and args.target != "reference":
+        raise CommandError("--unsafe read-committed-at-hw is a reference-broker fault: use --target reference")
     if args.unsafe == "acks1" and args.workload != AT_LEAST_ONCE:
         raise CommandError("--unsafe acks1 cannot be idempotent (idempotence needs acks=all): use --workload at-least-once")
     args.nemesis_list = args.nemesis or (UNSAFE_RUNS[args.unsafe][0] if args.unsafe else DEFAULT_NEMESES)

@@ -193,7 +193,7 @@ class DockerCluster:
 
     def __init__(self, client: docker.DockerClient, target: str, nodes: int, subnet: str = DEFAULT_SUBNET,
                  seed: int | None = None, image: str | None = None,
-                 broker_config: dict[str, str] | None = None) -> None:
+                 broker_config: dict[str, str] | None = None, environment: dict[str, str] | None = None) -> None:
         if target not in TARGETS:
             raise ClusterError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
         self.client = client
@@ -202,6 +202,7 @@ class DockerCluster:
         self.seed = seed
         self.image = image or f"refka-chaos/{target}:latest"
         self.broker_config = dict(broker_config or {})
+        self.environment = dict(environment or {})  # extra variables for every node (an --unsafe broker fault)
         self.network_name = network_name(subnet)
         self.gateway = gateway_of(subnet)
         self.addresses = plan_addresses(subnet, nodes, self.network_name)
@@ -251,7 +252,8 @@ class DockerCluster:
         self.stop()
 
     def _create_container(self, node: NodeAddress, network_id: str) -> None:
-        environment = node_environment(self.target, node, self.addresses, self.cluster_id, self.broker_config)
+        environment = {**node_environment(self.target, node, self.addresses, self.cluster_id, self.broker_config),
+                       **self.environment}
         endpoint = self.client.api.create_endpoint_config(ipv4_address=node.ip)
         networking = self.client.api.create_networking_config({network_id: endpoint})
         host_config = self.client.api.create_host_config(cap_add=["NET_ADMIN"], network_mode=network_id)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .checker import ANOMALY_KINDS, Verdict
+from .checker_txn import TRANSACTIONAL, TXN_ANOMALY_KINDS
 from .history import INFO, INVOKE, OK, Event, Fault
 
 SUMMARY_FILE = "summary.txt"
@@ -42,9 +43,14 @@ def summary(verdict: Verdict, faults: Sequence[Fault], metadata: dict[str, Any])
                  f"maybe written {stats.get('maybe_written', 0)}, failed {stats.get('failed', 0)}")
     lines.append(f"records read {stats.get('records_read', 0)} ({stats.get('distinct_records_read', 0)} distinct); "
                  f"final read complete: {stats.get('final_read_complete')}")
+    if "transactions" in stats:
+        lines.append(f"transactions {stats['transactions']}: committed {stats.get('committed_transactions', 0)}, "
+                     f"aborted {stats.get('aborted_transactions', 0)}, unknown {stats.get('unknown_transactions', 0)}; "
+                     f"reads read_committed {stats.get('read_committed_reads', 0)}, "
+                     f"read_uncommitted {stats.get('read_uncommitted_reads', 0)}")
     lines.append("")
     lines.append("anomalies:")
-    for kind in ANOMALY_KINDS:
+    for kind in TXN_ANOMALY_KINDS if verdict.workload == TRANSACTIONAL else ANOMALY_KINDS:
         count = verdict.counts.get(kind, 0)
         marker = "FAIL" if kind in verdict.failing else ("    " if count == 0 else "note")
         lines.append(f"  {marker} {kind:<36} {count}")

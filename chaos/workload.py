@@ -92,7 +92,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .checker import AT_LEAST_ONCE, IDEMPOTENT, WORKLOADS
+from .checker import AT_LEAST_ONCE, IDEMPOTENT, TRANSACTIONAL, WORKLOADS
 from .history import FAIL, INFO, OK, Clock, HistoryWriter
 
 # Every client's librdkafka log goes to a child of this logger (one per process).  Outside a run it
@@ -108,6 +108,7 @@ CLIENT_LOG_FILE = "client.log"
 # epoch bumps and the idempotence error paths (eos); each batch with its broker, MsgId, BaseSeq and
 # PID, its retries and outcome (msg); each request and response with its broker (protocol).
 IDEMPOTENT_PRODUCER_DEBUG = "eos,msg,protocol"
+READ_COMMITTED, READ_UNCOMMITTED = "read_committed", "read_uncommitted"  # isolation.level
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,17 @@ class WorkloadConfig:
 
 UNSAFE_ACKS1 = "acks1"
 UNSAFE_UNCLEAN = "unclean"
+UNSAFE_READ_COMMITTED_AT_HW = "read-committed-at-hw"
 UNSAFE_MODES = {
     UNSAFE_ACKS1: "acks=1 producers (the leader acknowledges before replicating)",
     UNSAFE_UNCLEAN: "acks=all producers on a topic with min.insync.replicas=1 and unclean.leader.election.enable=true",
+    UNSAFE_READ_COMMITTED_AT_HW: "reference brokers serve read_committed fetches up to the high watermark, "
+                                 "without aborted transactions (REFKA_UNSAFE_TXN; transactional workload only)",
+}
+# Environment given to every reference broker container under an unsafe mode that is a broker fault
+# (reference.broker.partition reads it once at import); never set otherwise.
+UNSAFE_BROKER_ENVIRONMENT: dict[str, dict[str, str]] = {
+    UNSAFE_READ_COMMITTED_AT_HW: {"REFKA_UNSAFE_TXN": "read-committed-at-hw"},
 }
 
 
@@ -180,20 +189,32 @@ def producer_config(config: WorkloadConfig, bootstrap: str, logger: logging.Logg
 
 
 def consumer_config(bootstrap: str, group: str, logger: logging.Logger = CLIENT_LOG,
-                    client_id: str = "rdkafka") -> dict[str, Any]:
+                    client_id: str = "rdkafka", isolation: str = READ_COMMITTED) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
         "client.id": client_id,
         "group.id": group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
+        "isolation.level": isolation,
         "fetch.wait.max.ms": 100,
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1000,
         "reconnect.backoff.max.ms": 1000,
         "logger": logger,
     }
+
+
+TRANSACTION_TIMEOUT_MS = 60_000  # transaction.timeout.ms: librdkafka wants it >= delivery.timeout.ms
+END_TRANSACTION_TIMEOUT = 30.0  # seconds commit_transaction / abort_transaction may block
+
+
+def transactional_producer_config(config: WorkloadConfig, bootstrap: str, transactional_id: str,
+                                  logger: logging.Logger = CLIENT_LOG, client_id: str = "rdkafka") -> dict[str, Any]:
+    """An idempotent producer with a ``transactional.id`` (KIP-98; librdkafka needs acks=all)."""
+    return {**producer_config(config, bootstrap, logger, client_id), "acks": "all", "enable.idempotence": True,
+            "max.in.flight.requests.per.connection": 5, "transactional.id": transactional_id,
+            "transaction.timeout.ms": max(TRANSACTION_TIMEOUT_MS, config.delivery_timeout_ms)}
 
 
 def client_logger(process: str) -> logging.Logger:
@@ -371,6 +392,7 @@ class _Process(threading.Thread):
         self.counters = counters
         self.stopping = threading.Event()
         self.error: BaseException | None = None
+        self.isolation: str | None = None  # recorded in each poll (transactional workload)
 
     def run(self) -> None:
         try:
@@ -393,7 +415,10 @@ class _Process(threading.Thread):
             self.history.record(self.process, INFO, "poll", {"error": str(error)})
             return None
         records = _records(messages)
-        self.history.record(self.process, OK, "poll", {"records": records})
+        value: dict[str, Any] = {"records": records}
+        if self.isolation is not None:
+            value["isolation"] = self.isolation
+        self.history.record(self.process, OK, "poll", value)
         self.counters.read += len(records)
         return records
 
@@ -466,15 +491,17 @@ class AssignConsumer(_Process):
     """assign + seek: re-assigns every partition now and then, from the beginning or where it was."""
 
     def __init__(self, name: str, config: WorkloadConfig, bootstrap: str, history: HistoryWriter,
-                 counters: Counters, rng: random.Random) -> None:
+                 counters: Counters, rng: random.Random, isolation: str | None = None) -> None:
         super().__init__(name, config, bootstrap, history, counters)
         self.rng = rng
+        self.isolation = isolation
 
     def work(self) -> None:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         consumer = Consumer(consumer_config(self.bootstrap, f"chaos-assign-{self.process}",
-                                            client_logger(self.process), client_id=self.process))
+                                            client_logger(self.process), client_id=self.process,
+                                            isolation=self.isolation or READ_COMMITTED))
         positions: dict[int, int] = {}
         try:
             while not self.stopping.is_set():
@@ -539,6 +566,218 @@ class GroupConsumer(_Process):
             {"topic": p.topic, "partition": p.partition, "offset": p.offset} for p in committed or []]})
 
 
+# -- the transactional workload (issue #11) -------------------------------------------------------
+
+
+class _TransactionOutcome(Exception):
+    """Raised inside a transaction attempt to end it with ``outcome`` (``aborted`` or ``unknown``)."""
+
+    def __init__(self, outcome: str, error: str) -> None:
+        super().__init__(error)
+        self.outcome = outcome
+        self.error = error
+
+
+class _Transactor(_Process):
+    """A transactional producer's life: init (fencing any zombie of its ``transactional.id``), then
+    transactions one at a time, each recorded as ``txn`` (invoke with its records; ``ok`` with
+    ``outcome`` committed or aborted, ``info`` with outcome unknown) around an ``end-txn`` (the
+    decision, invoked just before ``commit_transaction``/``abort_transaction``).
+
+    confluent-kafka's error classes decide the outcome: a retriable error retries the same call; an
+    abortable one (``txn_requires_abort``) aborts, and an abort that completes makes the outcome
+    ``aborted``; anything else (fatal, fenced, a timeout that does not clear) makes it ``unknown``
+    and the producer is replaced: the new one's InitProducerId fences the old epoch and completes or
+    aborts what it left (KIP-98), so nothing it did may still change."""
+
+    def __init__(self, name: str, config: WorkloadConfig, bootstrap: str, history: HistoryWriter,
+                 counters: Counters, rng: random.Random, transactional_id: str, commit_ratio: float) -> None:
+        super().__init__(name, config, bootstrap, history, counters)
+        self.rng = rng
+        self.transactional_id = transactional_id
+        self.commit_ratio = commit_ratio
+        self.producer: Any = None
+        self.transactions = 0
+        self.sends = 0
+        self.delivered: dict[str, dict[str, Any]] = {}
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        value = _text(message.value()) or ""
+        self.delivered[value] = ({"error": str(error.name())} if error is not None else
+                                 {"partition": message.partition(), "offset": message.offset()})
+
+    def _producer(self) -> Any:
+        """The current producer, or a new one once InitProducerId succeeded (None while it cannot)."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka import Producer as KafkaProducer
+
+        if self.producer is None:
+            producer = KafkaProducer(transactional_producer_config(
+                self.config, self.bootstrap, self.transactional_id, client_logger(self.process), self.process))
+            try:
+                producer.init_transactions(END_TRANSACTION_TIMEOUT)
+            except KafkaException:
+                return None
+            self.producer = producer
+        return self.producer
+
+    def _call(self, operation: Callable[[], object], what: str) -> None:
+        """One transactional call with confluent-kafka's error classes (retriable: again, up to 3 times)."""
+        from confluent_kafka import KafkaException
+
+        for attempt in range(3):
+            try:
+                operation()
+                return
+            except KafkaException as raised:
+                error = raised.args[0]
+                if error.retriable() and attempt < 2:
+                    continue
+                if error.txn_requires_abort():
+                    raise _TransactionOutcome("abort", f"{what}: {error.name()}") from raised
+                raise _TransactionOutcome("unknown", f"{what}: {error.name()}") from raised
+
+    def transaction(self, records: list[dict[str, Any]], extra: dict[str, Any],
+                    in_transaction: Callable[[Any], None] | None = None) -> str:
+        """Write ``records`` in one transaction (committed at random); returns the outcome."""
+        producer = self.producer
+        txn = f"{self.process}/t{self.transactions}"
+        self.transactions += 1
+        self.history.invoke(self.process, "txn", {"txn": txn, "records": records, **extra})
+        commit = self.rng.random() < self.commit_ratio
+        outcome, error = "unknown", None
+        try:
+            self._call(producer.begin_transaction, "begin")
+            for record in records:
+                self.counters.sent += 1
+                self._call(lambda r=record: producer.produce(r["topic"], key=r["key"], value=r["value"],  # type: ignore[misc]
+                                                             partition=r["partition"], on_delivery=self._delivered),
+                           "produce")
+            if in_transaction is not None:
+                in_transaction(producer)
+            # every record delivered (in the log) before the decision: an aborted transaction's
+            # records are then really there for read_uncommitted readers to see, and to hide
+            producer.flush(END_TRANSACTION_TIMEOUT)
+            self.history.invoke(self.process, "end-txn", {"txn": txn, "commit": commit})
+            if commit:
+                self._call(lambda: producer.commit_transaction(END_TRANSACTION_TIMEOUT), "commit")
+            else:
+                self._call(lambda: producer.abort_transaction(END_TRANSACTION_TIMEOUT), "abort")
+            outcome = "committed" if commit else "aborted"
+        except _TransactionOutcome as ended:
+            error = ended.error
+            outcome = self._abort_after(ended)
+        except BufferError as full:
+            error = f"produce: {full}"
+            outcome = self._abort_after(_TransactionOutcome("abort", error))
+        done = [{**record, **self.delivered.pop(record["value"], {})} for record in records]
+        value = {"txn": txn, "outcome": outcome, "records": done, **extra}
+        if error is not None:
+            value["error"] = error
+        self.history.record(self.process, INFO if outcome == "unknown" else OK, "txn", value)
+        if outcome == "committed":
+            self.counters.acknowledged += len(records)
+        elif outcome == "unknown":
+            self.counters.maybe += len(records)
+        return outcome
+
+    def _abort_after(self, ended: _TransactionOutcome) -> str:
+        if ended.outcome == "abort":
+            try:
+                self._call(lambda: self.producer.abort_transaction(END_TRANSACTION_TIMEOUT), "abort")
+                return "aborted"
+            except _TransactionOutcome:
+                pass
+        self.producer = None  # replaced: the next InitProducerId fences this one
+        return "unknown"
+
+    def next_value(self) -> str:
+        value = f"{self.process}/{self.sends}"
+        self.sends += 1
+        return value
+
+
+class TransactionalProducer(_Transactor):
+    """Transactions of 1-5 records over random partitions, committed (80 %) or aborted at random."""
+
+    def work(self) -> None:
+        interval = 1.0 / self.config.sends_per_second
+        while not self.stopping.is_set() and self.sends < self.config.max_records:
+            if self._producer() is None:
+                self.stopping.wait(0.5)
+                continue
+            records = [{"topic": self.config.topic, "key": f"k{self.rng.randrange(self.config.keys)}",
+                        "value": self.next_value(), "partition": self.rng.randrange(self.config.partitions)}
+                       for _ in range(self.rng.randint(1, 5))]
+            self.transaction(records, {})
+            self.stopping.wait(interval * len(records))
+        if self.producer is not None:
+            self.producer.flush(5)
+
+
+class TransformWorker(_Transactor):
+    """Consume-transform-produce: reads (read_committed, in a group) what the producers wrote, and
+    writes one copy of each input in a transaction that also commits the consumer's offsets
+    (``send_offsets_to_transaction``, AddOffsetsToTxn + TxnOffsetCommit).  Its own outputs (values
+    starting with its name) are not inputs.  After an abort it seeks back to the group's committed
+    offsets (recorded as an ``assign`` with those seeks), as an exactly-once application must."""
+
+    def work(self) -> None:
+        from confluent_kafka import Consumer
+
+        self.isolation = READ_COMMITTED
+        consumer = Consumer({**consumer_config(self.bootstrap, f"chaos-transform-{self.transactional_id}",
+                                               client_logger(self.process), client_id=self.process),
+                             "enable.partition.eof": False})
+        try:
+            consumer.subscribe([self.config.topic], on_assign=self._rebalance("assigned"),
+                               on_revoke=self._rebalance("revoked"), on_lost=self._rebalance("revoked"))
+            while not self.stopping.is_set():
+                if self._producer() is None:
+                    self.stopping.wait(0.5)
+                    continue
+                records = self.poll_and_record(consumer)
+                inputs = [r for r in records or () if not str(r["value"]).startswith("transform-")]
+                if not inputs:
+                    continue
+                outputs = [{"topic": self.config.topic, "key": r["key"], "value": self.next_value(),
+                            "partition": r["partition"]} for r in inputs]
+                consumed = [{"partition": r["partition"], "offset": r["offset"], "value": r["value"]} for r in inputs]
+
+                def commit_offsets(producer: Any) -> None:
+                    positions = consumer.position(consumer.assignment())
+                    self._call(lambda: producer.send_offsets_to_transaction(
+                        positions, consumer.consumer_group_metadata(), END_TRANSACTION_TIMEOUT), "send-offsets")
+
+                if self.transaction(outputs, {"consumed": consumed}, commit_offsets) != "committed":
+                    self._rewind(consumer)
+        finally:
+            consumer.close()
+
+    def _rebalance(self, change: str) -> Callable[[Any, list[Any]], None]:
+        def note(_consumer: Any, partitions: list[Any]) -> None:
+            self.history.record(self.process, INFO, "rebalance", {change: _partition_list(partitions)})
+        return note
+
+    def _rewind(self, consumer: Any) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+
+        try:
+            committed = consumer.committed(consumer.assignment(), timeout=10)
+        except KafkaException:
+            committed = [TopicPartition(p.topic, p.partition, OFFSET_BEGINNING) for p in consumer.assignment()]
+        seek = {str(p.partition): (p.offset if p.offset >= 0 else "beginning") for p in committed}
+        value = {"topic": self.config.topic, "partitions": sorted(p.partition for p in committed), "seek": seek}
+        self.history.invoke(self.process, "assign", value)
+        for position in committed:
+            offset = position.offset if position.offset >= 0 else OFFSET_BEGINNING
+            try:
+                consumer.seek(TopicPartition(position.topic, position.partition, offset))
+            except KafkaException:
+                pass  # not fetching yet: it starts from the committed offset anyway
+        self.history.record(self.process, OK, "assign", value)
+
+
 def final_read(config: WorkloadConfig, bootstrap: str, history: HistoryWriter, counters: Counters,
                process: str = "final-reader") -> dict[str, Any]:
     """A fresh consumer reads every partition from the beginning up to its high watermark."""
@@ -573,10 +812,18 @@ def final_read(config: WorkloadConfig, bootstrap: str, history: HistoryWriter, c
                 history.record(process, INFO, "poll", {"error": str(error)})
                 continue
             records = _records(messages)
-            history.record(process, OK, "poll", {"records": records})
+            history.record(process, OK, "poll", {"records": records, "isolation": READ_COMMITTED})
             counters.read += len(records)
             for record in records:
                 positions[record["partition"]] = record["offset"] + 1
+            # the consumer's position also moves past control batches (transaction markers), which
+            # are never returned as records: a read_committed log may end with one
+            try:
+                for position in consumer.position(consumer.assignment()):
+                    if position.offset >= 0:
+                        positions[position.partition] = max(positions.get(position.partition, 0), position.offset)
+            except KafkaException:
+                pass
     finally:
         consumer.close()
     report = {"topic": config.topic, "high_watermarks": {str(p): o for p, o in high_watermarks.items()},
@@ -596,7 +843,10 @@ class Workload:
         self.history = history
         self.counters = Counters()
         rng = random.Random(seed)
-        self.producers = [Producer(f"producer-{i}", config, bootstrap, history, self.counters,
+        if config.name == TRANSACTIONAL:
+            self._transactional(rng, seed)
+            return
+        self.producers: list[_Process] = [Producer(f"producer-{i}", config, bootstrap, history, self.counters,
                                    random.Random(rng.random())) for i in range(config.producers)]
         group = f"chaos-group-{seed}"
         self.consumers: list[_Process] = [
@@ -604,6 +854,23 @@ class Workload:
                              random.Random(rng.random())) for i in range(config.assign_consumers)),
             *(GroupConsumer(f"group-consumer-{i}", config, bootstrap, history, self.counters, group)
               for i in range(config.group_consumers)),
+        ]
+
+    def _transactional(self, rng: random.Random, seed: int) -> None:
+        """Transactional producers and one consume-transform-produce worker; read_committed and
+        read_uncommitted assign readers (the final read is read_committed)."""
+        config, bootstrap, history, counters = self.config, self.bootstrap, self.history, self.counters
+        self.producers = [
+            *(TransactionalProducer(f"producer-{i}", config, bootstrap, history, counters, random.Random(rng.random()),
+                                    f"chaos-txn-{seed}-{i}", commit_ratio=0.8) for i in range(config.producers)),
+            TransformWorker("transform-0", config, bootstrap, history, counters, random.Random(rng.random()),
+                            f"chaos-transform-{seed}", commit_ratio=0.9),
+        ]
+        self.consumers = [
+            AssignConsumer("committed-reader-0", config, bootstrap, history, counters, random.Random(rng.random()),
+                           isolation=READ_COMMITTED),
+            AssignConsumer("uncommitted-reader-0", config, bootstrap, history, counters, random.Random(rng.random()),
+                           isolation=READ_UNCOMMITTED),
         ]
 
     def start(self) -> None:

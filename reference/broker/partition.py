@@ -88,6 +88,7 @@ only and a pending expansion adds a replica outside the committed ISR.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -109,6 +110,14 @@ UNDEFINED_EPOCH = -1
 INITIAL_PARTITION_EPOCH = 0  # Kafka's LeaderAndIsr.InitialPartitionEpoch
 DEFAULT_REPLICA_LAG_TIME_MAX_MS = 30_000  # replica.lag.time.max.ms
 ACKS_ALL = -1
+
+
+# A deliberate fault for the chaos harness (``refka chaos run --workload transactional --unsafe
+# read-committed-at-hw``), never for use: with REFKA_UNSAFE_TXN=read-committed-at-hw in the broker's
+# environment, read_committed fetches are served like read_uncommitted ones (up to the high watermark,
+# no aborted-transaction list), so consumers see open and aborted transactions.  Read once at import.
+UNSAFE_TXN_ENV = "REFKA_UNSAFE_TXN"
+UNSAFE_READ_COMMITTED_AT_HW = os.environ.get(UNSAFE_TXN_ENV) == "read-committed-at-hw"
 
 
 class FetchIsolation(enum.Enum):
@@ -660,6 +669,8 @@ class Partition:
             FetchIsolation.HIGH_WATERMARK: self.log.high_watermark,
             FetchIsolation.TXN_COMMITTED: self.log.last_stable_offset,
         }[isolation]
+        if UNSAFE_READ_COMMITTED_AT_HW and isolation is FetchIsolation.TXN_COMMITTED:  # see UNSAFE_TXN_ENV
+            max_offset, isolation = self.log.high_watermark, FetchIsolation.HIGH_WATERMARK
         return self.log.read(fetch_offset, max_bytes, max_offset, min_one_message,
                              aborted_transactions=isolation is FetchIsolation.TXN_COMMITTED)
 
