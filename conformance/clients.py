@@ -16,8 +16,9 @@ cannot send null header values, ...).  An adapter lists what it cannot do in ``l
 needs one of those skips with the reason, which then appears in the matrix.
 
 Adapters: kafka-python (``KafkaPythonClient``), confluent-kafka / librdkafka
-(``ConfluentClient``), aiokafka (``AioKafkaClient``, driven from a private event-loop thread) and
-kcat (``KcatClient``, the librdkafka command-line tool, when installed).
+(``ConfluentClient``), aiokafka (``AioKafkaClient``, driven from a private event-loop thread),
+kcat (``KcatClient``, the librdkafka command-line tool, when installed) and refka's own client
+(``RefkaClient``, ``reference.client``), which takes Kafka's property names as the Java client does.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-CLIENT_NAMES = ("kafka-python", "confluent-kafka", "aiokafka", "kcat")
-DEFAULT_CLIENTS = ("kafka-python", "confluent-kafka", "aiokafka", "kcat")
+CLIENT_NAMES = ("kafka-python", "confluent-kafka", "aiokafka", "kcat", "refka")
+DEFAULT_CLIENTS = ("kafka-python", "confluent-kafka", "aiokafka", "kcat", "refka")
 
 
 @dataclass
@@ -64,7 +65,7 @@ class ClientLacks(Exception):
 class Client:
     name = "?"
     # Features the client cannot express: "binary", "null_header_value", "offsets", "headers",
-    # "explicit_partition", "acks0_offset", "group".
+    # "explicit_partition", "acks0_offset", "group", "transactions".
     lacks: frozenset[str] = frozenset()
 
     def __init__(self, bootstrap: str) -> None:
@@ -555,11 +556,111 @@ def _from_kcat(event: dict[str, Any]) -> Message:
                    event.get("partition"), event.get("offset"), event.get("ts"))
 
 
+# ---------------------------------------------------------------- refka (reference.client)
+class RefkaClient(Client):
+    """refka's own client (``reference.client``): Producer, Consumer; Kafka's property names.
+
+    It expresses everything the suite asks of a client -- binary keys and values, headers with
+    null values, offsets on delivery, explicit partitions, partitioners by name (``partitioner``:
+    Java's default or librdkafka's names), idempotence, groups, static membership, isolation
+    levels -- except transactions: the reference producer has no ``transactional.id``.
+    """
+
+    name = "refka"
+    lacks = frozenset({"transactions", "acks0_offset"})  # acks=0: no answer, so no offset (as every client)
+
+    def produce(self, topic: str, messages: Sequence[Message], acks: str = "all",
+                config: dict[str, Any] | None = None, timeout: float = 15.0) -> list[Delivery]:
+        from reference.client.producer import Producer
+
+        timeout_ms = int(timeout * 1000)
+        settings: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "acks": acks, "linger.ms": 5,
+                                    "request.timeout.ms": timeout_ms, "delivery.timeout.ms": timeout_ms + 5}
+        settings.update(config or {})
+        producer = Producer(settings)
+        try:
+            futures = [producer.send(topic, m.value, key=m.key, partition=m.partition, headers=m.headers)
+                       for m in messages]
+            producer.flush(timeout)
+            return [_refka_delivery(future) for future in futures]
+        finally:
+            producer.close(timeout=5)
+
+    def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
+                start: str = "earliest") -> list[Message]:
+        from reference.client.consumer import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "auto.offset.reset": start,
+                             "enable.auto.commit": False})
+        try:
+            consumer.assign([TopicPartition(topic, p) for p in partitions])
+            received: list[Message] = []
+            deadline = time.monotonic() + timeout
+            while len(received) < count and (remaining := deadline - time.monotonic()) > 0:
+                received.extend(_from_refka(record) for record in consumer.poll(min(0.2, remaining)))
+            return received
+        finally:
+            consumer.close()
+
+    def group_member(self, topic: str, group_id: str, config: dict[str, Any] | None = None) -> GroupMember:
+        from reference.client.consumer import Consumer
+
+        settings: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "group.id": group_id,
+                                    "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                    "session.timeout.ms": 10000, "heartbeat.interval.ms": 1000}
+        settings.update(config or {})
+        consumer = Consumer(settings)
+        try:
+            consumer.subscribe([topic])
+        except BaseException:
+            consumer.close()
+            raise
+        return _RefkaMember(consumer)
+
+
+def _refka_delivery(future: Future[Any]) -> Delivery:
+    from reference.errors import KafkaError
+
+    if not future.done():
+        return Delivery(None, None, "no delivery report before timeout")
+    error = future.exception()
+    if error is None:
+        metadata = future.result()
+        return Delivery(metadata.partition, None if metadata.offset < 0 else metadata.offset)
+    code = error.error.code if isinstance(error, KafkaError) else None
+    return Delivery(None, None, repr(error), code)
+
+
+def _from_refka(record: Any) -> Message:
+    return Message(record.key, record.value, list(record.headers), record.partition, record.offset, record.timestamp)
+
+
+class _RefkaMember(GroupMember):
+    """The reference consumer is safe to poll from the test thread: its own network thread keeps
+    heartbeating and fetching between polls, and ``poll`` runs the rebalance callbacks."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+
+    def poll(self, timeout: float = 0.2) -> list[Message]:
+        return [_from_refka(record) for record in self.consumer.poll(timeout)]
+
+    def assignment(self) -> set[int]:
+        return {tp.partition for tp in self.consumer.assignment()}
+
+    def commit(self) -> None:
+        self.consumer.commit_sync()
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 ADAPTERS: dict[str, type[Client]] = {
     "kafka-python": KafkaPythonClient,
     "confluent-kafka": ConfluentClient,
     "aiokafka": AioKafkaClient,
     "kcat": KcatClient,
+    "refka": RefkaClient,
 }
 
 

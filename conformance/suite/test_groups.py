@@ -59,7 +59,7 @@ def test_join_assigns_all_partitions_and_consumes(client, topics):
 LONG_SESSION_MS = 60_000
 REBALANCE_WAIT_S = 20.0
 SESSION_TIMEOUT_KEY = {"kafka-python": "session_timeout_ms", "aiokafka": "session_timeout_ms",
-                       "confluent-kafka": "session.timeout.ms"}
+                       "confluent-kafka": "session.timeout.ms", "refka": "session.timeout.ms"}
 
 
 def _long_session(client, capabilities):
@@ -137,7 +137,7 @@ def test_static_member_rejoins_without_rebalance(client, topics, capabilities, b
     partitions at once, although the old member's session has not expired; the group still has
     that one member."""
     key = {"kafka-python": "group_instance_id", "aiokafka": "group_instance_id",
-           "confluent-kafka": "group.instance.id"}.get(client.name)
+           "confluent-kafka": "group.instance.id", "refka": "group.instance.id"}.get(client.name)
     if key is None:
         pytest.skip(f"{client.name} has no group consumer adapter")
     config = {key: "static-1", **_long_session(client, capabilities)}

@@ -100,7 +100,8 @@ def test_epoch_fencing(producer_session):
 
 
 IDEMPOTENCE = {"kafka-python": {"enable_idempotence": True}, "aiokafka": {"enable_idempotence": True},
-               "confluent-kafka": {"enable.idempotence": True}, "kcat": {"enable.idempotence": "true"}}
+               "confluent-kafka": {"enable.idempotence": True}, "kcat": {"enable.idempotence": "true"},
+               "refka": {"enable.idempotence": "true"}}
 
 
 def test_idempotent_client_writes_exactly_once(client, topics, capabilities, broker):

@@ -52,7 +52,7 @@ def test_list_offsets_unknown_partition(topics, broker):
 
 
 RESET_KEY = {"kafka-python": "auto_offset_reset", "aiokafka": "auto_offset_reset",
-             "confluent-kafka": "auto.offset.reset"}
+             "confluent-kafka": "auto.offset.reset", "refka": "auto.offset.reset"}
 
 
 def _member(client, topic, group, reset):
@@ -106,7 +106,8 @@ def test_auto_offset_reset_latest(client, topics):
 # name, text the adapter puts in it).  confluent-kafka's adapter raises RuntimeError for exactly
 # the _AUTO_OFFSET_RESET event (see conformance.clients._ConfluentMember).
 NO_OFFSET_ERROR = {"kafka-python": ("NoOffsetForPartitionError", ""), "aiokafka": ("NoOffsetForPartitionError", ""),
-                   "confluent-kafka": ("RuntimeError", "code=_AUTO_OFFSET_RESET")}
+                   "confluent-kafka": ("RuntimeError", "code=_AUTO_OFFSET_RESET"),
+                   "refka": ("NoOffsetForPartitionError", "")}
 
 
 def test_auto_offset_reset_none(client, topics, bootstrap):

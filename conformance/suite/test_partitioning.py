@@ -2,8 +2,9 @@
 
 The broker stores records in the partition the client chose, so these tests check that the
 placement observed by a fetch is the one each client documents:
-Java (KIP-480 keeps murmur2 for keyed records), kafka-python and aiokafka use murmur2;
-librdkafka (confluent-kafka, kcat) defaults to ``partitioner=consistent_random`` (CRC32).
+Java (KIP-480 keeps murmur2 for keyed records), kafka-python, aiokafka and refka use murmur2;
+librdkafka (confluent-kafka, kcat) defaults to ``partitioner=consistent_random`` (CRC32); refka
+also takes librdkafka's partitioner names.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ DEFAULT_PLACEMENT = {
     "aiokafka": java_default_partition,
     "confluent-kafka": librdkafka_consistent_partition,
     "kcat": librdkafka_consistent_partition,
+    "refka": java_default_partition,
 }
 
 
@@ -41,8 +43,9 @@ def test_default_partitioner_placement(client, topics):
 
 
 def test_librdkafka_murmur2_random_matches_java(client, topics):
-    """librdkafka's partitioner=murmur2_random places keyed records exactly as Java's default."""
-    if client.name not in ("confluent-kafka", "kcat"):
+    """librdkafka's partitioner=murmur2_random places keyed records exactly as Java's default
+    (refka's producer takes librdkafka's partitioner names too)."""
+    if client.name not in ("confluent-kafka", "kcat", "refka"):
         pytest.skip(f"partitioner=murmur2_random is a librdkafka setting; {client.name} already uses murmur2")
     topic = topics.create(partitions=PARTITIONS)
     keys = [f"key-{i}".encode() for i in range(24)]

@@ -125,6 +125,7 @@ def test_message_too_large_surfaces_in_client(client, topics):
         "aiokafka": {"max_request_size": 10_000_000},
         "confluent-kafka": {"message.max.bytes": 10_000_000},
         "kcat": {"message.max.bytes": 10_000_000},
+        "refka": {"max.request.size": 10_000_000},
     }[client.name]
     (delivery,) = client.produce(topic, [Message(None, b"x" * 8000, partition=0)], config=config, timeout=10)
     if client.name == "kcat":  # kcat reports librdkafka's text for the broker's code, not the code

@@ -58,7 +58,7 @@ DeliveryFuture = concurrent.futures.Future[RecordMetadata]
 
 
 def estimate_size(record: SimpleRecord) -> int:
-    headers = sum(len(h.key) + len(h.value or b"") + 2 for h in record.headers)
+    headers = sum(len(h.key) + len(h.value or b"") + 2 for h in record.headers) if record.headers else 0
     return len(record.key or b"") + len(record.value or b"") + headers + RECORD_OVERHEAD_BYTES
 
 

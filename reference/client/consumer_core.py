@@ -74,7 +74,17 @@ class ConsumerCore:
     def poll(self, now_ms: int) -> None:
         self._maybe_update_metadata(now_ms)
         self.coordinator.poll(now_ms)
+        self._reset_initializing_without_group()
         self.fetcher.poll(now_ms)
+
+    def _reset_initializing_without_group(self) -> None:
+        """Without a ``group.id`` there is no committed offset to ask for: a manually assigned
+        partition goes straight to ``auto.offset.reset`` (Java's ``resetInitializingPositions``)."""
+        if self.config.group_id is not None:
+            return
+        for tp, state in self.subscriptions.assignment.items():
+            if state.state is FetchState.INITIALIZING:
+                self.fetcher.need_reset(tp, "no group.id, so no committed offset")
 
     def next_wakeup_ms(self, now_ms: int) -> int | None:
         times = [self.metadata.update_due_ms(now_ms), self.coordinator.next_wakeup_ms(now_ms),

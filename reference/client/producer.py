@@ -11,7 +11,9 @@ reconnect backoff -- so the client adds no second network stack.  Users call an 
 synchronous API (``send`` returns a :class:`concurrent.futures.Future`), so the event loop runs on
 one background thread owned by the producer: the counterpart of the Java producer's I/O thread
 (``kafka-producer-network-thread``).  Exactly one thread touches the core: the loop's.  The
-user's thread only hands records over (``call_soon_threadsafe``) and waits on futures.
+user's thread only hands records over and waits on futures.  The hand-over is a queue
+(``_handoff``) that the loop empties in one go; only a record that finds it empty wakes the
+loop (``call_soon_threadsafe``), so a burst of sends costs one wake-up, not one per record.
 
 The loop's one task, :meth:`Producer._run`, repeats: ``core.poll(now)``, then sleep until the core's
 next timer (linger, backoff, expiry, metadata age) or until something wakes it (a new record, an
@@ -43,6 +45,9 @@ from .transport import OutboxTransport
 log = logging.getLogger("refka.client.producer")
 
 DeliveryCallback = Callable[[Exception | None, RecordMetadata | None], None]
+# One record on its way from the user's thread to the core:
+# (topic, value, key, partition, headers, timestamp_ms, future).
+_Handoff = tuple[str, bytes | None, bytes | None, int | None, list[Header], int | None, DeliveryFuture]
 
 
 def wall_clock_ms() -> int:
@@ -65,8 +70,13 @@ class Producer:
         self._clock_ms = clock_ms
         self.core = ProducerCore(self.config, clock_ms())
         self._closed = False
-        self._pending: set[DeliveryFuture] = set()
-        self._pending_lock = threading.Lock()
+        # Both lists are guarded by _handoff_lock.  _handoff: records sent by the user, not yet given
+        # to the core.  _unanswered: the futures flush() may have to wait for; answered ones are
+        # dropped when it has doubled in size since the last pruning (amortised O(1) per send).
+        self._handoff: list[_Handoff] = []
+        self._unanswered: list[DeliveryFuture] = []
+        self._prune_at = 1024
+        self._handoff_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._wake: asyncio.Event | None = None
         self._started = threading.Event()
@@ -94,25 +104,39 @@ class Producer:
         if not isinstance(topic, str) or not topic:
             raise TypeError("the topic must be a non-empty string")
         future: DeliveryFuture = concurrent.futures.Future()
-        with self._pending_lock:
-            self._pending.add(future)
-        future.add_done_callback(self._forget)
         if on_delivery is not None:
             future.add_done_callback(lambda done: _call_back(on_delivery, done))
         record_headers = [Header(k, v) for k, v in headers]
-        self._loop.call_soon_threadsafe(
-            self._send_on_loop, topic, None if value is None else bytes(value),
-            None if key is None else bytes(key), partition, record_headers, timestamp_ms, future)
+        with self._handoff_lock:
+            self._handoff.append((topic, None if value is None else bytes(value), None if key is None else bytes(key),
+                                  partition, record_headers, timestamp_ms, future))
+            first = len(self._handoff) == 1
+            self._unanswered.append(future)
+            if len(self._unanswered) > self._prune_at:
+                self._unanswered = [f for f in self._unanswered if not f.done()]
+                self._prune_at = 2 * len(self._unanswered) + 1024
+        if first:  # the loop has not been asked to take the queue yet
+            self._loop.call_soon_threadsafe(self._take_handoff)
         return future
 
     def flush(self, timeout: float | None = None) -> int:
         """Send everything now and wait for every record's outcome; returns how many are still
         unanswered when ``timeout`` (seconds) ran out (0 when all are done), like librdkafka."""
-        with self._pending_lock:
-            waiting = list(self._pending)
+        with self._handoff_lock:
+            self._unanswered = [f for f in self._unanswered if not f.done()]
+            waiting = list(self._unanswered)  # later sends are not this flush's business
         if waiting:
             self._loop.call_soon_threadsafe(self._set_flushing, True)
-            concurrent.futures.wait(waiting, timeout)
+            # One future at a time: concurrent.futures.wait() would hang a waiter on every future,
+            # which the I/O thread then has to update as each record is answered.
+            deadline = None if timeout is None else time.monotonic() + timeout
+            for future in waiting:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    future.exception(remaining)
+                except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                    if not future.cancelled():
+                        break
             self._loop.call_soon_threadsafe(self._set_flushing, False)
         return sum(1 for future in waiting if not future.done())
 
@@ -164,9 +188,12 @@ class Producer:
             await transport.stop()  # requests on the wire fail back into the accumulator ...
             self.core.fail_everything(RequestTimedOutError("the producer was closed before the record was sent"))
 
-    def _send_on_loop(self, topic: str, value: bytes | None, key: bytes | None, partition: int | None,
-                      headers: list[Header], timestamp_ms: int | None, future: DeliveryFuture) -> None:
-        self.core.send(topic, value, key, partition, headers, timestamp_ms, future, self._clock_ms())
+    def _take_handoff(self) -> None:
+        with self._handoff_lock:
+            records, self._handoff = self._handoff, []
+        now_ms = self._clock_ms()
+        for topic, value, key, partition, headers, timestamp_ms, future in records:
+            self.core.send(topic, value, key, partition, headers, timestamp_ms, future, now_ms)
         self._poke()
 
     def _set_flushing(self, flushing: bool) -> None:
@@ -180,10 +207,6 @@ class Producer:
     def _poke(self) -> None:
         if self._wake is not None:
             self._wake.set()
-
-    def _forget(self, future: DeliveryFuture) -> None:
-        with self._pending_lock:
-            self._pending.discard(future)
 
 
 def _call_back(on_delivery: DeliveryCallback, future: DeliveryFuture) -> None:

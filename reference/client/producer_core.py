@@ -137,7 +137,12 @@ class ProducerCore:
                 f"({self.config.max_request_size})")))
             return
         self.metadata.add_topics([topic])
-        self._waiting.append(_PendingRecord(topic, partition, record, future, now_ms))
+        pending = _PendingRecord(topic, partition, record, future, now_ms)
+        count = self.metadata.partition_count(topic)
+        if count is not None and not self._waiting:  # the usual case: straight into its batch
+            self._append(pending, count, now_ms)
+            return
+        self._waiting.append(pending)
         self._partition_waiting(now_ms)
 
     def unsent_batches(self) -> int:

@@ -95,6 +95,9 @@ class _NodeChannel:
     node_id: int
     waiting: deque[OutboundRequest] = field(default_factory=deque)  # no connection to hand them to yet
     sent: dict[int, OutboundRequest] = field(default_factory=dict)  # correlation id -> request
+    # Produce with acks=0: done once its bytes are written (Java completes it on the completed
+    # send), not while the connection still holds it during ApiVersions negotiation.
+    unwritten: list[OutboundRequest] = field(default_factory=list)
     connection: KafkaConnection | None = None
     writer: asyncio.StreamWriter | None = None
     task: asyncio.Task[None] | None = None  # connects, then reads until the connection ends
@@ -271,13 +274,17 @@ class OutboxTransport:
         if expects_response:
             channel.sent[correlation_id] = request
         else:
-            self._complete(request, API_BY_KEY[PRODUCE_KEY].response.make())
+            channel.unwritten.append(request)
 
     def _flush(self, channel: _NodeChannel) -> None:
         if channel.connection is not None and channel.writer is not None:
             data = channel.connection.data_to_send()
             if data:
                 channel.writer.write(data)
+            if channel.unwritten and channel.connection.state is State.READY:  # nothing is held back
+                written, channel.unwritten = channel.unwritten, []
+                for request in written:
+                    self._complete(request, API_BY_KEY[PRODUCE_KEY].response.make())
 
     def _deliver(self, channel: _NodeChannel, events: list[Response | RequestFailed]) -> None:
         for event in events:
@@ -351,8 +358,9 @@ class OutboxTransport:
             channel.failures += 1
             channel.retry_at_ms = self.clock_ms() + reconnect_backoff_ms(
                 channel.failures, self.reconnect_backoff_ms, self.reconnect_backoff_max_ms)
-        lost = list(channel.sent.values()) + list(channel.waiting)
+        lost = list(channel.sent.values()) + channel.unwritten + list(channel.waiting)
         channel.sent.clear()
+        channel.unwritten = []
         channel.waiting.clear()
         for request in lost:
             self._fail(request, _disconnection_error(channel.node_id, cause))

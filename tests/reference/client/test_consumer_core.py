@@ -417,3 +417,18 @@ def test_a_partition_with_buffered_records_is_left_out_of_fetches_until_the_appl
     broker.run(rounds=1)
     back = broker.requests(FETCH)[sent_before].body
     assert [(p.partition, p.fetch_offset) for t in back.topics for p in t.partitions] == [(0, 1)]
+
+
+def test_without_a_group_an_assigned_partition_starts_from_auto_offset_reset() -> None:
+    """No group.id: there is no committed offset to fetch, so a manually assigned partition goes
+    straight to auto.offset.reset (a ListOffsets for the earliest offset, -2), as Java's
+    resetInitializingPositions does; no FindCoordinator or OffsetFetch is sent."""
+    core = ConsumerCore(ConsumerConfig.from_properties({"bootstrap.servers": "h:9001",
+                                                        "auto.offset.reset": "earliest"}))
+    core.assign([TP0])
+    broker = ScriptedBroker(core, {})
+    broker.run()
+    (list_offsets,) = broker.requests(LIST_OFFSETS)
+    assert [p.timestamp for t in list_offsets.body.topics for p in t.partitions] == [-2]
+    assert not broker.requests(FIND_COORDINATOR) and not broker.requests(OFFSET_FETCH)
+    assert core.subscriptions.state(TP0).state is FetchState.AWAIT_RESET

@@ -206,3 +206,15 @@ def test_send_after_close_is_refused_and_bad_record_types_are_type_errors() -> N
     producer.close()
     with pytest.raises(ProducerClosedError):
         producer.send("t", b"v")
+
+
+def test_flush_that_runs_out_of_time_says_how_many_records_are_unanswered() -> None:
+    """flush(timeout) returns the number of records sent before it that still have no outcome
+    (librdkafka's contract); a broker that never answers leaves all of them unanswered."""
+    from conformance.fixtures import free_port_block
+
+    with Producer({"bootstrap.servers": f"127.0.0.1:{free_port_block(1)}", "max.block.ms": 60000}) as producer:
+        futures = [producer.send("nowhere", b"v%d" % i) for i in range(3)]
+        assert producer.flush(0.3) == 3
+        assert not any(future.done() for future in futures)
+        producer.close(0)
