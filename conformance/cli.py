@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="run the suite against each of kafka,reference,kfake,tansu (default all; kfake and "
                             "tansu are built and cached on first use) and write one matrix, peers.md/html")
     parser.add_argument("--clients", default=None,
-                        help="comma-separated clients (kafka-python, confluent-kafka, aiokafka, kcat); default all")
+                        help="comma-separated clients (kafka-python, confluent-kafka, aiokafka, kcat, refka); default all")
     parser.add_argument("--report", default="reports/conformance", help="directory for junit.xml and the matrix (default reports/conformance)")
     parser.add_argument("--cluster-state", default=None,
                         help="cluster.json of a local Apache Kafka cluster the fault tests may stop and restart")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CLIENT_ORDER = ("broker", "kafka-python", "confluent-kafka", "aiokafka", "kcat")
+CLIENT_ORDER = ("broker", "kafka-python", "confluent-kafka", "aiokafka", "kcat", "refka")
 
 
 @dataclass
