@@ -20,15 +20,13 @@ Rules kept here: ``group.protocol`` must be ``classic`` (refka has no KIP-848 co
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .assignors import ASSIGNORS, JAVA_CLASS_NAMES
-from .cluster import BrokerAddress, parse_bootstrap
+from .cluster import BrokerAddress
+from .config import boolean, bootstrap_servers, integer, with_defaults
 from .exceptions import ConfigException
-
-log = logging.getLogger("refka.client.consumer")
 
 READ_UNCOMMITTED = 0
 READ_COMMITTED = 1
@@ -92,16 +90,8 @@ class ConsumerConfig:
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, object]) -> ConsumerConfig:
-        given = {key: str(value).strip() for key, value in properties.items()}
-        for key in sorted(set(given) - set(DEFAULTS)):
-            log.warning("the configuration '%s' was supplied but isn't a known config", key)
-        values = {**DEFAULTS, **given}
-        if not values["bootstrap.servers"]:
-            raise ConfigException("missing required configuration \"bootstrap.servers\"")
-        try:
-            bootstrap = tuple(parse_bootstrap(values["bootstrap.servers"]))
-        except ValueError as error:
-            raise ConfigException(str(error)) from error
+        values = with_defaults(properties, DEFAULTS)
+        bootstrap = bootstrap_servers(values)
         if values["group.protocol"].lower() != "classic":
             raise ConfigException(f"invalid value {values['group.protocol']} for configuration group.protocol: "
                                   "refka's consumer speaks only the classic group protocol")
@@ -129,42 +119,27 @@ class ConsumerConfig:
             group_id=group_id,
             group_instance_id=instance_id,
             client_rack=values["client.rack"],
-            session_timeout_ms=_integer(values, "session.timeout.ms", 1),
-            heartbeat_interval_ms=_integer(values, "heartbeat.interval.ms", 1),
-            max_poll_interval_ms=_integer(values, "max.poll.interval.ms", 1),
+            session_timeout_ms=integer(values, "session.timeout.ms", 1),
+            heartbeat_interval_ms=integer(values, "heartbeat.interval.ms", 1),
+            max_poll_interval_ms=integer(values, "max.poll.interval.ms", 1),
             assignors=assignors,
-            enable_auto_commit=_boolean(values, "enable.auto.commit") and group_id is not None,
-            auto_commit_interval_ms=_integer(values, "auto.commit.interval.ms", 0),
+            enable_auto_commit=boolean(values, "enable.auto.commit") and group_id is not None,
+            auto_commit_interval_ms=integer(values, "auto.commit.interval.ms", 0),
             auto_offset_reset=reset,
             isolation_level=isolation,
-            fetch_min_bytes=_integer(values, "fetch.min.bytes", 0),
-            fetch_max_wait_ms=_integer(values, "fetch.max.wait.ms", 0),
-            fetch_max_bytes=_integer(values, "fetch.max.bytes", 0),
-            max_partition_fetch_bytes=_integer(values, "max.partition.fetch.bytes", 0),
-            max_poll_records=_integer(values, "max.poll.records", 1),
-            request_timeout_ms=_integer(values, "request.timeout.ms", 0),
-            retry_backoff_ms=_integer(values, "retry.backoff.ms", 0),
-            metadata_max_age_ms=_integer(values, "metadata.max.age.ms", 0),
-            default_api_timeout_ms=_integer(values, "default.api.timeout.ms", 0),
-            check_crcs=_boolean(values, "check.crcs"),
+            fetch_min_bytes=integer(values, "fetch.min.bytes", 0),
+            fetch_max_wait_ms=integer(values, "fetch.max.wait.ms", 0),
+            fetch_max_bytes=integer(values, "fetch.max.bytes", 0),
+            max_partition_fetch_bytes=integer(values, "max.partition.fetch.bytes", 0),
+            max_poll_records=integer(values, "max.poll.records", 1),
+            request_timeout_ms=integer(values, "request.timeout.ms", 0),
+            retry_backoff_ms=integer(values, "retry.backoff.ms", 0),
+            metadata_max_age_ms=integer(values, "metadata.max.age.ms", 0),
+            default_api_timeout_ms=integer(values, "default.api.timeout.ms", 0),
+            check_crcs=boolean(values, "check.crcs"),
         )
         if config.heartbeat_interval_ms >= config.session_timeout_ms:
             raise ConfigException("heartbeat.interval.ms must be lower than session.timeout.ms")
         return config
 
 
-def _integer(values: Mapping[str, str], key: str, minimum: int) -> int:
-    try:
-        value = int(values[key])
-    except ValueError:
-        raise ConfigException(f"invalid value {values[key]} for configuration {key}: not a number") from None
-    if value < minimum:
-        raise ConfigException(f"invalid value {value} for configuration {key}: value must be at least {minimum}")
-    return value
-
-
-def _boolean(values: Mapping[str, str], key: str) -> bool:
-    value = values[key].lower()
-    if value not in ("true", "false"):
-        raise ConfigException(f"invalid value {values[key]} for configuration {key}: expected true or false")
-    return value == "true"

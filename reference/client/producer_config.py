@@ -33,7 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..records.compression import CompressionType
-from .cluster import BrokerAddress, parse_bootstrap
+from .cluster import BrokerAddress
+from .config import bootstrap_servers, integer, with_defaults
 from .exceptions import ConfigException
 from .partitioners import JAVA_DEFAULT, LIBRDKAFKA_PARTITIONERS
 
@@ -86,16 +87,8 @@ class ProducerConfig:
     @classmethod
     def from_properties(cls, properties: Mapping[str, object]) -> ProducerConfig:
         """Parse Kafka-named properties; raises ConfigException for any bad value."""
-        given = {key: str(value).strip() for key, value in properties.items()}
-        for key in sorted(set(given) - set(DEFAULTS)):
-            log.warning("the configuration '%s' was supplied but isn't a known config", key)
-        values = {**DEFAULTS, **given}
-        if not values["bootstrap.servers"]:
-            raise ConfigException("missing required configuration \"bootstrap.servers\"")
-        try:
-            bootstrap = tuple(parse_bootstrap(values["bootstrap.servers"]))
-        except ValueError as error:
-            raise ConfigException(str(error)) from error
+        values = with_defaults(properties, DEFAULTS)
+        bootstrap = bootstrap_servers(values)
         acks = ACKS.get(values["acks"].lower())
         if acks is None:
             raise ConfigException(f"invalid value {values['acks']} for configuration acks: "
@@ -116,24 +109,24 @@ class ProducerConfig:
             bootstrap=bootstrap,
             client_id=values["client.id"],
             acks=acks,
-            batch_size=_integer(values, "batch.size", 0),
-            linger_ms=_integer(values, "linger.ms", 0),
+            batch_size=integer(values, "batch.size", 0),
+            linger_ms=integer(values, "linger.ms", 0),
             compression=CompressionType[codec_name.upper()],
-            retries=_integer(values, "retries", 0),
-            retry_backoff_ms=_integer(values, "retry.backoff.ms", 0),
-            delivery_timeout_ms=_integer(values, "delivery.timeout.ms", 0),
-            request_timeout_ms=_integer(values, "request.timeout.ms", 0),
-            max_in_flight=_integer(values, "max.in.flight.requests.per.connection", 1),
-            max_request_size=_integer(values, "max.request.size", 0),
-            max_block_ms=_integer(values, "max.block.ms", 0),
-            metadata_max_age_ms=_integer(values, "metadata.max.age.ms", 0),
+            retries=integer(values, "retries", 0),
+            retry_backoff_ms=integer(values, "retry.backoff.ms", 0),
+            delivery_timeout_ms=integer(values, "delivery.timeout.ms", 0),
+            request_timeout_ms=integer(values, "request.timeout.ms", 0),
+            max_in_flight=integer(values, "max.in.flight.requests.per.connection", 1),
+            max_request_size=integer(values, "max.request.size", 0),
+            max_block_ms=integer(values, "max.block.ms", 0),
+            metadata_max_age_ms=integer(values, "metadata.max.age.ms", 0),
             idempotence=idempotence_value == "true",
             partitioner=partitioner,
         )
         if config.delivery_timeout_ms < config.linger_ms + config.request_timeout_ms:
             raise ConfigException("delivery.timeout.ms should be equal to or larger than "
                                   "linger.ms + request.timeout.ms")
-        return config._with_idempotence_rules("enable.idempotence" in given)
+        return config._with_idempotence_rules("enable.idempotence" in properties)
 
     def _with_idempotence_rules(self, explicitly_set: bool) -> ProducerConfig:
         if not self.idempotence:
@@ -152,12 +145,3 @@ class ProducerConfig:
             return dataclasses.replace(self, idempotence=False)
         return self
 
-
-def _integer(values: Mapping[str, str], key: str, minimum: int) -> int:
-    try:
-        value = int(values[key])
-    except ValueError:
-        raise ConfigException(f"invalid value {values[key]} for configuration {key}: not a number") from None
-    if value < minimum:
-        raise ConfigException(f"invalid value {value} for configuration {key}: value must be at least {minimum}")
-    return value
