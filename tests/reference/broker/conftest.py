@@ -130,6 +130,18 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield embedded
 
 
+@pytest.fixture(params=["refka", pytest.param("kafka", marks=[pytest.mark.kafka,
+                                                             pytest.mark.xdist_group("apache-kafka-peer")])])
+def bootstrap(request: pytest.FixtureRequest, broker: EmbeddedBroker) -> Iterator[str]:
+    """The same test against the module's reference broker and against the Apache Kafka peer
+    (Kafka is the ground truth: a test that compares behaviours asks for this fixture)."""
+    if request.param == "kafka":
+        host, port = request.getfixturevalue("kafka_peer")
+        yield f"{host}:{port}"
+    else:
+        yield broker.bootstrap
+
+
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     """A broker for one test, which may restart it."""

@@ -30,16 +30,6 @@ UNKNOWN_SERVER_ERROR = -1
 Topic = str | uuid.UUID
 
 
-@pytest.fixture(params=["refka", pytest.param("kafka", marks=[pytest.mark.kafka,
-                                                             pytest.mark.xdist_group("apache-kafka-peer")])])
-def bootstrap(request: pytest.FixtureRequest, broker: EmbeddedBroker) -> Iterator[str]:
-    if request.param == "kafka":
-        host, port = request.getfixturevalue("kafka_peer")
-        yield f"{host}:{port}"
-    else:
-        yield broker.bootstrap
-
-
 def fetch(client: RawClient, version: int, session_id: int, epoch: int,
           topics: list[tuple[Topic, list[tuple[int, int]]]] = (),  # type: ignore[assignment]
           forgotten: list[tuple[Topic, list[int]]] = ()) -> Data:  # type: ignore[assignment]

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
-import pytest
-
-from reference.broker.embedded import EmbeddedBroker
 from reference.errors import Errors
 from reference.protocol.apis import API_BY_NAME
 from reference.protocol.schema import Data
@@ -22,16 +18,6 @@ CREATE_TOPICS = API_BY_NAME["CreateTopics"]
 PRODUCE = API_BY_NAME["Produce"]
 FETCH = API_BY_NAME["Fetch"]
 NOT_A_REPLICA = 77  # no broker has this id
-
-
-@pytest.fixture(params=["refka", pytest.param("kafka", marks=[pytest.mark.kafka,
-                                                             pytest.mark.xdist_group("apache-kafka-peer")])])
-def bootstrap(request: pytest.FixtureRequest, broker: EmbeddedBroker) -> Iterator[str]:
-    if request.param == "kafka":
-        host, port = request.getfixturevalue("kafka_peer")
-        yield f"{host}:{port}"
-    else:
-        yield broker.bootstrap
 
 
 def create_topic(client: RawClient) -> tuple[str, uuid.UUID]:

@@ -9,11 +9,7 @@ either broker; the CreatePartitions cases grow topics of their own, named per br
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
-import pytest
-
-from reference.broker.embedded import EmbeddedBroker
 from reference.protocol.apis import API_BY_NAME
 
 from .conftest import RawClient
@@ -46,16 +42,6 @@ def create_partitions(bootstrap: str, *topics: tuple[str, int], validate_only: b
         body = client.call("CreatePartitions", 3, timeout_ms=30000, validate_only=validate_only, topics=[
             PARTITIONS_TOPIC.make(name=name, count=count, assignments=None) for name, count in topics])
     return {r.name: (r.error_code, r.error_message) for r in body.results}
-
-
-@pytest.fixture(params=["refka", pytest.param("kafka", marks=[pytest.mark.kafka,
-                                                             pytest.mark.xdist_group("apache-kafka-peer")])])
-def bootstrap(request: pytest.FixtureRequest, broker: EmbeddedBroker) -> Iterator[str]:
-    if request.param == "kafka":
-        host, port = request.getfixturevalue("kafka_peer")
-        yield f"{host}:{port}"
-    else:
-        yield broker.bootstrap
 
 
 def test_create_topics_over_ten_thousand_partitions_is_a_policy_violation_for_every_topic(bootstrap: str) -> None:

@@ -8,27 +8,15 @@ import socket
 import struct
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from reference.broker.embedded import EmbeddedBroker
 from reference.protocol.apis import API_BY_NAME
 from reference.records.batch import SimpleRecord, build_batch, iter_record_batches
 
 from .conftest import RawClient
 
 OFFSET_COMMIT = API_BY_NAME["OffsetCommit"]
-
-
-@pytest.fixture(params=["refka", pytest.param("kafka", marks=[pytest.mark.kafka,
-                                                             pytest.mark.xdist_group("apache-kafka-peer")])])
-def bootstrap(request: pytest.FixtureRequest, broker: EmbeddedBroker) -> Iterator[str]:
-    if request.param == "kafka":
-        host, port = request.getfixturevalue("kafka_peer")
-        yield f"{host}:{port}"
-    else:
-        yield broker.bootstrap
 
 
 def new_topic(client: RawClient) -> str:

@@ -32,16 +32,6 @@ from .test_transactions_wire import (
 pytestmark = [pytest.mark.clients]
 
 
-@pytest.fixture(params=["refka", pytest.param("kafka", marks=[pytest.mark.kafka,
-                                                             pytest.mark.xdist_group("apache-kafka-peer")])])
-def bootstrap(request: pytest.FixtureRequest, broker: EmbeddedBroker) -> Iterator[str]:
-    if request.param == "kafka":
-        host, port = request.getfixturevalue("kafka_peer")
-        yield f"{host}:{port}"
-    else:
-        yield broker.bootstrap
-
-
 def read_all(bootstrap: str, topic: str, isolation: str, last: bytes, timeout: float = 30.0) -> list[bytes]:
     """Values of partition 0 from offset 0 as a consumer with ``isolation.level`` sees them, until
     ``last`` (committed after everything the test checks) arrives."""
