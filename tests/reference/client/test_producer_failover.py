@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conformance.fixtures import free_port_block
 from reference.client.producer import Producer, RecordMetadata
 from reference.node.cluster import ReferenceCluster
+
+from ..node.readback import read_everything
 
 pytestmark = [pytest.mark.slow, pytest.mark.clients]
 TOPIC = "client-failover"
@@ -72,27 +73,6 @@ class Load:
         self.producer.flush(120)
 
 
-def read_everything(bootstrap: str) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest", "enable.partition.eof": True})
-    consumer.assign([TopicPartition(TOPIC, partition, 0) for partition in range(PARTITIONS)])
-    values: list[bytes] = []
-    ended: set[int] = set()
-    deadline = time.monotonic() + 60
-    while len(ended) < PARTITIONS and time.monotonic() < deadline:
-        message = consumer.poll(0.5)
-        if message is None:
-            continue
-        if message.error():
-            if message.error().code() == -191:  # _PARTITION_EOF
-                ended.add(message.partition())
-            continue
-        values.append(message.value())
-    consumer.close()
-    assert len(ended) == PARTITIONS, "the reader did not reach the end of every partition"
-    return values
-
-
 def test_killing_the_leader_mid_stream_loses_and_duplicates_nothing(cluster: ReferenceCluster) -> None:
     bootstrap = cluster.bootstrap_servers
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -110,7 +90,7 @@ def test_killing_the_leader_mid_stream_loses_and_duplicates_nothing(cluster: Ref
     producer.close(60)
     assert not load.failed, load.failed[:5]
     assert len(load.acknowledged) == load.sent
-    values = read_everything(bootstrap)
+    values = read_everything(bootstrap, TOPIC, PARTITIONS)
     lost = set(load.acknowledged) - set(values)
     assert not lost, f"{len(lost)} acknowledged records lost, e.g. {sorted(lost)[:5]}"
     assert len(values) == len(set(values)), f"{len(values) - len(set(values))} records written twice"

@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conformance.fixtures import free_port_block
 from reference.node.cluster import ReferenceCluster
+
+from .readback import read_everything
 
 pytestmark = [pytest.mark.slow, pytest.mark.clients]
 TOPIC = "failover"
@@ -67,27 +69,6 @@ class LoadProducer:
         self.producer.flush(60)
 
 
-def read_everything(bootstrap: str) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest", "enable.partition.eof": True})
-    consumer.assign([TopicPartition(TOPIC, partition, 0) for partition in range(PARTITIONS)])
-    values: list[bytes] = []
-    ended: set[int] = set()
-    deadline = time.monotonic() + 60
-    while len(ended) < PARTITIONS and time.monotonic() < deadline:
-        message = consumer.poll(0.5)
-        if message is None:
-            continue
-        if message.error():
-            if message.error().code() == -191:  # _PARTITION_EOF
-                ended.add(message.partition())
-            continue
-        values.append(message.value())
-    consumer.close()
-    assert len(ended) == PARTITIONS, "the reader did not reach the end of every partition"
-    return values
-
-
 def test_sigkill_of_each_node_under_idempotent_load_loses_and_duplicates_nothing(cluster: ReferenceCluster) -> None:
     bootstrap = cluster.bootstrap_servers
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -108,7 +89,7 @@ def test_sigkill_of_each_node_under_idempotent_load_loses_and_duplicates_nothing
     assert load.acknowledged and not load.failed, load.failed[:5]
     cluster.stop()
     cluster.start(timeout=60)  # the whole cluster, from its disks
-    values = read_everything(bootstrap)
+    values = read_everything(bootstrap, TOPIC, PARTITIONS)
     duplicates = len(values) - len(set(values))
     lost = load.acknowledged - set(values)
     assert not lost, f"{len(lost)} acknowledged records lost, e.g. {sorted(lost)[:5]}"
