@@ -44,12 +44,7 @@ def handle_init_producer_id(broker: Broker, request: Request, now_ms: int) -> Da
 
         return service.answer_when_committed(body.transactional_id, result.error, answer, now_ms)
     try:
-        producer_id, epoch = broker.producer_ids.init_producer_id(
-            body.transactional_id, body.producer_id, body.producer_epoch
-        )
-    except KafkaError as error:
-        code = error.error
-        if code is Errors.PRODUCER_FENCED and request.version < PRODUCER_FENCED_VERSION:
-            code = Errors.INVALID_PRODUCER_EPOCH
-        return API.response.make(error_code=code.code, producer_id=-1, producer_epoch=-1)
+        producer_id, epoch = broker.producer_ids.init_producer_id()
+    except KafkaError as error:  # COORDINATOR_LOAD_IN_PROGRESS while a KRaft broker awaits its id block
+        return API.response.make(error_code=error.error.code, producer_id=-1, producer_epoch=-1)
     return API.response.make(error_code=Errors.NONE.code, producer_id=producer_id, producer_epoch=epoch)

@@ -78,7 +78,7 @@ def test_producer_ids_come_from_controller_blocks_so_two_brokers_never_hand_out_
         broker = cluster.nodes[node_id].broker
         assert broker is not None
         try:
-            handed_out[node_id].append(broker.producer_ids.init_producer_id(None)[0])
+            handed_out[node_id].append(broker.producer_ids.init_producer_id()[0])
             return True
         except KafkaError as error:  # no block yet: the client retries, as with Kafka
             assert error.error is Errors.COORDINATOR_LOAD_IN_PROGRESS
