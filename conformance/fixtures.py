@@ -10,6 +10,7 @@ cluster it starts is stopped at the end of the test.
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,14 +20,26 @@ import pytest
 from conformance.apache_kafka import KafkaCluster
 
 
+def _ephemeral_range_start() -> int:
+    """The first port the kernel hands out to outgoing connections (Linux: 32768 by default)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as ranges:
+            return int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_block(count: int) -> int:
-    """A base port such that ``count`` consecutive ports are free on 127.0.0.1 (best effort)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count >= 65535:
-            continue
+    """A base port such that ``count`` consecutive ports are free on 127.0.0.1 (best effort).
+
+    Blocks are drawn at random *below* the kernel's ephemeral range: a port inside it that is free
+    now can be taken a moment later as the source port of any outgoing connection (a broker's own
+    connections to its peers), and the node meant to listen there then fails with "Address
+    already in use"."""
+    top = min(_ephemeral_range_start(), 65535) - count
+    rng = random.SystemRandom()
+    for _ in range(200):
+        base = rng.randrange(10000, max(top, 10001))
         sockets = []
         try:
             for offset in range(count):
