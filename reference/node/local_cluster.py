@@ -233,7 +233,11 @@ class LocalCluster:
         for node in self.nodes:
             self._launch(node)
         self._save_state()
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # a half-started cluster would outlive its caller, holding ports and memory
+            raise
         return self.bootstrap_servers
 
     def _check_layout(self) -> None:
