@@ -24,10 +24,12 @@ Kafka's ``TransactionStateManager`` and ``TransactionMarkerChannelManager``.  On
   partition leader; on one node the leader is here, so the marker batches are appended directly,
   the ``__consumer_offsets`` ones through the group service (which then makes the transaction's
   offsets visible or drops them).  A partition whose topic was deleted is skipped, as Kafka does.
-* **Time**: :meth:`TransactionService.poll` aborts timed-out transactions and removes expired
-  transactional ids (``transactional.id.expiration.ms``) every
-  ``transaction.abort.timed.out.transaction.cleanup.interval.ms`` (Kafka's default, 10 s; Kafka
-  checks expiry on its own interval, one hour by default).
+* **Time**: :meth:`TransactionService.poll` runs two timers, as Kafka's ``TransactionStateManager``:
+  every ``transaction.abort.timed.out.transaction.cleanup.interval.ms`` (default 10 s) it aborts the
+  transactions open longer than their ``transaction.timeout.ms``; every
+  ``transaction.remove.expired.transaction.cleanup.interval.ms`` (default one hour) it drops the
+  transactional ids idle for ``transactional.id.expiration.ms``.  So an expired id can outlive its
+  expiry by up to one interval -- as in Kafka.
 
 In a KRaft cluster (``broker.kraft_mode``), as Kafka's ``TransactionStateManager``:
 
@@ -86,7 +88,6 @@ TRANSACTION_STATE_TOPIC = "__transaction_state"
 TRANSACTION_STATE_TOPIC_CONFIGS = {"cleanup.policy": "compact", "compression.type": "uncompressed",
                                    "min.insync.replicas": "1", "segment.bytes": "104857600",
                                    "unclean.leader.election.enable": "false"}
-ABORT_TIMED_OUT_INTERVAL_MS = 10_000  # transaction.abort.timed.out.transaction.cleanup.interval.ms
 MARKER_RETRY_BACKOFF_MS = 100  # Kafka retries markers at once on its channel; refka at the next poll
 TRANSACTION_WRITE_TIMEOUT_MS = 5_000  # Kafka's transaction.state.log request timeout (request.timeout.ms)
 WRITE_TXN_MARKERS = API_BY_KEY[27]
@@ -263,7 +264,10 @@ class TransactionService:
         self._replication_factor = config.get_int("transaction.state.log.replication.factor")
         self._min_isr = config.get_int("transaction.state.log.min.isr")
         self._id_expiration_ms = config.get_int("transactional.id.expiration.ms")
-        self._next_timeout_check = now_ms + ABORT_TIMED_OUT_INTERVAL_MS
+        self._timeout_check_interval_ms = config.get_int("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+        self._expiry_check_interval_ms = config.get_int("transaction.remove.expired.transaction.cleanup.interval.ms")
+        self._next_timeout_check = now_ms + self._timeout_check_interval_ms
+        self._next_expiry_check = now_ms + self._expiry_check_interval_ms
         self._next_marker_retry = now_ms
         if not self.cluster_mode and TRANSACTION_STATE_TOPIC in broker.topics:
             self.load(now_ms)
@@ -476,15 +480,17 @@ class TransactionService:
         if self.markers.jobs and now_ms >= self._next_marker_retry:
             self._next_marker_retry = now_ms + MARKER_RETRY_BACKOFF_MS
             self.markers.retry(now_ms)
-        if now_ms < self._next_timeout_check:
-            return
-        self._next_timeout_check = now_ms + ABORT_TIMED_OUT_INTERVAL_MS
-        for transactional_id in self.coordinator.abort_timed_out_transactions(now_ms):
-            log.info("aborted the timed-out transaction of %r", transactional_id)
-        for transactional_id in self.coordinator.expire_transactional_ids(now_ms, self._id_expiration_ms):
-            log.info("transactional id %r expired", transactional_id)
+        if now_ms >= self._next_timeout_check:
+            self._next_timeout_check = now_ms + self._timeout_check_interval_ms
+            for transactional_id in self.coordinator.abort_timed_out_transactions(now_ms):
+                log.info("aborted the timed-out transaction of %r", transactional_id)
+        if now_ms >= self._next_expiry_check:
+            self._next_expiry_check = now_ms + self._expiry_check_interval_ms
+            for transactional_id in self.coordinator.expire_transactional_ids(now_ms, self._id_expiration_ms):
+                log.info("transactional id %r expired", transactional_id)
 
     def next_deadline(self) -> int:
+        deadline = min(self._next_timeout_check, self._next_expiry_check)
         if self.markers.jobs:
-            return min(self._next_timeout_check, self._next_marker_retry)
-        return self._next_timeout_check
+            return min(deadline, self._next_marker_retry)
+        return deadline

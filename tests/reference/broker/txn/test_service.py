@@ -1,6 +1,6 @@
 """The transaction coordinator inside the sans-IO broker core, on a fake clock: ``__transaction_state``
-is written and replayed on restart, a transaction older than its timeout is aborted by ``poll``,
-markers reach the data partitions and ``__consumer_offsets``, and ApiVersions advertises the APIs."""
+is written and replayed on restart, a transaction older than its timeout is aborted by ``poll`` and
+an idle transactional id dropped, each on its own configurable interval, markers reach the data partitions and ``__consumer_offsets``, and ApiVersions advertises the APIs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reference.broker.txn.service import ABORT_TIMED_OUT_INTERVAL_MS, TRANSACTION_STATE_TOPIC
+from reference.broker.txn.service import TRANSACTION_STATE_TOPIC
 from reference.broker.txn.state import TransactionState
 from reference.protocol.apis import API_BY_NAME
 from reference.records.batch import SimpleRecord, build_batch, iter_record_batches
@@ -18,6 +18,7 @@ from reference.records.control import decode_end_transaction_marker
 from ..test_core import START_MS, Harness
 
 TXN = "txn-1"
+ABORT_TIMED_OUT_INTERVAL_MS = 10_000  # transaction.abort.timed.out.transaction.cleanup.interval.ms, Kafka's default
 
 
 @pytest.fixture
@@ -73,6 +74,28 @@ def test_a_transaction_older_than_its_timeout_is_aborted_by_poll(harness: Harnes
     assert replica.last_stable_offset == replica.high_watermark == 2
     state = harness.broker.transactions.coordinator.transactions[TXN]
     assert (state.state, state.producer_epoch) == (TransactionState.COMPLETE_ABORT, epoch + 1)
+
+
+def test_timeouts_and_id_expiry_are_checked_on_their_own_configured_intervals(tmp_path: Path) -> None:
+    """Kafka runs two timers: aborting timed-out transactions every
+    transaction.abort.timed.out.transaction.cleanup.interval.ms, dropping idle transactional ids every
+    transaction.remove.expired.transaction.cleanup.interval.ms.  With the first at 1 s and the second at
+    1 min, a 2 s transaction is aborted within seconds while its id, idle past
+    transactional.id.expiration.ms, survives until the expiry timer runs."""
+    h = Harness(tmp_path / "broker", **{"transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
+                                        "transaction.remove.expired.transaction.cleanup.interval.ms": "60000",
+                                        "transactional.id.expiration.ms": "5000"})
+    try:
+        h.create_topic("t")
+        pid, epoch = begin(h, "t", timeout_ms=2_000)
+        h.advance(3_000)
+        assert markers(h, "t") == [(pid, epoch + 1, False)], "aborted on the 1 s timer"
+        h.advance(10_000)
+        assert TXN in h.broker.transactions.coordinator.transactions, "idle past expiry, but the expiry timer has not run"
+        h.advance(50_000)
+        assert TXN not in h.broker.transactions.coordinator.transactions, "dropped when the 60 s expiry timer ran"
+    finally:
+        h.broker.shutdown()
 
 
 def test_the_coordinator_state_survives_a_restart(harness: Harness) -> None:
