@@ -34,15 +34,28 @@ Mirrors Kafka's ``LogCleaner``/``Cleaner`` in a simplified, single-pass form.  O
    commit point leaves the old segment; after it, loading finishes the renames
    (``log._finish_interrupted_swaps``).
 
-Transactions (Kafka's ``CleanedTransactionMetadata``): the records of an aborted transaction (a
-range of the aborted-transaction index) neither count in the offset map nor survive the rewrite,
-so an aborted record never hides the committed record of its key; markers are kept (Kafka drops
-them after ``delete.retention.ms``, once no record of their transaction is left).
+Transactions (Kafka's ``CleanedTransactionMetadata``, :class:`TransactionTracker`):
+
+6. **Aborted records go.**  The records of an aborted transaction (a range of the
+   aborted-transaction index: a producer id, its first offset, its ABORT marker's offset) neither
+   count in the offset map nor survive the rewrite, so an aborted record never hides the committed
+   record of its key.
+7. **A marker goes last, and late.**  A COMMIT or ABORT marker is what tells a read_committed
+   consumer the verdict on the batches before it, so it must outlive every batch of its
+   transaction.  The cleaner walks the batches in offset order, remembering per producer whether
+   it has seen a batch of the transaction now open; at the marker, a transaction with a batch
+   seen in *this* cleaning keeps its marker (and, for an ABORT, its ``.txnindex`` entry).  A
+   marker whose transaction has no batch left is treated like a tombstone: the first cleaning
+   gives its batch a delete horizon (``now + delete.retention.ms``), a cleaning after the horizon
+   removes it -- so a consumer reading within ``delete.retention.ms`` still sees the verdict.
+8. **The transaction index follows.**  Each rewritten segment gets a rewritten ``.txnindex``
+   holding only the aborted transactions whose marker was kept because data of theirs was seen:
+   an entry whose marker is gone would make a read_committed consumer skip that producer's later,
+   committed batches while it waits for an ABORT marker that no longer exists.
 
 Simplified away: ``min.cleanable.dirty.ratio`` (the broker decides when to call; every call cleans
 the whole cleanable range rather than only the dirty part), the cleaner's own checkpoint file
-(``cleaner-offset-checkpoint``), grouping several small segments into one, removing markers, and
-the I/O throttle.
+(``cleaner-offset-checkpoint``), grouping several small segments into one, and the I/O throttle.
 """
 
 from __future__ import annotations
@@ -56,7 +69,9 @@ from reference.broker.log import files
 from reference.broker.log.checkpoint import fsync_directory
 from reference.broker.log.log import PartitionLog
 from reference.broker.log.segment import BatchLocation, LogSegment
+from reference.broker.log.txn_index import AbortedTxn, write_entries
 from reference.records.batch import BatchHeader, RecordBatch
+from reference.records.control import ControlRecordType, decode_control_key
 from reference.records.record import Record
 
 CLEANING_DIRECTORY = "cleaning"
@@ -70,6 +85,7 @@ class CleanerStats:
     records_removed: int = 0
     tombstones_removed: int = 0
     batches_removed: int = 0
+    markers_removed: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
 
@@ -95,10 +111,10 @@ def _decode(segment: LogSegment, location: BatchLocation) -> RecordBatch:
 AbortedRanges = dict[int, list[tuple[int, int]]]  # producer id -> [(first offset, marker offset)]
 
 
-def aborted_ranges(log: PartitionLog) -> AbortedRanges:
+def _ranges(aborted: list[AbortedTxn]) -> AbortedRanges:
     ranges: AbortedRanges = {}
-    for aborted in log.collect_aborted_transactions(log.log_start_offset, log.log_end_offset):
-        ranges.setdefault(aborted.producer_id, []).append((aborted.first_offset, aborted.last_offset))
+    for txn in aborted:
+        ranges.setdefault(txn.producer_id, []).append((txn.first_offset, txn.last_offset))
     return ranges
 
 
@@ -107,6 +123,58 @@ def _is_aborted(header: BatchHeader, aborted: AbortedRanges) -> bool:
     if not header.is_transactional or header.is_control:
         return False
     return any(first <= header.base_offset <= last for first, last in aborted.get(header.producer_id, ()))
+
+
+class TransactionTracker:
+    """Rules 6-8 while one cleaning walks the log in offset order (Kafka's ``CleanedTransactionMetadata``).
+
+    ``pending`` are the log's aborted transactions by first offset; one becomes *open* for its
+    producer once the walk reaches its first offset, and closes at its producer's next ABORT
+    marker.  A transactional data batch of a producer with an open aborted transaction belongs to
+    it; any other transactional data batch belongs to a committed transaction (the cleanable range
+    ends at the last stable offset, so every transaction in it is decided)."""
+
+    def __init__(self, aborted: list[AbortedTxn]) -> None:
+        self._pending = sorted(aborted, key=lambda txn: txn.first_offset, reverse=True)  # pop() = next
+        self._open_aborted: dict[int, AbortedTxn] = {}
+        self._aborted_with_data_seen: set[int] = set()  # producers whose open aborted txn had a batch here
+        self._committed_with_data_seen: set[int] = set()
+
+    def _open_up_to(self, offset: int) -> None:
+        while self._pending and self._pending[-1].first_offset <= offset:
+            txn = self._pending.pop()
+            self._open_aborted.setdefault(txn.producer_id, txn)
+
+    def on_data_batch(self, header: BatchHeader) -> bool:
+        """Note a data batch; True when it belongs to an aborted transaction (rule 6)."""
+        self._open_up_to(header.last_offset)
+        if not header.is_transactional:
+            return False
+        if header.producer_id in self._open_aborted:
+            self._aborted_with_data_seen.add(header.producer_id)
+            return True
+        self._committed_with_data_seen.add(header.producer_id)
+        return False
+
+    def on_control_batch(self, batch: RecordBatch) -> tuple[bool, AbortedTxn | None]:
+        """Note a control batch: (may it go once its delete horizon has passed, the ``.txnindex``
+        entry to keep for it) -- rules 7 and 8."""
+        self._open_up_to(batch.last_offset)
+        if not batch.records:
+            return True, None  # a marker already emptied by an earlier cleaning
+        control_type = decode_control_key(batch.records[0].key)
+        producer_id = batch.producer_id
+        if control_type is ControlRecordType.ABORT:
+            txn = self._open_aborted.pop(producer_id, None)
+            if txn is not None and producer_id in self._aborted_with_data_seen:
+                self._aborted_with_data_seen.discard(producer_id)
+                return False, txn
+            return True, None
+        if control_type is ControlRecordType.COMMIT:
+            data_seen = producer_id in self._committed_with_data_seen
+            self._committed_with_data_seen.discard(producer_id)
+            return not data_seen, None
+        return False, None  # other control records are not the transaction cleaner's business
 
 
 def build_offset_map(segments: list[LogSegment], aborted: AbortedRanges | None = None) -> dict[bytes, int]:
@@ -152,31 +220,56 @@ def _filter_batch(
         stats.batches_removed += 1
         return None
     if needs_horizon:
-        horizon = now_ms + log.config.delete_retention_ms
-        kept = [
-            replace(record, timestamp_delta=batch.record_timestamp(record) - horizon) for record in kept
-        ]
-        return replace(batch, records=tuple(kept), base_timestamp=horizon, has_delete_horizon=True)
+        return _with_delete_horizon(batch, kept, now_ms + log.config.delete_retention_ms)
     return replace(batch, records=tuple(kept))
+
+
+def _with_delete_horizon(batch: RecordBatch, records: list[Record], horizon: int) -> RecordBatch:
+    """The batch with the ``DELETE_HORIZON`` attribute: its base timestamp becomes the horizon, so each
+    record's timestamp delta is re-based to keep the record's own timestamp (KIP-534)."""
+    rebased = [replace(record, timestamp_delta=batch.record_timestamp(record) - horizon) for record in records]
+    return replace(batch, records=tuple(rebased), base_timestamp=horizon, has_delete_horizon=True)
+
+
+def _clean_marker(
+    log: PartitionLog, batch: RecordBatch, tracker: TransactionTracker, now_ms: int, stats: CleanerStats,
+    kept_aborted: list[AbortedTxn],
+) -> RecordBatch | None:
+    """Rules 7 and 8 for one control batch: the batch to write (None to drop it)."""
+    may_go, index_entry = tracker.on_control_batch(batch)
+    if index_entry is not None:
+        kept_aborted.append(index_entry)
+    if not may_go:
+        return batch
+    if not batch.has_delete_horizon:
+        return _with_delete_horizon(batch, list(batch.records), now_ms + log.config.delete_retention_ms)
+    if now_ms < batch.base_timestamp:
+        return batch
+    stats.batches_removed += 1
+    stats.markers_removed += 1
+    return None
 
 
 def _rewrite_segment(
     log: PartitionLog, segment: LogSegment, newest: dict[bytes, int], scratch: Path, now_ms: int, stats: CleanerStats,
-    aborted: AbortedRanges | None = None,
+    tracker: TransactionTracker,
 ) -> LogSegment:
+    """Rules 3, 4 and 6-8 for one segment: the cleaned ``.log`` (with its indexes) and ``.txnindex`` in ``scratch``."""
     cleaned = LogSegment(scratch, segment.base_offset, log.config, now_ms)
+    kept_aborted: list[AbortedTxn] = []
     for location in segment.batches_from(0):
         header = location.header
+        kept: RecordBatch | None
         if header.is_control:
-            original = segment.read_bytes(location.position, header.size_in_bytes)
-            cleaned.append(original, [header])
-            continue
-        if _is_aborted(header, aborted or {}) and not _last_batch_of_tracked_producer(log, header):
+            batch = _decode(segment, location)
+            kept = _clean_marker(log, batch, tracker, now_ms, stats, kept_aborted)
+        elif tracker.on_data_batch(header) and not _last_batch_of_tracked_producer(log, header):
             stats.batches_removed += 1
             stats.records_removed += header.last_offset_delta + 1
             continue
-        batch = _decode(segment, location)
-        kept = _filter_batch(log, batch, header, newest, now_ms, stats)
+        else:
+            batch = _decode(segment, location)
+            kept = _filter_batch(log, batch, header, newest, now_ms, stats)
         if kept is None:
             continue
         data = segment.read_bytes(location.position, header.size_in_bytes) if kept is batch else kept.encode()
@@ -184,6 +277,9 @@ def _rewrite_segment(
     cleaned.on_become_inactive()
     cleaned.flush()
     cleaned.close()
+    txn_index = scratch / (files.filename_prefix(segment.base_offset) + files.TXN_INDEX_SUFFIX)
+    write_entries(txn_index, kept_aborted)
+    txn_index.touch()  # even empty: swapping it in replaces the old segment's entries
     return cleaned
 
 
@@ -191,7 +287,7 @@ def _swap_in(log: PartitionLog, position: int, scratch: Path, now_ms: int) -> No
     """Rule 5: move the cleaned files in with ``.swap`` names, the ``.log.swap`` last, then rename."""
     old = log.segments[position]
     prefix = files.filename_prefix(old.base_offset)
-    order = (files.INDEX_SUFFIX, files.TIME_INDEX_SUFFIX, files.LOG_SUFFIX)
+    order = (files.INDEX_SUFFIX, files.TIME_INDEX_SUFFIX, files.TXN_INDEX_SUFFIX, files.LOG_SUFFIX)
     for suffix in order:
         os.replace(scratch / (prefix + suffix), log.directory / (prefix + suffix + files.SWAP_SUFFIX))
     fsync_directory(log.directory)
@@ -212,16 +308,18 @@ def clean_log(log: PartitionLog) -> CleanerStats:
         segments = cleanable_segments(log, now_ms)
         if not segments:
             return stats
-        aborted = aborted_ranges(log)
-        newest = build_offset_map(segments, aborted)
+        aborted = log.collect_aborted_transactions(log.log_start_offset, log.log_end_offset)
+        newest = build_offset_map(segments, _ranges(aborted))
+        tracker = TransactionTracker(aborted)
         scratch = log.directory / CLEANING_DIRECTORY
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
         for segment in segments:
             stats.bytes_before += segment.size
-            cleaned = _rewrite_segment(log, segment, newest, scratch, now_ms, stats, aborted)
+            cleaned = _rewrite_segment(log, segment, newest, scratch, now_ms, stats, tracker)
             stats.bytes_after += cleaned.size
             _swap_in(log, log.segments.index(segment), scratch, now_ms)
             stats.segments_cleaned += 1
+        log._forget_txn_indexes()  # reread the rewritten .txnindex files when next asked
         shutil.rmtree(scratch, ignore_errors=True)
     return stats

@@ -184,8 +184,9 @@ def keyed_txn_batch(pid: int, sequence: int, key: bytes, value: bytes) -> bytes:
 
 def test_compaction_drops_aborted_records_without_letting_them_hide_committed_ones(tmp_path: Path) -> None:
     """An aborted record of a key is not the key's newest record: the committed one survives, the
-    aborted one goes, the markers stay (a compacted topic such as __consumer_offsets relies on it).
-    Without the rule the aborted record would be the newest for its key and the committed one removed."""
+    aborted one goes, the markers stay while a batch of their transaction is left (a compacted topic
+    such as __consumer_offsets relies on it).  Without the rule the aborted record would be the newest
+    for its key and the committed one removed."""
     from reference.broker.log.cleaner import clean_log
 
     config = LogConfig(segment_bytes=1 << 20, cleanup_policy=frozenset({"compact"}))
@@ -202,6 +203,69 @@ def test_compaction_drops_aborted_records_without_letting_them_hide_committed_on
     assert stored[:4] == [(0, False, [b"committed"]), (1, True, "marker"), (2, False, []), (3, True, "marker")], \
         "the aborted batch is kept empty: its producer's last batch (Kafka's RETAIN_EMPTY)"
     log.check_valid()
+
+
+def _stored(log: PartitionLog) -> list[tuple[int, str]]:
+    """(base offset, what) of every batch left: a marker's kind and whether it carries a delete horizon."""
+    from reference.records.control import decode_end_transaction_marker
+
+    found = []
+    for b in _batches(log):
+        if b.is_control:
+            kind = "commit" if decode_end_transaction_marker(b).is_commit else "abort"
+            found.append((b.base_offset, kind + (" +horizon" if b.has_delete_horizon else "")))
+        else:
+            found.append((b.base_offset, ",".join(r.value.decode() for r in b.records if r.value is not None)))
+    return found
+
+
+def test_compaction_removes_a_marker_delete_retention_ms_after_its_transaction_is_gone(tmp_path: Path) -> None:
+    """Kafka's LogCleaner with CleanedTransactionMetadata: a marker stays while its transaction has a
+    batch in the log.  A cleaning that finds none gives the marker a delete horizon (now +
+    delete.retention.ms, as a tombstone), a cleaning after it removes the marker; the ABORT's
+    .txnindex entry goes as soon as the aborted batches are gone, so a read_committed fetch is not
+    told of an aborted transaction whose marker may vanish (a consumer would then skip the
+    producer's later committed batches waiting for it), also after a restart."""
+    from reference.broker.log.cleaner import clean_log
+
+    clock = ManualClock(T0)
+    config = LogConfig(segment_bytes=1 << 20, cleanup_policy=frozenset({"compact"}), delete_retention_ms=1000)
+    log = open_log(tmp_path / "t-0", clock, config)
+    write(log, keyed_txn_batch(A, 0, b"k", b"aborted"))  # 0
+    end(log, A, commit=False)  # 1
+    write(log, keyed_txn_batch(A, 1, b"j", b"superseded"))  # 2
+    end(log, A, commit=True)  # 3
+    write(log, keyed_txn_batch(A, 2, b"j", b"newest"))  # 4
+    end(log, A, commit=True)  # 5
+    log.roll()
+    write(log, txn_batch(B, 0, transactional=False))  # 6-7, the active segment
+    assert [t.last_offset for t in log.collect_aborted_transactions(0, 8)] == [1]
+
+    clean_log(log)  # the batches at 0 and 2 go; their transactions' markers were seen with them
+    assert _stored(log)[:3] == [(1, "abort"), (3, "commit"), (4, "newest")]
+    assert [t.last_offset for t in log.collect_aborted_transactions(0, 8)] == [1], "its data was seen: entry kept"
+
+    stats = clean_log(log)  # nothing of either transaction left: the markers get a delete horizon
+    assert _stored(log)[:4] == [(1, "abort +horizon"), (3, "commit +horizon"), (4, "newest"), (5, "commit")]
+    assert log.collect_aborted_transactions(0, 8) == [], "no aborted data left to skip"
+    assert stats.markers_removed == 0
+
+    clock.advance(999)
+    clean_log(log)
+    assert [offset for offset, _ in _stored(log)][:2] == [1, 3], "inside delete.retention.ms"
+    clock.advance(1)
+    stats = clean_log(log)
+    assert stats.markers_removed == 2
+    assert _stored(log)[:2] == [(4, "newest"), (5, "commit")], "the last transaction keeps its marker"
+    committed = log.read(0, 1 << 20, log.last_stable_offset)
+    assert committed.records, "a read from offset 0 reaches the surviving records"
+    log.check_valid()
+
+    log.close()
+    reopened = open_log(tmp_path / "t-0", clock, config)
+    assert _stored(reopened)[:2] == [(4, "newest"), (5, "commit")]
+    assert reopened.collect_aborted_transactions(0, 8) == []
+    reopened.check_valid()
 
 
 def test_an_open_transaction_is_not_compacted(tmp_path: Path) -> None:
