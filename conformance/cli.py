@@ -2,7 +2,7 @@
 
     refka conform [--bootstrap-server HOST:PORT | --apache-kafka N | --reference-cluster N | --peers [LIST]]
                   [--clients kafka-python,confluent-kafka,aiokafka] [--report DIR]
-                  [--cluster-state FILE] [-- extra pytest arguments]
+                  [--cluster-state FILE] [--compare EARLIER_REPORT] [-- extra pytest arguments]
 
 Without ``--bootstrap-server`` the embedded reference broker
 (``reference.broker.embedded.EmbeddedBroker``) is started for the run.  ``--apache-kafka N``
@@ -35,8 +35,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from conformance.report import write_reports
+from conformance.report import compare_runs, comparison_markdown, load_results, write_reports
 from conformance.target_info import describe_run
 from reference.cli import CommandError
 from reference.node.local_cluster import LocalCluster
@@ -57,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default="reports/conformance", help="directory for junit.xml and the matrix (default reports/conformance)")
     parser.add_argument("--cluster-state", default=None,
                         help="cluster.json of a local Apache Kafka cluster the fault tests may stop and restart")
+    parser.add_argument("--compare", default=None, metavar="EARLIER",
+                        help="an earlier run's report directory (or its results.json): write comparison.md, "
+                             "what newly fails, newly passes, appeared or went, and print its summary line")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
 
 
@@ -159,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
     report_dir = Path(args.report)
     report_dir.mkdir(parents=True, exist_ok=True)
     results_json = report_dir / "results.json"
+    earlier = _earlier_results(args.compare, results_json)
     results_json.unlink(missing_ok=True)
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
@@ -176,5 +181,20 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"pytest exited with status {completed.returncode} before writing results")
     matrix, summary = write_reports(results_json, report_dir, time.monotonic() - started)
     print(f"matrix: {report_dir / 'matrix.md'}, {report_dir / 'matrix.html'}; junit: {report_dir / 'junit.xml'}")
+    if earlier is not None:
+        comparison = compare_runs(earlier, load_results(results_json))
+        (report_dir / "comparison.md").write_text(comparison_markdown(comparison, args.compare))
+        print(comparison.summary(args.compare))
     print(summary)
     return 1 if matrix.failed or completed.returncode not in (0, 5) else 0
+
+
+def _earlier_results(path: str | None, results_json: Path) -> list[dict[str, Any]] | None:
+    """The earlier run named by ``--compare``, read before this run overwrites its own report (the
+    two may be the same directory: comparing with the previous run in place)."""
+    if path is None:
+        return None
+    try:
+        return load_results(Path(path))
+    except (OSError, ValueError, KeyError) as unreadable:
+        raise CommandError(f"--compare {path}: {unreadable}") from unreadable

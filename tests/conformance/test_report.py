@@ -61,3 +61,58 @@ def test_write_reports_creates_markdown_and_html(tmp_path):
     assert (tmp_path / "out" / "matrix.md").read_text().startswith("# Conformance matrix")
     assert (tmp_path / "out" / "matrix.html").exists()
     assert "against b:1" in summary
+
+
+def test_pass_rate_by_area_counts_passed_against_decided_cases_per_module():
+    from conformance.report import area_rates
+
+    matrix = build_matrix(RESULTS + [_record("test_setup", "kcat", "error", "boom")])
+    rates = {a.area: (a.passed, a.failed, a.skipped, a.rate_text()) for a in area_rates(matrix)}
+    assert rates == {"x": (1, 2, 1, "33%"), "protocol": (1, 0, 0, "100%")}
+    text = to_markdown(matrix, "s")
+    assert "| x | 1 | 2 | 1 | 33% |" in text and "| protocol | 1 | 0 | 0 | 100% |" in text
+    assert "<td>x</td><td>1</td><td>2</td><td>1</td><td>33%</td>" in to_html(matrix, "s")
+
+
+def test_an_area_whose_cases_were_all_skipped_has_no_rate():
+    from conformance.report import area_rates
+
+    [only] = area_rates(build_matrix([_record("t", "kcat", "skipped", "kcat cannot express: group")]))
+    assert (only.rate, only.rate_text()) == (None, "-")
+
+
+def test_comparing_two_runs_lists_each_changed_cell_once():
+    from conformance.report import compare_runs, comparison_markdown
+
+    earlier = RESULTS + [_record("test_gone", "broker", "passed")]
+    now = [
+        _record("test_round_trip", "kafka-python", "failed", "AssertionError: expected 1, observed 2"),  # pass -> fail
+        _record("test_round_trip", "kcat", "skipped", "kcat cannot express: binary"),  # unchanged
+        _record("test_round_trip", "aiokafka", "passed"),  # fail -> pass
+        _record("test_unknown_api_key", "broker", "error", "boom", module="test_protocol"),  # pass -> error
+        _record("test_new", "refka", "passed"),
+    ]
+    comparison = compare_runs(earlier, now)
+    assert [(cell[1], cell[2], was) for cell, was, _ in comparison.newly_failing] == [
+        ("test_round_trip", "kafka-python", "passed"), ("test_unknown_api_key", "broker", "passed")]
+    assert [(cell[2], was) for cell, was in comparison.newly_passing] == [("aiokafka", "failed")]
+    assert [(cell[1], outcome) for cell, outcome in comparison.added] == [("test_new", "passed")]
+    assert [cell[1] for cell, _ in comparison.removed] == ["test_gone"]
+    assert comparison.unchanged == 1
+    line = comparison.summary("old")
+    assert line == "compared with old: 2 newly failing, 1 newly passing, 1 new, 1 gone, 1 unchanged"
+    text = comparison_markdown(comparison, "old")
+    assert "`test_x::test_round_trip` [kafka-python] (was passed): AssertionError: expected 1, observed 2" in text
+
+
+def test_compare_reads_a_report_directory_or_its_results_json(tmp_path):
+    from conformance.report import load_results
+
+    (tmp_path / "results.json").write_text(json.dumps({"meta": {}, "results": RESULTS}))
+    assert load_results(tmp_path) == load_results(tmp_path / "results.json") == RESULTS
+    try:
+        load_results(tmp_path / "nowhere")
+    except FileNotFoundError as missing:
+        assert "no results.json" in str(missing)
+    else:
+        raise AssertionError("a missing earlier run must be an error")
