@@ -2,7 +2,8 @@
 
     refka conform [--bootstrap-server HOST:PORT | --apache-kafka N | --reference-cluster N | --peers [LIST]]
                   [--clients kafka-python,confluent-kafka,aiokafka] [--report DIR]
-                  [--cluster-state FILE] [--compare EARLIER_REPORT] [-- extra pytest arguments]
+                  [--cluster-state FILE | --node-control CMD] [--compare EARLIER_REPORT]
+                  [-- extra pytest arguments]
 
 Without ``--bootstrap-server`` the embedded reference broker
 (``reference.broker.embedded.EmbeddedBroker``) is started for the run.  ``--apache-kafka N``
@@ -58,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default="reports/conformance", help="directory for junit.xml and the matrix (default reports/conformance)")
     parser.add_argument("--cluster-state", default=None,
                         help="cluster.json of a local Apache Kafka cluster the fault tests may stop and restart")
+    parser.add_argument("--node-control", default=None, metavar="CMD",
+                        help="command that kills or restarts node N of the cluster under test, for the fault tests: "
+                             "'docker {action} kafka-{node}', or CMD run as 'CMD kill|restart N' "
+                             "(conformance/node_control.py)")
     parser.add_argument("--compare", default=None, metavar="EARLIER",
                         help="an earlier run's report directory (or its results.json): write comparison.md, "
                              "what newly fails, newly passes, appeared or went, and print its summary line")
@@ -136,7 +141,7 @@ def target(bootstrap: str | None) -> Iterator[str]:
 
 
 def pytest_command(bootstrap: str, report_dir: Path, clients: str | None, cluster_state: str | None,
-                   extra: list[str]) -> list[str]:
+                   extra: list[str], node_control: str | None = None) -> list[str]:
     command = [sys.executable, "-m", "pytest", "-p", "conformance.plugin", "-p", "conformance.liveness",
                "-p", "no:cacheprovider",
                "--pyargs", "conformance.suite", "--bootstrap-server", bootstrap,
@@ -146,6 +151,8 @@ def pytest_command(bootstrap: str, report_dir: Path, clients: str | None, cluste
         command += ["--clients", clients]
     if cluster_state:
         command += ["--cluster-state", cluster_state]
+    if node_control:
+        command += ["--node-control", node_control]
     return command + [arg for arg in extra if arg != "--"]
 
 
@@ -174,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
             bootstrap, cluster_state = stack.enter_context(reference_cluster(args.reference_cluster, report_dir))
         else:
             bootstrap = stack.enter_context(target(args.bootstrap_server))
-        command = pytest_command(bootstrap, report_dir, args.clients, cluster_state, list(args.pytest_args))
+        command = pytest_command(bootstrap, report_dir, args.clients, cluster_state, list(args.pytest_args),
+                                 args.node_control)
         (report_dir / "target.json").write_text(json.dumps(describe_run(bootstrap), indent=1))
         completed = subprocess.run(command)
     if not results_json.exists():

@@ -10,7 +10,9 @@ Options
 ``--clients a,b``          which real clients to parametrise over (default: all known).
 ``--results-json FILE``    write one JSON record per test x client, read by the report writer.
 ``--cluster-state FILE``   a ``cluster.json`` written by ``refka kafka start`` or ``refka cluster start``: lets fault tests stop
-                           and restart nodes.  Without it, tests that need to crash a node skip.
+                           and restart nodes.
+``--node-control CMD``     the same for any cluster: a command that kills or restarts node N
+                           (:mod:`conformance.node_control`).  Without either, tests that need to crash a node skip.
 
 Fixtures
 --------
@@ -19,7 +21,7 @@ Fixtures
 ``topics``        creates uniquely named topics (raw CreateTopics) and waits for their leaders;
 ``admin``         a kafka-python ``KafkaAdminClient`` (the suite sets up through :mod:`conformance.raw`);
 ``broker``        raw protocol connections (:mod:`conformance.raw`) to the bootstrap or a leader;
-``cluster_control`` the :class:`~conformance.apache_kafka.KafkaCluster` behind ``--cluster-state``.
+``cluster_control`` the local cluster behind ``--cluster-state``, or the ``--node-control`` command.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write per-test results for the matrix report")
     group.addoption("--cluster-state", dest="cluster_state", default=None,
                     help="cluster.json of a local Apache Kafka cluster the fault tests may stop/restart")
+    group.addoption("--node-control", dest="node_control", default=None, metavar="CMD",
+                    help="command that kills or restarts node N of the cluster under test: "
+                         "'docker {action} kafka-{node}', or CMD run as 'CMD kill|restart N'")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -318,10 +323,19 @@ def broker(bootstrap: str) -> Iterator[Broker]:
 
 
 @pytest.fixture(scope="session")
-def cluster_control(pytestconfig: pytest.Config) -> Any:
+def cluster_control(pytestconfig: pytest.Config, bootstrap: str) -> Any:
+    command = pytestconfig.getoption("node_control")
+    if command:
+        from conformance.node_control import CommandNodeControl, NodeControlError
+
+        try:
+            return CommandNodeControl.for_cluster(command, bootstrap)
+        except NodeControlError as failed:
+            raise raw.SetupFailed(str(failed)) from failed
     path = pytestconfig.getoption("cluster_state")
     if not path:
-        pytest.skip("needs node control: pass --cluster-state <data-dir>/cluster.json of a local cluster")
+        pytest.skip("needs node control: pass --node-control CMD, or --cluster-state <data-dir>/cluster.json "
+                    "of a local cluster")
     from conformance.apache_kafka import KafkaCluster
     from reference.node.cluster import ReferenceCluster
     from reference.node.local_cluster import cluster_kind
