@@ -4,7 +4,11 @@ OffsetForLeaderEpoch (23).
 Produce, as Kafka's ``KafkaApis.handleProduceRequest`` and ``ReplicaManager.appendRecords``:
 
 * ``acks`` must be -1 (all in-sync replicas), 0 or 1, else every partition gets
-  INVALID_REQUIRED_ACKS.  With ``acks=0`` nothing is answered at all, whatever happened.
+  INVALID_REQUIRED_ACKS.  With ``acks=0`` nothing is answered: a request whose every partition
+  succeeded gets no response, and one in which any partition failed (or that is refused whole)
+  closes the connection, the only way left to tell the client (``KafkaApis`` "closing connection
+  due to error during produce request ... with ack=0"; ``ProduceRequest.getErrorResponse`` is null
+  for acks=0).
 * Transactions: a request carrying a transactional batch without a ``transactional_id`` is
   refused whole, TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53) for every partition, as Kafka's
   ``KafkaApis`` does.  A transactional batch is appended only if its partition is in the
@@ -18,7 +22,10 @@ Produce, as Kafka's ``KafkaApis.handleProduceRequest`` and ``ReplicaManager.appe
   five batches of its producer is answered with success and the offsets it was first given.
 * ``base_offset`` is the first offset assigned, ``log_append_time_ms`` is -1 unless the topic uses
   LogAppendTime, ``log_start_offset`` (v5+) is the partition's low watermark.  v8+ carries per-record
-  errors (``record_errors``) and an ``error_message``.
+  errors (``record_errors``) and an ``error_message``, both only when records were judged one by
+  one (Kafka's ``RecordValidationException``, the one case ``LogAppendResult`` marks
+  ``hasCustomErrorMessage``); every other refusal (a bad batch header, a magic 0/1 message set, an
+  unknown partition, ...) has ``error_message`` null.
 * A broker that follows the partition answers NOT_LEADER_OR_FOLLOWER.  With ``acks=-1`` the answer
   waits (Kafka's ``DelayedProduce``, in ``replicas.produce_purgatory``) until the high watermark
   passes the last offset written to every partition that succeeded
@@ -68,17 +75,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from ...errors import ErrorCode, Errors, KafkaError, lookup
 from ...protocol.apis import API_BY_KEY
 from ...protocol.frames import Request
 from ...protocol.schema import Data, Struct
-from ...records.batch import RECORD_BATCH_OVERHEAD, BatchHeader
+from ...records.batch import NO_PRODUCER_ID, RECORD_BATCH_OVERHEAD, BatchHeader
 from ...records.decode_errors import RecordsDecodeError
 from ...records.validation import RecordValidationError
 from ..cluster_view import PartitionView
-from ..core import NO_RESPONSE
+from ..core import NO_RESPONSE, CloseConnection
 from ..fetch_session import (
     SESSIONS_FROM_VERSION,
     TOPIC_IDS_FROM_VERSION,
@@ -151,6 +158,8 @@ def handle_produce(broker: Broker, request: Request, now_ms: int) -> Reply:
     version = request.version
     transactional_id = body.transactional_id if version >= TRANSACTIONAL_ID_IN_PRODUCE else None
     if transactional_id is None and _has_transactional_batch(body):
+        if body.acks == 0:
+            raise CloseConnection("Produce with acks=0 refused whole: a transactional batch without a transactional id")
         return _refuse_whole_produce(body, Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     remote = _remote_verifications(broker, body, version, transactional_id, now_ms)
     if not remote:
@@ -186,7 +195,7 @@ def _remote_verifications(broker: Broker, body: Data, version: int, transactiona
         name = _topic_name(broker, topic.name, topic.topic_id, version, TOPIC_IDS_IN_PRODUCE)
         for data in topic.partition_data:
             header = _first_header(data.records)
-            if name is None or header is None or not header.is_transactional:
+            if name is None or not _is_verified_transactional(header):
                 continue
             if broker.transactions.needs_remote_verification(transactional_id, name, data.index,
                                                              header.producer_id, header.producer_epoch):
@@ -214,6 +223,10 @@ def _handle_produce(broker: Broker, request: Request, now_ms: int, transactional
                 waiting.append((TopicPartition(name, data.index), answer, required_offset))
         responses.append(PRODUCE_TOPIC.make(name=topic.name, topic_id=topic.topic_id, partition_responses=partitions))
     if body.acks == 0:
+        failed = {(topic.name, answer.index): lookup(answer.error_code).name
+                  for topic in responses for answer in topic.partition_responses if answer.error_code != 0}
+        if failed:  # the partitions that succeeded stay appended; only the client is told
+            raise CloseConnection(f"error during Produce with acks=0: {failed}")
         no_response: Reply = NO_RESPONSE
         return no_response
     response = PRODUCE.response.make(responses=responses)
@@ -237,6 +250,14 @@ def _first_header(records: bytes | None) -> BatchHeader | None:
         return None  # validation refuses it later with the right error
 
 
+def _is_verified_transactional(header: BatchHeader | None) -> TypeGuard[BatchHeader]:
+    """Whether KIP-890 verification applies: a transactional batch *with* a producer id.  Kafka
+    (``ReplicaManager``) collects only batches with ``hasProducerId`` for verification, and its
+    producer-state table ignores the rest, so a transactional batch with producer id -1 is appended
+    without opening any transaction (checked against Kafka 4.3.1 at Produce v3-v13)."""
+    return header is not None and header.is_transactional and header.producer_id != NO_PRODUCER_ID
+
+
 def _has_transactional_batch(body: Data) -> bool:
     return any((header := _first_header(data.records)) is not None and header.is_transactional
                for topic in body.topic_data for data in topic.partition_data)
@@ -254,7 +275,7 @@ def _verify_transaction(broker: Broker, transactional_id: str | None, topic: str
                         records: bytes | None, version: int, now_ms: int) -> None:
     """KIP-890: a transactional batch must belong to its producer's open transaction."""
     header = _first_header(records)
-    if header is None or not header.is_transactional or transactional_id is None:
+    if not _is_verified_transactional(header) or transactional_id is None:
         return
     error = broker.transactions.verify_produce(
         transactional_id, topic, partition, header.producer_id, header.producer_epoch,
@@ -318,8 +339,7 @@ def _produce_partition(
                                 for e in refused.record_errors]
         return answer, None
     except KafkaError as refused:
-        answer.error_code = refused.error.code
-        answer.error_message = refused.message
+        answer.error_code = refused.error.code  # error_message stays null: see the module docstring
         return answer, None
     answer.base_offset = info.first_offset
     answer.log_append_time_ms = validated.log_append_time if validated.log_append_time >= 0 else -1
