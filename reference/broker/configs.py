@@ -336,8 +336,9 @@ class ConfigDefinition:
         return format_value(self.type, self.parse(raw))
 
 
-BOOL, STR, INT, SHORT, LONG, DOUBLE, LIST = (ConfigType.BOOLEAN, ConfigType.STRING, ConfigType.INT, ConfigType.SHORT,
-                                           ConfigType.LONG, ConfigType.DOUBLE, ConfigType.LIST)
+BOOL, STR, INT, SHORT, LONG, DOUBLE, LIST, PASSWORD = (
+    ConfigType.BOOLEAN, ConfigType.STRING, ConfigType.INT, ConfigType.SHORT, ConfigType.LONG, ConfigType.DOUBLE,
+    ConfigType.LIST, ConfigType.PASSWORD)
 C = ConfigDefinition
 
 COMPRESSION_TYPES = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
@@ -563,9 +564,29 @@ BROKER_CONFIGS: tuple[ConfigDefinition, ...] = (
     C("transaction.state.log.replication.factor", SHORT, "3", "Replication factor of __transaction_state.",
       at_least(1)),
     C("transaction.state.log.min.isr", INT, "2", "min.insync.replicas of __transaction_state.", at_least(1)),
+    # -- secrets (type PASSWORD): DescribeConfigs lists them with is_sensitive true and a null value,
+    # set or not, so that a secret never crosses the wire.  refka speaks PLAINTEXT only and uses none
+    # of them; they are here so that a client that reads them sees what Kafka shows.  The listener's
+    # TLS keys and JAAS config may be changed per broker at run time, the others are read-only. --
+    C("ssl.keystore.password", PASSWORD, None, "Password of the TLS key store.", dynamic=True, per_broker=True),
+    C("ssl.key.password", PASSWORD, None, "Password of the private key in the TLS key store.",
+      dynamic=True, per_broker=True),
+    C("ssl.keystore.key", PASSWORD, None, "Private key in PEM form, instead of a key store file.",
+      dynamic=True, per_broker=True),
+    C("ssl.keystore.certificate.chain", PASSWORD, None, "Certificate chain in PEM form, instead of a key store file.",
+      dynamic=True, per_broker=True),
+    C("ssl.truststore.password", PASSWORD, None, "Password of the TLS trust store.", dynamic=True, per_broker=True),
+    C("ssl.truststore.certificates", PASSWORD, None, "Trusted certificates in PEM form, instead of a trust store file.",
+      dynamic=True, per_broker=True),
+    C("sasl.jaas.config", PASSWORD, None, "JAAS login context for SASL connections.", dynamic=True, per_broker=True),
+    C("delegation.token.secret.key", PASSWORD, None, "Secret used to sign delegation tokens."),
+    C("sasl.oauthbearer.client.credentials.client.secret", PASSWORD, None,
+      "OAuth client secret used by the broker's own OAUTHBEARER logins."),
+    C("sasl.oauthbearer.assertion.private.key.passphrase", PASSWORD, None,
+      "Passphrase of the private key that signs OAUTHBEARER JWT assertions."),
 )
 
-del BOOL, STR, INT, SHORT, LONG, DOUBLE, LIST, C
+del BOOL, STR, INT, SHORT, LONG, DOUBLE, LIST, PASSWORD, C
 
 TOPIC_BY_NAME: dict[str, ConfigDefinition] = {d.name: d for d in TOPIC_CONFIGS}
 BROKER_BY_NAME: dict[str, ConfigDefinition] = {d.name: d for d in BROKER_CONFIGS}

@@ -161,9 +161,13 @@ class FrameServer:
         return encode_response(request.api, request.version, request.header.correlation_id, body)
 
     def _api_versions_fallback(self, correlation_id: int) -> bytes:
-        """KIP-511: an ApiVersions version we lack is answered in v0 with UNSUPPORTED_VERSION."""
+        """KIP-511: an ApiVersions version we lack is answered in v0 with UNSUPPORTED_VERSION and
+        one range only, ApiVersions' own, from which the client picks a version to retry with (as
+        Kafka does: it lists no other API to a request it cannot read)."""
         api = API_BY_KEY[API_VERSIONS_KEY]
-        return encode_response(api, 0, correlation_id, self.api_versions_body(Errors.UNSUPPORTED_VERSION.code))
+        body = self.api_versions_body(Errors.UNSUPPORTED_VERSION.code)
+        body.api_keys = [entry for entry in body.api_keys if entry.api_key == API_VERSIONS_KEY]
+        return encode_response(api, 0, correlation_id, body)
 
 
 class Broker(FrameServer):

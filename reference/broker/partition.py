@@ -730,8 +730,13 @@ class Partition:
         return self.log.end_offset_for_epoch(leader_epoch)
 
     def delete_records(self, offset: int) -> int:
-        """DeleteRecords: -1 means "up to the high watermark"; returns the new low watermark."""
+        """DeleteRecords: -1 means "up to the high watermark"; returns the new low watermark.
+        Only a log whose cleanup.policy includes ``delete`` may lose records this way: on a
+        compact-only topic the newest value of every key must survive, so Kafka refuses with
+        POLICY_VIOLATION before looking at the offset."""
         self._require_leader()
+        if not self.log.config.delete_enabled:
+            raise KafkaError(Errors.POLICY_VIOLATION, "Records of partitions of a compacted topic cannot be deleted")
         target = self.log.high_watermark if offset == -1 else offset
         if target < 0 or target > self.log.high_watermark:
             raise KafkaError(Errors.OFFSET_OUT_OF_RANGE, f"cannot delete records up to {offset}")

@@ -34,8 +34,8 @@ Rules
    never enters :attr:`~KafkaConnection.in_flight`.
 3. **Negotiation (ApiVersions).**  The first request on a connection is ApiVersions at the newest
    version refka knows (v4), carrying ``ClientSoftwareName``/``Version`` from v3 on.  If the broker
-   does not know that version it answers with a *v0* body, ``UNSUPPORTED_VERSION`` (35) and its
-   API list (KIP-511); the client decodes it as v0 (the response header is v0 either way) and
+   does not know that version it answers with a *v0* body, ``UNSUPPORTED_VERSION`` (35) and the
+   range of ApiVersions itself (KIP-511; Kafka lists no other API there); the client decodes it as v0 (the response header is v0 either way) and
    retries at the broker's highest ApiVersions version (v0 if the list lacks it), as Kafka's
    ``NetworkClient.handleApiVersionsResponse`` does.  refka also stops if that retry would not be
    lower than the version just refused, so a broken peer cannot loop it.  Any other error ends

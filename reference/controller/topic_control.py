@@ -315,8 +315,8 @@ def create_partitions(image: MetadataImage, config: ControllerConfig, rng: rando
 
 def _create_partitions(image: MetadataImage, rng: random.Random, request: Data) -> list[MetadataRecord]:
     topic = image.topics.get(request.name)
-    if topic is None:
-        raise KafkaError(Errors.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+    if topic is None:  # Kafka 4.3.1 answers this one without a message (DeleteTopics sets one)
+        raise KafkaError(Errors.UNKNOWN_TOPIC_OR_PARTITION, None)
     existing = len(topic.partitions)
     if request.count == existing:
         raise KafkaError(Errors.INVALID_PARTITIONS, f"Topic already has {existing} partition(s).")

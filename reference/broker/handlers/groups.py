@@ -198,7 +198,7 @@ def handle_describe_groups(broker: Broker, request: Request, now_ms: int) -> Dat
     member = DESCRIBE_GROUPS.response.struct("DescribedGroupMember")
     return DESCRIBE_GROUPS.response.make(groups=[
         group.make(
-            error_code=g.error.code, error_message=None if g.error is Errors.NONE else g.error.name,
+            error_code=g.error.code, error_message=_describe_error_message(g.group_id, g.error),
             group_id=g.group_id, group_state=g.group_state, protocol_type=g.protocol_type,
             protocol_data=g.protocol_data,
             members=[member.make(member_id=x.member_id, group_instance_id=x.group_instance_id,
@@ -208,6 +208,16 @@ def handle_describe_groups(broker: Broker, request: Request, now_ms: int) -> Dat
         )
         for g in described
     ])
+
+
+def _describe_error_message(group_id: str, error: ErrorCode) -> str | None:
+    """DescribeGroups v6 (KIP-1043): an unknown group is GROUP_ID_NOT_FOUND with Kafka's
+    "Group G not found."; other errors carry their name."""
+    if error is Errors.NONE:
+        return None
+    if error is Errors.GROUP_ID_NOT_FOUND:
+        return f"Group {group_id} not found."
+    return error.name
 
 
 def handle_list_groups(broker: Broker, request: Request, now_ms: int) -> Data:

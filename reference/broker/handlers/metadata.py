@@ -9,7 +9,8 @@ Rules, as Kafka applies them:
   otherwise it is answered with UNKNOWN_TOPIC_OR_PARTITION, or INVALID_TOPIC_EXCEPTION for an
   invalid name.  Apache Kafka 4 creates the topic asynchronously and answers the first request
   with UNKNOWN_TOPIC_OR_PARTITION; a single reference node creates it at once and answers with it.
-* Topic ids (v10+) and lookups by id (v10+; UNKNOWN_TOPIC_ID when unknown).
+* Topic ids (v10+) and lookups by id (v12+; UNKNOWN_TOPIC_ID when unknown).  A v10-11 request
+  that gives any topic id is answered INVALID_REQUEST for every topic it names.
 * Brokers, the controller id and each partition's leader, leader epoch (v7+), replicas, ISR and
   offline replicas (v5+) come from the broker's view of the cluster (``broker.cluster``,
   :mod:`reference.broker.cluster_view`): on one node this node leads everything; in a KRaft cluster
@@ -49,10 +50,13 @@ def handle_metadata(broker: Broker, request: Request, now_ms: int) -> Data:
     allow_create = body.allow_auto_topic_creation if request.version >= 4 else True
     if wanted is None:
         topics = [topic_metadata(broker, topic) for topic in broker.topics]
+    elif request.version < 12 and any(entry.topic_id != ZERO_UUID for entry in wanted):
+        # v10-11 carry topic ids but cannot look topics up by them: Kafka 4.3.1 answers every topic
+        # of such a request INVALID_REQUEST, under the name given ("" for none; a null name once
+        # crashed the encoder, found by refka fuzz), even the ones asked for by name alone.
+        topics = [_topic_error(Errors.INVALID_REQUEST.code, entry.name or "", entry.topic_id) for entry in wanted]
     else:
         topics = [
-            # v10-11 carry topic ids but cannot look topics up by them: Kafka 4.3.1 answers a topic
-            # without a name INVALID_REQUEST, named "" (found by refka fuzz: it used to crash encoding)
             _topic_error(Errors.INVALID_REQUEST.code, "", entry.topic_id) if entry.name is None and request.version < 12
             else lookup_or_create(broker, entry.name, entry.topic_id, allow_create, now_ms)
             for entry in wanted

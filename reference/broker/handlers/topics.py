@@ -4,10 +4,12 @@ DescribeCluster (60).
 The checks themselves live in the topic registry (``reference.broker.topics``); what the wire adds,
 as Kafka's controller applies it:
 
-* A name that appears twice in one CreateTopics or CreatePartitions request is refused with
-  INVALID_REQUEST, answered once, and nothing is created for it.
+* A name that appears twice in one CreateTopics, DeleteTopics or CreatePartitions request is
+  refused with INVALID_REQUEST "Duplicate topic name.", answered once, and nothing is created or
+  deleted for it (DeleteTopics v6+: the same for an id given twice, "Duplicate topic id.").
 * CreateTopics with explicit ``assignments`` takes the partition count and replication factor from
-  them; giving both assignments and a count is INVALID_REQUEST.  Every broker id in an assignment
+  them; a replication factor or a count other than -1 beside them is INVALID_REQUEST, naming the
+  field (the replication factor is checked first).  Every broker id in an assignment
   must exist (INVALID_REPLICA_ASSIGNMENT).
 * ``validate_only`` runs every check and creates nothing.
 * From v5 the CreateTopics answer carries the new topic's partition count, replication factor and
@@ -42,6 +44,7 @@ partitions:
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -152,10 +155,13 @@ def _shape(broker: Broker, topic: Data) -> tuple[int, int]:
     """(partitions, replication factor) from the counts, or from explicit assignments."""
     if not topic.assignments:
         return topic.num_partitions, topic.replication_factor
-    if topic.num_partitions != -1 or topic.replication_factor != -1:
+    # Kafka's controller checks the replication factor first, then the count, naming the field.
+    if topic.replication_factor != -1:
         raise KafkaError(Errors.INVALID_REQUEST,
-                         "Both numPartitions or replicationFactor and replicasAssignments were set. "
-                         "Both cannot be used at the same time.")
+                         "A manual partition assignment was specified, but replication factor was not set to -1.")
+    if topic.num_partitions != -1:
+        raise KafkaError(Errors.INVALID_REQUEST,
+                         "A manual partition assignment was specified, but numPartitions was not set to -1.")
     for assignment in topic.assignments:
         unknown = [b for b in assignment.broker_ids if b != broker.node_id]
         if unknown or not assignment.broker_ids:
@@ -173,10 +179,21 @@ def handle_delete_topics(broker: Broker, request: Request, now_ms: int) -> Data:
         wanted = [(t.name, t.topic_id) for t in body.topics]
     else:
         wanted = [(name, ZERO_UUID) for name in body.topic_names]
+    names = Counter(name for name, _ in wanted if name is not None)
+    ids = Counter(topic_id for name, topic_id in wanted if name is None)
     responses = []
+    answered: set[tuple[str | None, uuid.UUID]] = set()
     for name, topic_id in wanted:
+        if (name, topic_id) in answered:  # a name or id given twice is answered once, and refused
+            continue
+        answered.add((name, topic_id))
         result = DELETED.make(name=name, topic_id=topic_id)
         try:
+            if name is not None and topic_id != ZERO_UUID:
+                raise KafkaError(Errors.INVALID_REQUEST, "You may not specify both topic name and topic id.")
+            if (names[name] if name is not None else ids[topic_id]) > 1:
+                raise KafkaError(Errors.INVALID_REQUEST,
+                                 "Duplicate topic name." if name is not None else "Duplicate topic id.")
             if name is None:
                 found = broker.topics.by_id(topic_id)
                 if found is None:
@@ -203,7 +220,9 @@ def handle_create_partitions(broker: Broker, request: Request, now_ms: int) -> D
         result = PARTITIONS_RESULT.make(name=topic.name)
         try:
             if duplicated:
-                raise KafkaError(Errors.INVALID_REQUEST, "Duplicate topic in request.")
+                raise KafkaError(Errors.INVALID_REQUEST, "Duplicate topic name.")
+            if broker.topics.get(topic.name) is None:  # Kafka answers an unknown topic without a message
+                raise KafkaError(Errors.UNKNOWN_TOPIC_OR_PARTITION, None)
             registered = broker.topics.check_partition_increase(topic.name, topic.count)
             added = topic.count - registered.partitions
             if topic.assignments is not None and len(topic.assignments) != added:
