@@ -10,10 +10,11 @@ run at *every* version both sides support instead of one hand-picked version:
 * :func:`versions` is the intersection of what the broker advertises in ApiVersions and what the
   codec declares, optionally from a first version (the one that introduced the feature probed).
   An empty intersection skips the test with a reason naming the API and the range missing.
-* :class:`Speaker` owns one TCP connection; :meth:`Speaker.call` encodes a request body (a
-  :class:`~reference.protocol.schema.Data` built with :func:`body`), sends it with request header
-  v1 or v2 as the version's flexibility demands, and decodes the answer at the same version.
-  A closed connection raises :class:`conformance.raw.ConnectionClosed`, as in the rest of the suite.
+* :class:`Speaker` owns one :class:`conformance.raw.Connection`; :meth:`Speaker.call` sends a
+  request body (a :class:`~reference.protocol.schema.Data` built with :func:`body`) through
+  :func:`conformance.raw.call` -- request header v1 or v2 as the version's flexibility demands --
+  and decodes the answer at the same version.  A closed connection raises
+  :class:`conformance.raw.ConnectionClosed`, as in the rest of the suite.
 
 Field names are the codec's: Kafka's JSON names in snake_case (``ErrorMessage`` ->
 ``error_message``).  Nested values are built with :func:`item` from the struct's Kafka name.
@@ -21,8 +22,6 @@ Field names are the codec's: Kafka's JSON names in snake_case (``ErrorMessage`` 
 
 from __future__ import annotations
 
-import socket
-import struct
 from typing import Any
 
 import pytest
@@ -30,7 +29,6 @@ import pytest
 from conformance import raw
 from conformance.capabilities import API_NAMES, Capabilities
 from reference.protocol.apis import API_BY_KEY, Api
-from reference.protocol.frames import decode_response, encode_request
 from reference.protocol.schema import Data
 
 
@@ -38,17 +36,19 @@ def api(api_key: int) -> Api:
     return API_BY_KEY[api_key]
 
 
-def versions(capabilities: Capabilities, api_key: int, first: int = 0) -> list[int]:
-    """Every version of ``api_key`` from ``first`` that the broker advertises and the codec
-    declares; skips the test when there is none."""
+def versions(capabilities: Capabilities, api_key: int, first: int = 0, last: int | None = None) -> list[int]:
+    """Every version of ``api_key`` from ``first`` (to ``last``) that the broker advertises and the
+    codec declares; skips the test when there is none."""
     advertised = capabilities.api_versions.apis.get(api_key)
     declared = api(api_key).request.valid
+    top = advertised.max_version if last is None or advertised is None else min(last, advertised.max_version)
     spoken = [] if advertised is None else [
-        v for v in range(max(first, advertised.min_version), advertised.max_version + 1) if v in declared]
+        v for v in range(max(first, advertised.min_version), top + 1) if v in declared]
     if not spoken:
         name = API_NAMES.get(api_key, api(api_key).name)
         theirs = "nothing" if advertised is None else f"v{advertised.min_version}-v{advertised.max_version}"
-        pytest.skip(f"broker advertises {theirs} of {name}; the probe needs v{first}+ ({declared} declared)")
+        wanted = f"v{first}+" if last is None else f"v{first}-v{last}"
+        pytest.skip(f"broker advertises {theirs} of {name}; the probe needs {wanted} ({declared} declared)")
     return spoken
 
 
@@ -63,41 +63,21 @@ def item(api_key: int, struct_name: str, **fields: Any) -> Data:
 
 
 class Speaker:
-    """One connection to one broker, answering requests in order (Kafka's per-connection rule)."""
+    """One connection to one broker (:class:`conformance.raw.Connection`), answering requests in
+    order (Kafka's per-connection rule), spoken through :func:`conformance.raw.call`."""
 
     def __init__(self, address: str, timeout: float = 30.0) -> None:
-        host, _, port = address.strip().rpartition(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
-        self.correlation_id = 0
+        self.conn = raw.Connection.to(address.strip(), timeout)
 
     def __enter__(self) -> Speaker:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.sock.close()
+        self.conn.close()
 
     def call(self, api_key: int, version: int, request: Data) -> Data:
-        self.correlation_id += 1
-        self.sock.sendall(encode_request(api(api_key), version, self.correlation_id, "refka-conformance", request))
-        correlation_id, answer = decode_response(api(api_key), version, self._frame())
-        assert correlation_id == self.correlation_id, f"correlation id {correlation_id}, sent {self.correlation_id}"
+        answer: Data = raw.call(self.conn, api_key, version, request)
         return answer
-
-    def _frame(self) -> bytes:
-        (size,) = struct.unpack(">i", self._exactly(4))
-        return self._exactly(size)
-
-    def _exactly(self, length: int) -> bytes:
-        chunks = bytearray()
-        while len(chunks) < length:
-            try:
-                chunk = self.sock.recv(length - len(chunks))
-            except ConnectionResetError as reset:
-                raise raw.ConnectionClosed("connection reset by broker") from reset
-            if not chunk:
-                raise raw.ConnectionClosed("broker closed the connection")
-            chunks += chunk
-        return bytes(chunks)
 
 
 def bootstrap_speaker(bootstrap: str) -> Speaker:

@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from conformance import raw
+from conformance import raw, speak
 from reference.errors import Errors
 from reference.protocol.apis import API_BY_KEY
 from reference.records import batch as batch_layout
@@ -59,20 +59,8 @@ CONTROL = batch_layout.Attributes.CONTROL
 
 # ---------------------------------------------------------------- versions and requests
 def _versions(capabilities, api, low: int, high: int | None = None) -> list[int]:
-    """Every version of ``api`` from ``low`` (to ``high``) that the broker advertises and the codec
-    declares; skips the test when there is none."""
-    advertised = capabilities.api_versions.apis.get(api.key)
-    top = api.request.valid.high if api.request.valid.high is not None else low
-    if high is not None:
-        top = min(top, high)
-    if advertised is not None:
-        top = min(top, advertised.max_version)
-        low = max(low, advertised.min_version, api.request.valid.low)
-    capabilities.require_api(api.key, low)
-    if top < low:
-        pytest.skip(f"broker advertises {api.name} v{advertised.min_version}-{advertised.max_version}, "
-                    f"none of v{low}+ that the codec speaks")
-    return list(range(low, top + 1))
+    """Every version of ``api`` from ``low`` (to ``high``) both the broker and the codec speak."""
+    return speak.versions(capabilities, api.key, low, high)
 
 
 def _produce_body(conn, topic: str, records: bytes, version: int, acks: int = -1, partition: int = 0,
