@@ -95,6 +95,10 @@ def _list() -> int:
             print(f"  variant {name}{marker}: {text}")
         for bound in model.bounds:
             print(f"  bound {bound.name}={bound.default}: {bound.meaning}")
-        for guard in model.guards(model.mutant_variant):
-            print(f"  guard {guard.name}: {guard.rule}")
+        listed: set[str] = set()
+        for variant in model.mutant_variants:
+            for guard in model.guards(variant):
+                if guard.name not in listed:
+                    listed.add(guard.name)
+                    print(f"  guard {guard.name}: {guard.rule}")
     return 0

@@ -18,11 +18,24 @@ offset.  Members crash (losing their position) and restart; up to ``rebalances``
 Variants:
 
 * ``at-least-once``: process a record, then commit the next offset.  Promise: no offset below the
-  committed one was left unprocessed (``NoSkip``).  Duplicates are expected and must be reached.
+  committed one was left unprocessed (``NoSkip``).  Duplicates are expected and must be reached,
+  but only of records no accepted commit had declared done: an owner resumes (OffsetFetch) past
+  every record the committing member had processed when it sent the commit
+  (``ResumeAfterProcessed``).  Committing before processing (the ``process_before_commit``
+  mutant) breaks ``NoSkip``: a crash between the two leaves the record behind the committed
+  offset for ever.
 * ``at-most-once``: commit the next offset, wait for the commit to succeed, then process.
   Promise: no offset is processed twice (``NoDuplicate``).  Skips are expected and must be reached.
   Without generation fencing a zombie's delayed commit moves the offset back and a record is
   processed twice.
+
+In both, the committed offset is the offset of the *next* record to read (the last processed plus
+one), as OffsetCommit defines it.  Committing the last processed offset instead (the
+``commit_next_offset`` mutant) hands that record out again on every restart or rebalance: a
+duplicate, caught by ``NoDuplicate`` in at-most-once; in at-least-once, where duplicates are
+allowed, only ``ResumeAfterProcessed`` can tell it from an honest redelivery, and it is there
+for that.  Each commit carries (as ghost) the last offset its member had processed when it sent
+it, so the invariant judges the commit by what it claimed, not by the offset it names.
 """
 
 from __future__ import annotations
@@ -45,6 +58,7 @@ class Commit(NamedTuple):
     offset: int
     generation: int
     member: int
+    processed_through: int  # ghost: the last offset the member had processed when it sent this (-1: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +79,8 @@ class DeliveryState:
     committed: int = 0
     commits: frozenset[Commit] = frozenset()
     processed: tuple[int, ...] = ()  # ghost: how many times each offset was processed
+    committed_through: int = -1  # ghost: processed_through of the commit that set ``committed``
+    resumed_before_processed: bool = False  # ghost: an owner resumed at or below committed_through
     rebalances: int = 0
     crashes: int = 0
 
@@ -79,6 +95,23 @@ GUARDS: dict[str, Guard] = {
         "generation_fencing", "the coordinator refuses a commit from a stale generation (ILLEGAL_GENERATION)",
         "a zombie's delayed commit moves the committed offset back; the new owner processes a record again",
         {"records": 2, "consumers": 2, "rebalances": 2, "crashes": 0}, "at-most-once"),
+    "process_before_commit": Guard(
+        "process_before_commit", "at-least-once commits an offset only after processing every record below it",
+        "the commit lands, the consumer crashes before processing, and the record is skipped for ever",
+        {"records": 1, "consumers": 1, "rebalances": 0, "crashes": 1}, "at-least-once"),
+    "commit_next_offset": Guard(
+        "commit_next_offset", "the committed offset is the next record to read: the last processed offset plus one",
+        "the last processed record is handed out again after a restart or a rebalance",
+        {"records": 1, "consumers": 1, "rebalances": 0, "crashes": 1}),
+}
+
+# The guards each variant shows necessary: ``refka spec mutants delivery --variant V`` switches these off.
+# Generation fencing is kept in both, but at-least-once does not need it for its promises: a
+# zombie's commit only ever names a record it processed, so a stale commit can move the offset
+# back (a duplicate, allowed) but never past an unprocessed record.
+VARIANT_GUARDS: dict[str, tuple[str, ...]] = {
+    "at-least-once": ("process_before_commit", "commit_next_offset"),
+    "at-most-once": ("generation_fencing", "commit_next_offset"),
 }
 
 BOUNDS = (
@@ -160,7 +193,11 @@ class DeliveryModel:
             owns = state.owner == m
             joined = Member(generation=state.generation, owns=owns, position=state.committed if owns else UNKNOWN)
             note = f"owns the partition from offset {state.committed}" if owns else "owns nothing"
-            yield Transition("Join", (("member", m),), replace(state, members=self._with(state, m, joined)), note)
+            next_state = replace(state, members=self._with(state, m, joined))
+            if owns and state.committed <= state.committed_through:
+                next_state = replace(next_state, resumed_before_processed=True)
+                note += ", which its committer had already processed"
+            yield Transition("Join", (("member", m),), next_state, note)
 
     def consume(self, state: DeliveryState) -> Iterator[Transition[DeliveryState]]:
         """Process / Commit: the owner works through the partition in its variant's order."""
@@ -168,14 +205,17 @@ class DeliveryModel:
             if not member.alive or not member.owns or member.position == UNKNOWN or member.position >= self.records:
                 continue
             offset = member.position
-            if not self.commit_first:
-                yield self._process(state, m, member, Commit(offset + 1, member.generation, m))
+            # OffsetCommit names the next offset to read; the mutant names the record itself.
+            next_offset = offset + 1 if self.guarded("commit_next_offset") else offset
+            if not self.commit_first and self.guarded("process_before_commit"):
+                yield self._process(state, m, member, Commit(next_offset, member.generation, m, offset))
             elif member.committing == UNKNOWN:
-                commit = Commit(offset + 1, member.generation, m)
-                yield Transition("CommitOffset", (("member", m), ("offset", offset + 1)),
-                                 replace(state, members=self._with(state, m, replace(member, committing=offset + 1)),
+                commit = Commit(next_offset, member.generation, m, offset - 1)
+                yield Transition("CommitOffset", (("member", m), ("offset", next_offset)),
+                                 replace(state, members=self._with(state, m, replace(member, committing=next_offset)),
                                          commits=state.commits | {commit}), "commit before processing")
-            elif member.commit_confirmed:
+            elif member.commit_confirmed or not self.commit_first:
+                # at-most-once waits for the commit to succeed; the at-least-once mutant does not wait
                 yield self._process(state, m, replace(member, committing=UNKNOWN, commit_confirmed=False), None)
 
     def _process(self, state: DeliveryState, m: int, member: Member, commit: Commit | None) -> Transition[DeliveryState]:
@@ -207,7 +247,8 @@ class DeliveryModel:
             members = state.members
             if waiting:
                 members = self._with(state, commit.member, replace(member, commit_confirmed=True))
-            next_state = replace(state, commits=rest, committed=commit.offset, members=members)
+            next_state = replace(state, commits=rest, committed=commit.offset, members=members,
+                                 committed_through=commit.processed_through)
             skipped = any(next_state.processed[o] == 0 for o in range(next_state.committed))
             yield Transition("HandleCommit", (("member", commit.member), ("offset", commit.offset)), next_state,
                              f"committed offset {state.committed} -> {commit.offset}", ("skip",) if skipped else ())
@@ -251,7 +292,10 @@ class DeliveryModel:
         if self.commit_first:
             return (Invariant("NoDuplicate", "no offset is processed twice (at-most-once)", self.no_duplicate),)
         return (Invariant("NoSkip", "every offset below the committed offset was processed (at-least-once)",
-                          self.no_skip),)
+                          self.no_skip),
+                Invariant("ResumeAfterProcessed", "an owner resumes past every record the member whose commit it "
+                          "read had processed when it committed (a commit names the next offset to read)",
+                          self.resume_after_processed))
 
     @staticmethod
     def no_duplicate(state: DeliveryState) -> bool:
@@ -260,6 +304,10 @@ class DeliveryModel:
     @staticmethod
     def no_skip(state: DeliveryState) -> bool:
         return all(state.processed[o] > 0 for o in range(state.committed))
+
+    @staticmethod
+    def resume_after_processed(state: DeliveryState) -> bool:
+        return not state.resumed_before_processed
 
     @property
     def situations(self) -> tuple[Situation, ...]:

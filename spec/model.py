@@ -86,6 +86,13 @@ class ModelEntry:
     build: Callable[[str, Mapping[str, int | str], frozenset[str]], Model[object]]
     guards: Callable[[str], Sequence[Guard]]
     mutant_variant: str
+    # When no single variant holds every guard (delivery: at-least-once and at-most-once each
+    # need their own), the variants whose guards a plain ``refka spec mutants`` switches off.
+    more_mutant_variants: tuple[str, ...] = ()
+
+    @property
+    def mutant_variants(self) -> tuple[str, ...]:
+        return (self.mutant_variant, *self.more_mutant_variants)
 
     def check_variant(self, variant: str | None) -> str:
         chosen = self.default_variant if variant is None else variant

@@ -43,8 +43,9 @@ def run_mutant(model: ModelEntry, guard: Guard, variant: str) -> MutantResult:
 
 
 def run_mutants(model: ModelEntry, variant: str | None = None) -> list[MutantResult]:
-    chosen = variant or model.mutant_variant
-    return [run_mutant(model, guard, chosen) for guard in model.guards(chosen)]
+    """Every guard of ``variant``, or, by default, of each of the model's mutant variants."""
+    chosen = (variant,) if variant else model.mutant_variants
+    return [run_mutant(model, guard, v) for v in chosen for guard in model.guards(v)]
 
 
 def format_table(results: list[MutantResult]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from spec import delivery, idempotence, replication, transactions
+from spec import delivery, idempotence, kraft, replication, transactions
 from spec.checker import Model
 from spec.model import Guard, ModelEntry, SpecError
 
@@ -25,13 +25,21 @@ def _transactions(variant: str, bounds: Mapping[str, int | str], disabled: froze
     return transactions.TransactionsModel(variant, bounds, disabled)  # type: ignore[return-value]
 
 
+def _kraft(variant: str, bounds: Mapping[str, int | str], disabled: frozenset[str]) -> Model[object]:
+    return kraft.KraftModel(variant, bounds, disabled)  # type: ignore[return-value]
+
+
 def _transactions_guards(variant: str) -> Sequence[Guard]:
     return [guard for name, guard in transactions.GUARDS.items()
             if variant != "pre-kip-890" or name not in transactions.KIP_890_GUARDS]
 
 
 def _replication_guards(variant: str) -> Sequence[Guard]:
-    return [replication.GUARDS[name] for name in replication.VARIANTS[variant]]
+    """A variant's guards; the default mutant run (kip-966) also runs kip-497's own two, in kip-497."""
+    names = replication.VARIANTS[variant]
+    if variant == "kip-966":
+        names += replication.ALTER_PARTITION_GUARDS
+    return [replication.GUARDS[name] for name in names]
 
 
 MODELS: dict[str, ModelEntry] = {
@@ -45,10 +53,14 @@ MODELS: dict[str, ModelEntry] = {
     "delivery": ModelEntry(
         "delivery", "consumer-group delivery: at-least-once and at-most-once",
         delivery.VARIANTS, "at-least-once", delivery.BOUNDS, _delivery,
-        lambda variant: list(delivery.GUARDS.values()) if variant == "at-most-once" else [], "at-most-once"),
+        lambda variant: [delivery.GUARDS[name] for name in delivery.VARIANT_GUARDS[variant]], "at-most-once",
+        ("at-least-once",)),
     "transactions": ModelEntry(
         "transactions", "coordinator, markers, last stable offset, read_committed readers, zombies",
         transactions.VARIANTS, "kip-890", transactions.BOUNDS, _transactions, _transactions_guards, "kip-890"),
+    "kraft": ModelEntry(
+        "kraft", "KRaft's quorum: elections with pre-vote, Fetch replication, the majority high watermark",
+        kraft.VARIANTS, "kip-996", kraft.BOUNDS, _kraft, lambda variant: list(kraft.GUARDS.values()), "kip-996"),
 }
 
 

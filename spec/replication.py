@@ -27,7 +27,16 @@ Actions (each a named step; guards are checked where the rule is written in Kafk
   FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
 * ``LeaderShrinkIsr`` / ``LeaderExpandIsr``: the true leader (the controller's leader in the
   controller's epoch) changes the ISR, as AlterPartition does; shrinking needs a lagging
-  follower, expanding a caught-up one.
+  follower, expanding a caught-up one.  In every variant but ``kip-497`` the controller commits
+  the change in the same step.
+* ``kip-497`` keeps the change in flight (KIP-497's AlterIsr, now AlterPartition): the leader
+  only *proposes* the new ISR (one request at a time) and ``AlterPartition`` is the controller
+  committing it later, or refusing it when the leader's epoch or ISR is no longer the
+  controller's (FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION).  Meanwhile the controller elects
+  from the committed ISR, so the leader computes the high watermark over the *maximal* ISR: the
+  committed ISR plus the pending additions (``maximal_isr_for_hw``), still counting a pending
+  removal (``pending_removal_still_counted``).  The min.insync.replicas check uses the committed
+  ISR, as Kafka's does.
 * ``Produce``: a replica that believes it leads appends a record, with acks 0, 1 or all; with
   acks=all and fewer than ``min.insync.replicas`` in its ISR it answers NOT_ENOUGH_REPLICAS.
 * ``FollowerFetch``: a follower fetches from its leader; the leader records the fetch offset,
@@ -63,6 +72,7 @@ import itertools
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
+from reference import errors
 from reference.errors import Errors
 from spec.checker import Invariant, Situation, Transition
 from spec.model import BoundSpec, Guard, SpecError, parse_bounds
@@ -88,6 +98,7 @@ class Replica(NamedTuple):
     fetched: tuple[int, ...] = ()
     alive: bool = True
     lost_data: bool = False
+    pending_isr: frozenset[int] | None = None  # kip-497: the ISR an in-flight AlterPartition proposes
 
     @property
     def log_end_offset(self) -> int:
@@ -138,6 +149,8 @@ KIP_101 = BASE_GUARDS + ("truncate_by_leader_epoch",)
 KIP_279 = KIP_101 + ("match_epoch_lineage",)
 KIP_320 = KIP_279 + ("fence_truncation_epoch", "fence_fetch_epoch", "expand_after_epoch_start")
 KIP_966 = KIP_320 + ("unclean_shutdown_leaves_isr", "elr_only_below_min_isr")
+ALTER_PARTITION_GUARDS = ("maximal_isr_for_hw", "pending_removal_still_counted")
+KIP_497 = KIP_320 + ALTER_PARTITION_GUARDS
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "truncate-to-hw": BASE_GUARDS,
@@ -146,6 +159,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "kip-320": KIP_320,
     "kip-966": KIP_966,
     "unclean": KIP_320,
+    "kip-497": KIP_497,
 }
 
 VARIANT_SUMMARIES = {
@@ -155,6 +169,7 @@ VARIANT_SUMMARIES = {
     "kip-320": "KIP-320 (default): truncation and fetches fenced by the current leader epoch",
     "kip-966": "KIP-966: eligible leader replicas; unclean shutdowns leave the ISR",
     "unclean": "kip-320 with unclean.leader.election.enable=true",
+    "kip-497": "kip-320 with the ISR change in flight: the leader proposes, the controller commits later",
 }
 
 GUARDS: dict[str, Guard] = {
@@ -201,6 +216,17 @@ GUARDS: dict[str, Guard] = {
               "an ELR member that missed committed records is elected",
               {"replicas": 3, "records": 1, "leader_changes": 1, "process_crashes": 2, "lossy_crashes": 0},
               "kip-966"),
+        Guard("maximal_isr_for_hw",
+              "while an ISR expansion is in flight the high watermark also waits for the replica being added "
+              "(the maximal ISR, KIP-497)",
+              "the controller commits the expansion after the leader advanced the high watermark without the "
+              "new member: an ISR member lacks a record below the high watermark",
+              {"replicas": 2, "records": 1, "leader_changes": 0, "process_crashes": 0},
+              "kip-497"),
+        Guard("pending_removal_still_counted",
+              "while an ISR shrink is in flight the high watermark still waits for the replica being removed",
+              "a record is acknowledged without the follower the controller still counts in the ISR",
+              {"replicas": 2, "records": 1, "leader_changes": 0, "process_crashes": 0}, "kip-497"),
     )
 }
 
@@ -222,6 +248,7 @@ SITUATIONS = (
     ("isr_reexpanded", "the ISR shrank and was expanded again"),
     ("lossy_crash", "a power loss dropped unflushed records"),
     ("not_enough_replicas", "a NOT_ENOUGH_REPLICAS reject"),
+    ("hw_with_pending_isr", "the high watermark advanced while an ISR change was in flight"),
 )
 
 
@@ -251,6 +278,7 @@ class ReplicationModel:
         self.disabled = disabled
         self.elr_enabled = variant == "kip-966"
         self.unclean_enabled = variant == "unclean"
+        self.isr_in_flight = variant == "kip-497"
         self.ids = tuple(range(self.replica_count))
         self.permutations = tuple(itertools.permutations(self.ids))
         # For each renaming (new id of each old id), every replica-set bit mask renamed.
@@ -379,6 +407,7 @@ class ReplicationModel:
         yield from self.produce(state)
         yield from self.follower_fetch(state)
         yield from self.advance_high_watermark(state)
+        yield from self.alter_partition(state)
         yield from self.crash(state)
         yield from self.restart(state)
 
@@ -434,7 +463,9 @@ class ReplicationModel:
                 next_state = state._replace(controller=Controller(c.leader, c.leader_epoch, isr, elr),
                                             notifications=current)
                 if c.leader != NO_REPLICA and self.is_true_leader(state, c.leader):
-                    leader_replica = state.replicas[c.leader]._replace(isr=isr)
+                    # New metadata replaces the leader's ISR state; an AlterPartition in flight was
+                    # built on the old partition epoch and will be refused: drop it.
+                    leader_replica = state.replicas[c.leader]._replace(isr=isr, pending_isr=None)
                     next_state = next_state._replace(replicas=self._with(state, c.leader, leader_replica))
                 yield Transition("ControllerShrinkIsr", (("replica", r),), next_state, "follower removed")
                 continue
@@ -469,7 +500,7 @@ class ReplicationModel:
 
     def _become_leader(self, state: ReplicationState, r: int, n: Notification) -> Transition[ReplicationState]:
         replica = state.replicas[r]._replace(leader=r, leader_epoch=n.leader_epoch, isr=n.isr,
-                          fetched=self._no_fetches())
+                          fetched=self._no_fetches(), pending_isr=None)
         return Transition("BecomeLeader", (("replica", r), ("epoch", n.leader_epoch)),
                           state._replace(replicas=self._with(state, r, replica)))
 
@@ -477,7 +508,8 @@ class ReplicationModel:
         replica = state.replicas[r]
         pending = frozenset(p for p in state.pending if p.leader != r)
         if n.leader == NO_REPLICA:
-            follower = replica._replace(leader=NO_REPLICA, leader_epoch=n.leader_epoch, isr=frozenset(), fetched=())
+            follower = replica._replace(leader=NO_REPLICA, leader_epoch=n.leader_epoch, isr=frozenset(), fetched=(),
+                                        pending_isr=None)
             return Transition("BecomeFollower", (("replica", r), ("epoch", n.leader_epoch)),
                               state._replace(replicas=self._with(state, r, follower), pending=pending), "no leader")
         if self.guarded("truncate_by_leader_epoch"):
@@ -490,13 +522,15 @@ class ReplicationModel:
         truncated = replica.log_end_offset - offset
         follower = replica._replace(log=replica.log[:offset],
             high_watermark=min(replica.high_watermark, offset), leader=n.leader,
-            leader_epoch=n.leader_epoch, isr=frozenset(), fetched=())
+            leader_epoch=n.leader_epoch, isr=frozenset(), fetched=(), pending_isr=None)
         note = f"truncate to offset {offset}" + (f", dropping {truncated}" if truncated else "")
         return Transition("BecomeFollower", (("replica", r), ("epoch", n.leader_epoch)),
                           state._replace(replicas=self._with(state, r, follower), pending=pending), note,
                           ("truncated_suffix",) if truncated else ())
 
     def _set_isr(self, state: ReplicationState, leader: int, isr: frozenset[int], elr: frozenset[int]) -> ReplicationState:
+        if self.isr_in_flight:  # kip-497: only proposed; AlterPartition commits it later
+            return state._replace(replicas=self._with(state, leader, state.replicas[leader]._replace(pending_isr=isr)))
         replica = state.replicas[leader]._replace(isr=isr)
         controller = state.controller._replace(isr=isr, elr=elr)
         return state._replace(replicas=self._with(state, leader, replica), controller=controller)
@@ -507,6 +541,8 @@ class ReplicationModel:
             if not self.is_true_leader(state, leader):
                 continue
             me = state.replicas[leader]
+            if me.pending_isr is not None:
+                continue  # one AlterPartition in flight at a time
             for f in sorted(me.isr - {leader}):
                 if me.fetched[f] >= me.log_end_offset:
                     continue
@@ -529,7 +565,7 @@ class ReplicationModel:
     def _expanded(self, state: ReplicationState, leader: int, f: int) -> ReplicationState | None:
         """The state after ``leader`` adds ``f`` to the ISR, or None when its guards refuse."""
         me = state.replicas[leader]
-        if f in me.isr or me.fetched[f] == NOT_FETCHED:
+        if f in me.isr or me.fetched[f] == NOT_FETCHED or me.pending_isr is not None:
             return None
         if self.guarded("expand_needs_caught_up") and me.fetched[f] < me.high_watermark:
             return None
@@ -624,7 +660,7 @@ class ReplicationModel:
                 continue
             me = state.replicas[leader]
             if self.guarded("hw_waits_for_isr"):
-                offsets = [me.log_end_offset if m == leader else me.fetched[m] for m in me.isr]
+                offsets = [me.log_end_offset if m == leader else me.fetched[m] for m in self._isr_for_hw(me)]
                 target = min(offsets)
             else:
                 target = me.log_end_offset
@@ -633,6 +669,44 @@ class ReplicationModel:
             if self.elr_enabled and self.guarded("min_insync_replicas") and len(me.isr) < self.min_isr:
                 continue  # KIP-966: the high watermark waits for min.insync.replicas
             yield self._advance_to(state, leader, target)
+
+    def _isr_for_hw(self, me: Replica) -> frozenset[int]:
+        """The members the high watermark waits for: the ISR, or under kip-497 the maximal ISR."""
+        if me.pending_isr is None:
+            return me.isr
+        isr = me.isr
+        if self.guarded("maximal_isr_for_hw"):
+            isr = isr | me.pending_isr  # a member being added counts already
+        if not self.guarded("pending_removal_still_counted"):
+            isr = isr & me.pending_isr  # mutant: a member being removed no longer counts
+        return isr
+
+    def alter_partition(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
+        """AlterPartition (kip-497): the controller handles the leader's proposed ISR."""
+        c = state.controller
+        for leader in self.ids:
+            me = state.replicas[leader]
+            if me.pending_isr is None or not me.alive:
+                continue
+            args = (("leader", leader),)
+            if not self.is_true_leader(state, leader) or me.isr != c.isr:
+                refused = me._replace(pending_isr=None)
+                # A deposed leader's request is fenced by its epoch; one built on an ISR the controller
+                # has since changed, by its partition epoch (INVALID_UPDATE_VERSION).
+                error = Errors.FENCED_LEADER_EPOCH.name if not self.is_true_leader(state, leader) else \
+                    errors.by_name["INVALID_UPDATE_VERSION"].name
+                yield Transition("AlterPartition", args, state._replace(replicas=self._with(state, leader, refused)),
+                                 f"refused: {error}")
+                continue
+            isr = me.pending_isr
+            committed = me._replace(isr=isr, pending_isr=None)
+            next_state = state._replace(replicas=self._with(state, leader, committed), controller=c._replace(isr=isr))
+            # Those notifications of this epoch not yet applied carry the committed ISR (as ControllerShrinkIsr).
+            next_state = next_state._replace(notifications=frozenset(
+                n._replace(isr=isr) if n.leader_epoch == c.leader_epoch else n for n in state.notifications))
+            situations = ("isr_reexpanded",) if isr > c.isr else ()
+            yield Transition("AlterPartition", args, next_state, f"ISR {_names(c.isr)} -> {_names(isr)} committed",
+                             situations)
 
     def _advance_to(self, state: ReplicationState, leader: int, target: int) -> Transition[ReplicationState]:
         me = state.replicas[leader]
@@ -657,7 +731,9 @@ class ReplicationModel:
         else:
             consumed = longer
         replicas = self._with(state, leader, me._replace(high_watermark=target))
-        situations = ("hw_with_isr",) if len(me.isr) >= 2 else ()
+        situations: tuple[str, ...] = ("hw_with_isr",) if len(me.isr) >= 2 else ()
+        if me.pending_isr is not None:
+            situations += ("hw_with_pending_isr",)
         return Transition("AdvanceHighWatermark", (("leader", leader),),
                           state._replace(replicas=replicas, pending=state.pending - answered,
                                   acknowledged=acknowledged, acknowledged_below_min_isr=below_min,
@@ -682,6 +758,7 @@ class ReplicationModel:
                 lossy = kept is not None
                 log = replica.log if kept is None else replica.log[:kept]
                 crashed = replica._replace(log=log, alive=False, leader=NO_REPLICA, isr=frozenset(), fetched=(),
+                                  pending_isr=None,
                                   high_watermark=min(replica.high_watermark, len(log)),
                                   lost_data=replica.lost_data or len(log) < replica.log_end_offset)
                 replicas = list(state.replicas)
@@ -821,8 +898,9 @@ class ReplicationModel:
             log = tuple([(epochs[e.leader_epoch], e.record) for e in rep.log])
             leader = NO_REPLICA if rep.leader == NO_REPLICA else perm[rep.leader]
             epoch = epochs[rep.leader_epoch] if rep.alive else NO_EPOCH
+            pending = -1 if rep.pending_isr is None else renamed_masks[mask(rep.pending_isr)]
             slots[perm[old]] = (log, rep.high_watermark, leader, epoch, renamed_masks[mask(rep.isr)], fetched,
-                                rep.alive, rep.lost_data)
+                                rep.alive, rep.lost_data, pending)
         c = state.controller
         notifications = sorted([
             (NO_REPLICA if n.leader == NO_REPLICA else perm[n.leader], epochs[n.leader_epoch], renamed_masks[mask(n.isr)])
@@ -849,6 +927,8 @@ class ReplicationModel:
                 role = "CRASHED"
             elif rep.leader == r:
                 role = f"leader, ISR {_names(rep.isr)}"
+                if rep.pending_isr is not None:
+                    role += f" (proposed {_names(rep.pending_isr)})"
             elif rep.leader == NO_REPLICA:
                 role = "no leader known"
             else:
@@ -965,6 +1045,7 @@ class ReplicationModel:
             "hw_with_isr": self.replica_count >= 2 and self.max_records > 0,
             "truncated_suffix": self.replica_count >= 2 and self.max_records > 0 and self.max_leader_changes > 0,
             "isr_reexpanded": self.replica_count >= 2,
+            "hw_with_pending_isr": self.isr_in_flight and self.replica_count >= 2 and self.max_records > 0,
         }
         return tuple(Situation(name, text, applies[name]) for name, text in SITUATIONS)
 

@@ -308,8 +308,10 @@ class Bridge:
             return  # at-most-once: the commit was sent (and answered) before processing
         member = number(transition, "member")
         offset = number(transition, "offset")
-        commit = Commit(offset + 1 if transition.action == "Process" else offset,
-                        self.state.members[member].generation, member)
+        processing = transition.action == "Process"
+        # The model's ghost: the last offset the member had processed when it sent the commit.
+        commit = Commit(offset + 1 if processing else offset, self.state.members[member].generation, member,
+                        offset if processing else offset - 2)
         assert commit in transition.state.commits
         consumer = self.consumer(member)
         self.expect("the generation the commit is tagged with", commit.generation + GENERATION_OFFSET,

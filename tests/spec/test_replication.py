@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from spec.checker import check
+from spec.checker import check, format_result
 from spec.replication import Notification, ReplicationModel, ReplicationState
 
 
@@ -69,6 +69,26 @@ def test_unclean_election_exposes_then_loses_a_record() -> None:
     assert len(result.trace) - 1 == 6
     elections = [s.transition.note for s in result.trace if s.transition and s.transition.action == "ElectLeader"]
     assert elections and elections[-1].startswith("unclean")
+
+
+def test_unclean_election_with_min_insync_replicas_1_loses_an_acknowledged_record() -> None:
+    """min.insync.replicas=1 lets the leader acknowledge r0 alone once B left the ISR; the leader
+    crashes, B is elected uncleanly without r0, and the old leader truncates on rejoining: no
+    replica holds an acknowledged record.  The first symptom is the elected leader missing it."""
+    bounds = {**_bounds(2, 1, 1, process_crashes=1), "min_insync_replicas": 1}
+    model = ReplicationModel("unclean", bounds)
+    first = check(model)
+    assert first.violated == ("LeaderCompleteness",) and len(first.trace) - 1 == 5
+    result = check(model, only=["NoCommittedRecordLost"])
+    print(format_result(model, result))
+    assert result.violated == ("NoCommittedRecordLost",)
+    assert len(result.trace) - 1 == 8
+    notes = [s.transition.label() for s in result.trace[1:]]  # type: ignore[union-attr]
+    assert "ElectLeader(replica=1): unclean election, epoch 1" in notes
+    assert notes[-1] == "BecomeFollower(replica=0, epoch=1): truncate to offset 0, dropping 1"
+    final = result.trace[-1].state
+    assert final.acknowledged == {0} and all(not rep.log for rep in final.replicas)
+    assert check(ReplicationModel("kip-320", bounds)).passed  # the same bounds, clean elections only
 
 
 def test_kip_320_loses_an_acknowledged_record_after_a_power_loss() -> None:
@@ -171,3 +191,43 @@ def test_the_key_keeps_a_notification_a_lagging_replica_can_still_apply() -> Non
     # Nobody applied B's epoch yet: that notification is live, and dropping it changes the key.
     pending_b = next(n for n in elect_c.notifications if n.leader == 1)
     assert model.canonical(elect_c._replace(notifications=elect_c.notifications - {pending_b})) != model.canonical(elect_c)
+
+
+# --- kip-497: the ISR change in flight ------------------------------------------------------------
+
+def test_kip_497_with_alter_partition_in_flight_passes_and_advances_the_hw_during_a_pending_change() -> None:
+    result = check(ReplicationModel("kip-497", {"replicas": 2}))
+    assert result.passed, result.violated
+    assert result.unreached == ()
+    assert result.coverage["hw_with_pending_isr"] > 0
+
+
+def test_kip_497_without_the_maximal_isr_an_expansion_commits_after_the_hw_passed_the_new_member() -> None:
+    """The leader proposes adding B (caught up to the HW 0; the fetch response is lost), advances
+    the HW to 1 over the committed ISR {A} alone (r0 is exposed to consumers; its acks=all producer
+    is refused, the committed ISR being below min.insync.replicas), then the controller commits
+    {A,B}: an ISR member lacks a record below the high watermark, and the controller may elect it."""
+    from spec.replication import GUARDS
+
+    model = ReplicationModel("kip-497", GUARDS["maximal_isr_for_hw"].witness, frozenset({"maximal_isr_for_hw"}))
+    result = check(model)
+    print(format_result(model, result))
+    assert result.violated == ("WeakIsr", "StrongIsr", "ValidHighWatermark")
+    assert len(result.trace) - 1 == 6
+    labels = [s.transition.label() for s in result.trace[1:]]  # type: ignore[union-attr]
+    assert labels[3:] == ["FollowerFetchLost(follower=1, leader=0): fetch offset 0 handled, ISR expanded, response lost",
+                          "AdvanceHighWatermark(leader=0): high watermark 0 -> 1, r0: NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+                          "AlterPartition(leader=0): ISR {A} -> {A,B} committed"]
+    assert check(ReplicationModel("kip-497", GUARDS["maximal_isr_for_hw"].witness)).passed
+
+
+def test_kip_497_a_proposed_shrink_does_not_count_until_the_controller_commits_it() -> None:
+    from spec.replication import GUARDS
+
+    bounds = GUARDS["pending_removal_still_counted"].witness
+    result = check(ReplicationModel("kip-497", bounds, frozenset({"pending_removal_still_counted"})))
+    assert "AckedOnMinIsr" in result.violated and "ValidHighWatermark" in result.violated
+    assert len(result.trace) - 1 == 3
+    final = result.trace[-1].state
+    assert final.controller.isr == {0, 1} and final.replicas[0].pending_isr == {0}
+    assert check(ReplicationModel("kip-497", bounds)).passed
