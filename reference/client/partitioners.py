@@ -48,6 +48,7 @@ as both clients do).  Only the sticky one keeps state, so it is a small class.
 from __future__ import annotations
 
 import random
+import struct
 import zlib
 from collections.abc import Callable, Sequence
 
@@ -60,6 +61,7 @@ UINT32 = 0xFFFFFFFF
 POSITIVE_MASK = 0x7FFFFFFF  # Kafka's Utils.toPositive
 
 Partitioner = Callable[[bytes | None, int, Sequence[int]], int]
+_LITTLE_ENDIAN_WORD = struct.Struct("<I")
 
 
 def _to_int32(value: int) -> int:
@@ -72,8 +74,7 @@ def murmur2(data: bytes) -> int:
     length = len(data)
     h = (MURMUR2_SEED ^ length) & UINT32
     whole_words = length - length % 4
-    for i in range(0, whole_words, 4):
-        k = int.from_bytes(data[i:i + 4], "little")
+    for (k,) in _LITTLE_ENDIAN_WORD.iter_unpack(data[:whole_words]):  # each 4-byte word as an unsigned int
         k = (k * MURMUR2_M) & UINT32
         k ^= k >> MURMUR2_R
         k = (k * MURMUR2_M) & UINT32

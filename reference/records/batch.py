@@ -67,7 +67,7 @@ from reference.records.decode_errors import (
     UnknownCompressionError,
     UnsupportedMagicError,
 )
-from reference.records.record import Header, Record, decode_records, encode_records
+from reference.records.record import Header, Record, decode_records, encode_record, encode_records
 
 __all__ = [
     "BASE_OFFSET",
@@ -563,28 +563,20 @@ class RecordBatch:
 
     def encode(self) -> bytes:
         """The batch's wire bytes (records compressed with ``compression``)."""
-        section = compress(self.compression, encode_records(self.records))
-        batch = bytearray(RECORD_BATCH_OVERHEAD + len(section))
-        _HEADER.pack_into(
-            batch,
-            0,
-            self.base_offset,
-            len(batch) - LOG_OVERHEAD,
-            self.partition_leader_epoch,
-            CURRENT_MAGIC,
-            0,  # CRC, filled in below
-            self.attributes,
-            self.last_offset_delta,
-            self.base_timestamp,
-            self.max_timestamp,
-            self.producer_id,
-            self.producer_epoch,
-            self.base_sequence,
-            len(self.records),
+        return _frame_records(
+            encode_records(self.records),
+            record_count=len(self.records),
+            compression=self.compression,
+            attributes=self.attributes,
+            last_offset_delta=self.last_offset_delta,
+            base_timestamp=self.base_timestamp,
+            max_timestamp=self.max_timestamp,
+            base_offset=self.base_offset,
+            partition_leader_epoch=self.partition_leader_epoch,
+            producer_id=self.producer_id,
+            producer_epoch=self.producer_epoch,
+            base_sequence=self.base_sequence,
         )
-        batch[RECORDS:] = section
-        _UINT32.pack_into(batch, CRC, compute_crc(batch))
-        return bytes(batch)
 
     @classmethod
     def decode(
@@ -702,21 +694,63 @@ def build_batch(
     max_timestamp = max(record.timestamp for record in simple)
     if timestamp_type is TimestampType.LOG_APPEND_TIME and log_append_time is not None:
         max_timestamp = log_append_time
-    batch = RecordBatch(
-        records=tuple(
-            Record(index, record.timestamp - base, record.key, record.value, record.headers)
-            for index, record in enumerate(simple)
-        ),
+    # Each record straight to its bytes (no Record objects): a producer builds every batch it sends.
+    section = b"".join(
+        encode_record(index, record.timestamp - base, record.key, record.value, record.headers)
+        for index, record in enumerate(simple)
+    )
+    return _frame_records(
+        section,
+        record_count=len(simple),
+        compression=compression,
+        attributes=attributes_for(compression, timestamp_type, transactional=transactional),
         last_offset_delta=len(simple) - 1,
         base_timestamp=base,
         max_timestamp=max_timestamp,
         base_offset=base_offset,
         partition_leader_epoch=partition_leader_epoch,
-        compression=compression,
-        timestamp_type=timestamp_type,
-        is_transactional=transactional,
         producer_id=producer_id,
         producer_epoch=producer_epoch,
         base_sequence=base_sequence,
     )
-    return batch.encode()
+
+
+def _frame_records(
+    section: bytes,
+    *,
+    record_count: int,
+    compression: CompressionType,
+    attributes: int,
+    last_offset_delta: int,
+    base_timestamp: int,
+    max_timestamp: int,
+    base_offset: int,
+    partition_leader_epoch: int,
+    producer_id: int,
+    producer_epoch: int,
+    base_sequence: int,
+) -> bytes:
+    """Compress an encoded records section and put the 61-byte header before it: the one place
+    that fills in ``batchLength`` and computes the CRC, once per batch."""
+    compressed = compress(compression, section)
+    batch = bytearray(RECORD_BATCH_OVERHEAD + len(compressed))
+    _HEADER.pack_into(
+        batch,
+        0,
+        base_offset,
+        len(batch) - LOG_OVERHEAD,
+        partition_leader_epoch,
+        CURRENT_MAGIC,
+        0,  # CRC, filled in below
+        attributes,
+        last_offset_delta,
+        base_timestamp,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        record_count,
+    )
+    batch[RECORDS:] = compressed
+    _UINT32.pack_into(batch, CRC, compute_crc(batch))
+    return bytes(batch)

@@ -45,7 +45,7 @@ It is the produce path's walk (a leader parses every record of every batch, as K
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -114,9 +114,18 @@ def read_varlong(view: memoryview, position: int) -> tuple[int, int]:
     return _unzigzag(raw, 64), position
 
 
+_SINGLE_BYTES: Final = tuple(bytes((byte,)) for byte in range(256))
+
+
 def write_varint(value: int) -> bytes:
     """Zigzag + base-128 encoding of a signed integer (int32 or int64 range)."""
     unsigned = (value << 1) ^ (value >> 63)
+    # Short forms first: a producer writes six varints per record, nearly all of one or two bytes
+    # (deltas, lengths up to 8 KiB); both are the general loop below unrolled.
+    if 0 <= unsigned < 0x80:
+        return _SINGLE_BYTES[unsigned]
+    if 0 <= unsigned < 0x4000:
+        return bytes(((unsigned & 0x7F) | 0x80, unsigned >> 7))
     unsigned &= (1 << 64) - 1
     out = bytearray()
     while unsigned >= 0x80:
@@ -156,23 +165,45 @@ class Record:
 
     def encode(self) -> bytes:
         """The record's bytes, starting with its length varint."""
-        body = b"".join(
-            (
-                (self.attributes & 0xFF).to_bytes(1, "big"),
-                write_varint(self.timestamp_delta),
-                write_varint(self.offset_delta),
-                _encode_nullable_bytes(self.key),
-                _encode_nullable_bytes(self.value),
-                write_varint(len(self.headers)),
-                *(_encode_header(header) for header in self.headers),
-            )
+        return encode_record(
+            self.offset_delta, self.timestamp_delta, self.key, self.value, self.headers, self.attributes
         )
-        return write_varint(len(body)) + body
+
+
+_NULL_LENGTH: Final = b"\x01"  # write_varint(-1): a null key, value or header value
+
+
+def encode_record(
+    offset_delta: int,
+    timestamp_delta: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[Header] = (),
+    attributes: int = 0,
+) -> bytes:
+    """One record's bytes in the grammar above, starting with its length varint.
+
+    The only record encoder: :meth:`Record.encode` calls it, and so does the batch builder, for
+    each record a producer appends, without building a :class:`Record` first.
+    """
+    body = b"".join(
+        (
+            _SINGLE_BYTES[attributes & 0xFF],
+            write_varint(timestamp_delta),
+            write_varint(offset_delta),
+            _NULL_LENGTH if key is None else write_varint(len(key)) + key,
+            _NULL_LENGTH if value is None else write_varint(len(value)) + value,
+            write_varint(len(headers)),
+        )
+    )
+    if headers:
+        body += b"".join(_encode_header(header) for header in headers)
+    return write_varint(len(body)) + body
 
 
 def _encode_nullable_bytes(data: bytes | None) -> bytes:
     if data is None:
-        return write_varint(-1)
+        return _NULL_LENGTH
     return write_varint(len(data)) + data
 
 
