@@ -170,6 +170,7 @@ class _HeldRequest:
     api: Api
     body: Data
     version: int | None
+    max_version: int | None = None
 
 
 def _kafka_range(api: Api) -> tuple[int, int]:
@@ -212,7 +213,8 @@ class KafkaConnection:
         """Requests submitted during negotiation, not yet encoded, in submission order."""
         return tuple(InFlightRequest(h.correlation_id, h.api.key, h.version) for h in self._held)
 
-    def send(self, api_key: int, body: Data, version: int | None = None, expect_response: bool = True) -> int:
+    def send(self, api_key: int, body: Data, version: int | None = None, expect_response: bool = True,
+             max_version: int | None = None) -> int:
         """Submit a request; returns its correlation id.
 
         Raises :class:`UnsupportedVersionError` when the version cannot be used (immediately if
@@ -235,9 +237,9 @@ class KafkaConnection:
             raise UnsupportedVersionError(f"refka knows {api.name} v{low}-v{high}, not v{version}")
         if self.state is State.NEGOTIATING:
             correlation_id = self._allocate_correlation_id()
-            self._held.append(_HeldRequest(correlation_id, api, body, version))
+            self._held.append(_HeldRequest(correlation_id, api, body, version, max_version))
             return correlation_id
-        return self._encode(api, body, self.api_version(api_key, version), None)
+        return self._encode(api, body, self.api_version(api_key, version, max_version), None)
 
     def data_to_send(self) -> bytes:
         """The bytes to write to the socket now (the outgoing buffer is emptied)."""
@@ -270,8 +272,10 @@ class KafkaConnection:
             raise
         return events
 
-    def api_version(self, api_key: int, version: int | None = None) -> int:
-        """The version a request of ``api_key`` goes at: ``version`` checked, or the highest common one."""
+    def api_version(self, api_key: int, version: int | None = None, max_version: int | None = None) -> int:
+        """The version a request of ``api_key`` goes at: ``version`` checked, or the highest common
+        one (no higher than ``max_version`` when given: a body that only older versions can carry,
+        such as topics named where the newest versions want topic ids)."""
         api = API_BY_KEY.get(api_key)
         if api is None:
             raise LocalProtocolError(f"refka has no schema for API key {api_key}")
@@ -282,6 +286,8 @@ class KafkaConnection:
             raise UnsupportedVersionError(f"the broker does not serve {api.name}")
         low, high = _kafka_range(api)
         common_low, common_high = max(low, broker_range[0]), min(high, broker_range[1])
+        if version is None and max_version is not None:
+            common_high = min(common_high, max_version)
         if version is None:
             if common_low > common_high:
                 raise UnsupportedVersionError(
@@ -344,7 +350,7 @@ class KafkaConnection:
         held, self._held = self._held, []
         for request in held:
             try:
-                version = self.api_version(request.api.key, request.version)
+                version = self.api_version(request.api.key, request.version, request.max_version)
                 self._encode(request.api, request.body, version, request.correlation_id)
             except (KafkaError, LocalProtocolError) as error:
                 failures.append(RequestFailed(request.correlation_id, request.api.key, error))

@@ -19,6 +19,12 @@ whose rule 6 this is; it owns the coordinator connection and drives this object 
   offset; none committed -> ``auto.offset.reset``; UNSTABLE_OFFSET_COMMIT (a transaction still
   open) -> ask again after ``retry.backoff.ms``.
 
+* **Topic ids or names.**  From OffsetCommit v10 and OffsetFetch v10 a topic is named by its
+  topic id (KIP-848's era), the older versions by its name.  A topic the metadata cache has no id
+  for -- committed() of a topic never subscribed nor assigned -- would go as the zero id and be
+  answered UNKNOWN_TOPIC_ID for ever, so such a request is capped at v9, which carries names
+  (Java's ``Builder.forTopicNames``).
+
 Invariant: each commit's future is resolved exactly once -- with the committed offsets, or the
 error -- at the latest at its deadline.
 """
@@ -32,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import Errors, KafkaError, lookup
 from ..protocol.apis import API_BY_KEY
+from ..protocol.primitives import ZERO_UUID
 from ..protocol.schema import Data
 from .cluster import TopicPartition
 from .subscriptions import FetchState, Position
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("refka.client.consumer")
 
 OFFSET_COMMIT_KEY, OFFSET_FETCH_KEY = 8, 9
+LAST_VERSION_NAMING_TOPICS = 9  # OffsetCommit and OffsetFetch v10+ name topics by id only
 NO_GENERATION = -1
 COORDINATOR_GONE = frozenset({Errors.NOT_COORDINATOR, Errors.COORDINATOR_NOT_AVAILABLE})
 RESET_GENERATION = frozenset({Errors.ILLEGAL_GENERATION, Errors.UNKNOWN_MEMBER_ID})
@@ -159,7 +167,8 @@ class GroupOffsets:
             self.membership.coordinator_unknown(error)
             self._retry_commit(commit, error, now_ms)
 
-        self.membership.send(OFFSET_COMMIT_KEY, body, on_response, on_failure)
+        self.membership.send(OFFSET_COMMIT_KEY, body, on_response, on_failure,
+                             max_version=self._version_cap(by_topic))
 
     def _retry_commit(self, commit: _Commit, error: Exception, now_ms: int) -> None:
         if not commit.retry or now_ms + self.config.retry_backoff_ms >= commit.deadline_ms:
@@ -280,7 +289,14 @@ class GroupOffsets:
             self.membership.coordinator_unknown(error)
             future.set_exception(error)
 
-        self.membership.send(OFFSET_FETCH_KEY, body, on_response, on_failure)
+        self.membership.send(OFFSET_FETCH_KEY, body, on_response, on_failure,
+                             max_version=self._version_cap(by_topic))
+
+    def _version_cap(self, topics: dict[str, list[Data]] | dict[str, list[int]]) -> int | None:
+        """None when every topic's id is known; otherwise the last version that names topics."""
+        if all(self.metadata.topic_id(topic) != ZERO_UUID for topic in topics):
+            return None
+        return LAST_VERSION_NAMING_TOPICS
 
 
 def _log_auto_commit(future: CommitFuture) -> None:

@@ -49,6 +49,7 @@ class OutboundRequest:
     on_response: ResponseCallback
     on_failure: FailureCallback = _ignore_failure
     version: int | None = None  # None: the newest version both sides support
+    max_version: int | None = None  # with version None: no newer than this (e.g. the last one naming topics)
     timeout_ms: int = 30_000  # Kafka's request.timeout.ms for inter-broker requests
     done: bool = field(default=False, init=False)
 

@@ -267,7 +267,8 @@ class OutboxTransport:
             return  # timed out before its connection was ready
         expects_response = _expects_response(request)
         try:
-            correlation_id = connection.send(request.api_key, request.body, request.version, expects_response)
+            correlation_id = connection.send(request.api_key, request.body, request.version, expects_response,
+                                             max_version=request.max_version)
         except (KafkaError, LocalProtocolError) as error:  # UnsupportedVersionError, a body that does not encode
             self._fail(request, error)
             return

@@ -429,3 +429,24 @@ def test_the_applications_mistakes_are_typed_errors_before_anything_is_sent() ->
     with pytest.raises(SubscriptionError, match="mutually exclusive"):
         grouped.subscribe(["t"])
     grouped.close(timeout=1)
+
+
+def test_committed_offsets_of_topics_the_consumer_never_fetched(bootstrap: str) -> None:
+    """commit_sync/committed for a topic this consumer neither subscribed to nor assigned: its
+    metadata has no topic id, so OffsetCommit/OffsetFetch go at v9, naming the topic (v10 would
+    send the zero id and be answered UNKNOWN_TOPIC_ID until the timeout)."""
+    topic = new_topic(bootstrap, "committed-cold", 2)
+    produce(bootstrap, topic, 4)
+    group = f"{topic}-group"
+    writer = consumer(bootstrap, group)
+    try:
+        assert writer.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=20) == {
+            TopicPartition(topic, 0): None, TopicPartition(topic, 1): None}
+        writer.commit_sync({TopicPartition(topic, 1): 3}, timeout=20)
+    finally:
+        writer.close()
+    reader = consumer(bootstrap, group)
+    try:
+        assert reader.committed([TopicPartition(topic, 1)], timeout=20) == {TopicPartition(topic, 1): 3}
+    finally:
+        reader.close()

@@ -144,7 +144,8 @@ def test_api_versions_metadata_create_topics_produce_and_fetch_travel_through_th
         harness = Harness({NODE: (broker.host, broker.port)})
         await harness.transport.start()
         try:
-            versions = await harness.call("ApiVersions", API_BY_NAME["ApiVersions"].request.make())
+            versions = await harness.call("ApiVersions", API_BY_NAME["ApiVersions"].request.make(
+                client_software_name="refka-test", client_software_version="1.0"))  # v3+: KIP-511 names required
             assert versions.error_code == 0 and any(k.api_key == 0 for k in versions.api_keys)
             described = await harness.call("Metadata", metadata())
             assert [b.port for b in described.brokers] == [broker.port]
