@@ -21,8 +21,9 @@ conformance test can first be proven right against Kafka itself.
    (``reference.node.local_cluster.node_properties``).  Automatic topic creation keeps Kafka's default (on).
 
 The Java tools shipped in those jars (``VerifiableProducer``, ``VerifiableConsumer``,
-``ProducerPerformance``, ``ConsumerPerformance``) are real Java clients; :class:`KafkaTools` runs
-them against any broker.
+``ProducerPerformance``, ``ConsumerPerformance``, and ``TransactionalMessageCopier``, the
+consume-transform-produce loop of Kafka's own transaction system tests) are real Java clients;
+:class:`KafkaTools` runs them against any broker.
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ class KafkaTools:
     VERIFIABLE_CONSUMER = "org.apache.kafka.tools.VerifiableConsumer"
     PRODUCER_PERFORMANCE = "org.apache.kafka.tools.ProducerPerformance"
     CONSUMER_PERFORMANCE = "org.apache.kafka.tools.ConsumerPerformance"
+    TRANSACTIONAL_MESSAGE_COPIER = "org.apache.kafka.tools.TransactionalMessageCopier"
 
     def __init__(self, libs: Path | None = None) -> None:
         self.java = require_java()
@@ -222,6 +224,28 @@ class KafkaTools:
     def consumer_performance(self, bootstrap: str, topic: str, num_records: int, timeout_ms: int = 30000) -> ToolResult:
         return self.run(self.CONSUMER_PERFORMANCE, ["--bootstrap-server", bootstrap, "--topic", topic,
                                                     "--num-records", str(num_records), "--timeout", str(timeout_ms)])
+
+    def transactional_message_copier(self, bootstrap: str, input_topic: str, output_topic: str,
+                                     transactional_id: str, group_id: str, max_messages: int,
+                                     input_partition: int = 0, transaction_size: int = 200,
+                                     random_aborts: bool = False, use_group_metadata: bool = False,
+                                     timeout: float = 300.0) -> ToolResult:
+        """Copies ``max_messages`` records of one input partition to the output topic (same partition
+        number), one transaction per poll of at most ``transaction_size`` records, with the consumed
+        positions committed for ``group_id`` inside each transaction (sendOffsetsToTransaction; with
+        ``use_group_metadata`` the KIP-447 form that passes the consumer's group metadata).  With
+        ``random_aborts`` about one transaction in three is aborted instead and the consumer rewinds
+        to the group's committed offset, so those records are copied again by a later transaction.
+        Exits 0 once every record is copied; prints a JSON status line per poll."""
+        arguments = ["--broker-list", bootstrap, "--input-topic", input_topic, "--input-partition",
+                     str(input_partition), "--output-topic", output_topic, "--transactional-id", transactional_id,
+                     "--consumer-group", group_id, "--max-messages", str(max_messages),
+                     "--transaction-size", str(transaction_size)]
+        if random_aborts:
+            arguments.append("--enable-random-aborts")
+        if use_group_metadata:
+            arguments.append("--use-group-metadata")
+        return self.run(self.TRANSACTIONAL_MESSAGE_COPIER, arguments, timeout)
 
 
 # ---------------------------------------------------------------- command line

@@ -8,8 +8,15 @@ same few operations into that client's own API and reports what happened in plai
 * :meth:`Client.produce` sends messages and returns one :class:`Delivery` per message (partition,
   offset, or the error the client surfaced, with its Kafka error code when the client exposes it);
 * :meth:`Client.consume` reads a topic's partitions from a start position without a group
-  (manual assignment) and returns :class:`Message` objects in the order the client delivered them;
-* :meth:`Client.group_member` joins a consumer group by subscription (see :class:`GroupMember`).
+  (manual assignment), at an ``isolation.level`` (read_uncommitted unless asked: librdkafka's own
+  default is read_committed), and returns :class:`Message` objects in the order the client
+  delivered them;
+* :meth:`Client.group_member` joins a consumer group by subscription (see :class:`GroupMember`);
+* :meth:`Client.transactional_producer` gives a producer with a ``transactional.id``, already
+  initialised (InitProducerId), that begins, sends, adds consumer offsets, commits and aborts
+  transactions (see :class:`TransactionalProducer`).  Every library reports fencing -- a newer
+  producer with the same transactional.id -- its own way; the adapters raise
+  :class:`TransactionFenced` for all of them.
 
 Clients differ in what they can express (kcat cannot send binary or report offsets, aiokafka
 cannot send null header values, ...).  An adapter lists what it cannot do in ``lacks``; a test that
@@ -31,7 +38,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,11 +88,18 @@ class Client:
         raise NotImplementedError
 
     def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
-                start: str = "earliest") -> list[Message]:
+                start: str = "earliest", isolation_level: str = "read_uncommitted") -> list[Message]:
+        """Up to ``count`` records of ``partitions`` from ``start``; ``isolation_level`` is the
+        consumer's ``isolation.level`` (``read_committed`` hides aborted and open transactions)."""
         raise NotImplementedError
 
     def group_member(self, topic: str, group_id: str, config: dict[str, Any] | None = None) -> GroupMember:
         raise ClientLacks(f"{self.name} has no group consumer adapter")
+
+    def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
+        """A producer with ``transactional.id`` = ``transactional_id``, returned after its
+        init_transactions (InitProducerId: which fences any older producer of the same id)."""
+        raise ClientLacks(f"{self.name} cannot express: transactions")
 
     def close(self) -> None:
         """Release shared resources (event loops); clients are created per test."""
@@ -105,6 +119,73 @@ class GroupMember:
 
     def close(self) -> None:
         raise NotImplementedError
+
+
+class TransactionFenced(Exception):
+    """The client reported that a newer producer with the same transactional.id fenced this one."""
+
+
+class TransactionalProducer:
+    """A transactional producer (KIP-98) after ``init_transactions``: one transaction at a time.
+
+    Each adapter maps its client's own fencing error (the coordinator answered PRODUCER_FENCED or
+    INVALID_PRODUCER_EPOCH because a newer producer bumped the epoch) to :class:`TransactionFenced`."""
+
+    def begin(self) -> None:
+        raise NotImplementedError
+
+    def send(self, topic: str, messages: Sequence[Message]) -> list[Delivery]:
+        """Sends inside the open transaction and waits until each record is acknowledged
+        (written to the log) before returning; raises TransactionFenced when fenced."""
+        raise NotImplementedError
+
+    def send_offsets(self, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Adds consumer offsets (topic, partition) -> next offset to the transaction."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        """Commits the open transaction; raises TransactionFenced when fenced."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+# The exception classes by which the Python clients report that the transaction coordinator or a
+# partition leader answered PRODUCER_FENCED (90) or INVALID_PRODUCER_EPOCH (47) -- both mean "a
+# newer producer with your transactional.id exists" (KIP-588 split the first from the second).
+# kafka-python: ProducerFencedError / InvalidProducerEpochError; aiokafka: ProducerFenced /
+# InvalidProducerEpoch.  Matched by name (and base class names) so both libraries share one test.
+FENCING_ERROR_NAMES = frozenset({"ProducerFencedError", "InvalidProducerEpochError", "ProducerFenced",
+                                 "InvalidProducerEpoch"})
+TRANSACTION_TIMEOUT = 30.0  # seconds a transactional call may block (coordinator lookups, markers)
+
+
+def _is_fencing(error: BaseException | None) -> bool:
+    """Whether ``error``, or an exception it was raised from, is one of the fencing errors."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if any(cls.__name__ in FENCING_ERROR_NAMES for cls in type(error).__mro__):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _fencing_reported(client_name: str) -> Iterator[None]:
+    """Re-raise a Python client's fencing error as :class:`TransactionFenced`, anything else as is."""
+    try:
+        yield
+    except TransactionFenced:
+        raise
+    except Exception as error:
+        if _is_fencing(error):
+            raise TransactionFenced(f"{client_name}: {error!r}") from error
+        raise
 
 
 # ---------------------------------------------------------------- kafka-python
@@ -143,11 +224,11 @@ class KafkaPythonClient(Client):
             producer.close(timeout=5)
 
     def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
-                start: str = "earliest") -> list[Message]:
+                start: str = "earliest", isolation_level: str = "read_uncommitted") -> list[Message]:
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                 auto_offset_reset=start)
+                                 auto_offset_reset=start, isolation_level=isolation_level)
         try:
             consumer.assign([TopicPartition(topic, p) for p in partitions])
             received: list[Message] = []
@@ -167,6 +248,9 @@ class KafkaPythonClient(Client):
                                     "session_timeout_ms": 10000, "heartbeat_interval_ms": 1000}
         settings.update(config or {})
         return _KafkaPythonMember(lambda: KafkaConsumer(**settings), topic)
+
+    def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
+        return _KafkaPythonTransactionalProducer(self.bootstrap, transactional_id)
 
 
 def _from_kafka_python(record: Any) -> Message:
@@ -265,6 +349,64 @@ class _KafkaPythonMember(GroupMember):
         self._thread.join(10)
 
 
+class _KafkaPythonTransactionalProducer(TransactionalProducer):
+    """kafka-python 3.x: KafkaProducer(transactional_id=...); its transactional calls block."""
+
+    def __init__(self, bootstrap: str, transactional_id: str) -> None:
+        from kafka import KafkaProducer
+
+        timeout_ms = int(TRANSACTION_TIMEOUT * 1000)
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id, linger_ms=5,
+                                      max_block_ms=timeout_ms, request_timeout_ms=timeout_ms)
+        try:
+            self.producer.init_transactions()
+        except BaseException:
+            self.producer.close(timeout=0)
+            raise
+
+    def begin(self) -> None:
+        with _fencing_reported("kafka-python"):
+            self.producer.begin_transaction()
+
+    def send(self, topic: str, messages: Sequence[Message]) -> list[Delivery]:
+        from kafka.errors import KafkaError
+
+        with _fencing_reported("kafka-python"):
+            futures = [self.producer.send(topic, key=m.key, value=m.value, headers=m.headers or None,
+                                          partition=m.partition) for m in messages]
+            self.producer.flush(timeout=TRANSACTION_TIMEOUT)
+            deliveries = []
+            for future in futures:
+                try:
+                    metadata = future.get(timeout=TRANSACTION_TIMEOUT)
+                    deliveries.append(Delivery(metadata.partition, metadata.offset))
+                except KafkaError as error:
+                    if _is_fencing(error):
+                        raise
+                    deliveries.append(Delivery(None, None, repr(error), getattr(error, "errno", None)))
+            return deliveries
+
+    def send_offsets(self, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        from kafka import TopicPartition
+        from kafka.structs import OffsetAndMetadata
+
+        positions = {TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+                     for (topic, partition), offset in offsets.items()}
+        with _fencing_reported("kafka-python"):
+            self.producer.send_offsets_to_transaction(positions, group_id)
+
+    def commit(self) -> None:
+        with _fencing_reported("kafka-python"):
+            self.producer.commit_transaction()
+
+    def abort(self) -> None:
+        with _fencing_reported("kafka-python"):
+            self.producer.abort_transaction()
+
+    def close(self) -> None:
+        self.producer.close(timeout=5)
+
+
 # ---------------------------------------------------------------- confluent-kafka (librdkafka)
 class ConfluentClient(Client):
     name = "confluent-kafka"
@@ -299,11 +441,13 @@ class ConfluentClient(Client):
         return [d or Delivery(None, None, "no delivery report before timeout") for d in deliveries]
 
     def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
-                start: str = "earliest") -> list[Message]:
+                start: str = "earliest", isolation_level: str = "read_uncommitted") -> list[Message]:
         from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
+        # librdkafka defaults to read_committed, unlike the Java client: always say which.
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "refka-conformance-unused",
-                             "enable.auto.commit": False, "enable.partition.eof": False})
+                             "enable.auto.commit": False, "enable.partition.eof": False,
+                             "isolation.level": isolation_level})
         try:
             position = OFFSET_BEGINNING if start == "earliest" else OFFSET_END
             consumer.assign([TopicPartition(topic, p, position) for p in partitions])
@@ -329,6 +473,9 @@ class ConfluentClient(Client):
         consumer.subscribe([topic])
         return _ConfluentMember(consumer)
 
+    def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
+        return _ConfluentTransactionalProducer(self.bootstrap, transactional_id)
+
 
 def _confluent_code(error: Exception) -> int | None:
     with contextlib.suppress(Exception):
@@ -340,6 +487,96 @@ def _from_confluent(message: Any) -> Message:
     timestamp = message.timestamp()[1] if message.timestamp() else None
     return Message(message.key(), message.value(), list(message.headers() or []), message.partition(),
                    message.offset(), timestamp)
+
+
+def _confluent_fenced(error: Any) -> bool:
+    """librdkafka reports fencing as a *fatal* error, _FENCED (-144), which it raises for the
+    coordinator's or a leader's PRODUCER_FENCED / INVALID_PRODUCER_EPOCH."""
+    from confluent_kafka import KafkaError
+
+    fencing_codes = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+    return bool(error is not None and error.fatal() and error.code() in fencing_codes)
+
+
+@contextlib.contextmanager
+def _confluent_fencing_reported() -> Iterator[None]:
+    from confluent_kafka import KafkaException
+
+    try:
+        yield
+    except KafkaException as error:
+        if error.args and _confluent_fenced(error.args[0]):
+            raise TransactionFenced(f"confluent-kafka: {error.args[0]}") from error
+        raise
+
+
+class _ConfluentTransactionalProducer(TransactionalProducer):
+    """confluent-kafka: Producer with transactional.id; send_offsets_to_transaction takes the
+    group's ConsumerGroupMetadata, which only a Consumer configured with that group.id gives."""
+
+    def __init__(self, bootstrap: str, transactional_id: str) -> None:
+        from confluent_kafka import Producer
+
+        self.bootstrap = bootstrap
+        self.producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                                  "linger.ms": 5})
+        self.producer.init_transactions(TRANSACTION_TIMEOUT)
+
+    def begin(self) -> None:
+        with _confluent_fencing_reported():
+            self.producer.begin_transaction()
+
+    def send(self, topic: str, messages: Sequence[Message]) -> list[Delivery]:
+        deliveries: list[Delivery | None] = [None] * len(messages)
+        fenced: list[Any] = []
+
+        def recorder(index: int) -> Any:
+            def on_delivery(error: Any, message: Any) -> None:
+                if error is None:
+                    deliveries[index] = Delivery(message.partition(), message.offset())
+                    return
+                if _confluent_fenced(error):
+                    fenced.append(error)
+                deliveries[index] = Delivery(None, None, str(error), error.code())
+            return on_delivery
+
+        with _confluent_fencing_reported():
+            for index, m in enumerate(messages):
+                extra = {} if m.partition is None else {"partition": m.partition}
+                self.producer.produce(topic, key=m.key, value=m.value, headers=m.headers or None,
+                                      on_delivery=recorder(index), **extra)
+                self.producer.poll(0)
+            self.producer.flush(TRANSACTION_TIMEOUT)
+        if fenced:
+            raise TransactionFenced(f"confluent-kafka: {fenced[0]}")
+        return [d or Delivery(None, None, "no delivery report before timeout") for d in deliveries]
+
+    def send_offsets(self, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group_id,
+                             "enable.auto.commit": False})
+        try:
+            group_metadata = consumer.consumer_group_metadata()
+        finally:
+            consumer.close()
+        positions = [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
+        with _confluent_fencing_reported():
+            self.producer.send_offsets_to_transaction(positions, group_metadata, TRANSACTION_TIMEOUT)
+
+    def commit(self) -> None:
+        with _confluent_fencing_reported():
+            self.producer.commit_transaction(TRANSACTION_TIMEOUT)
+
+    def abort(self) -> None:
+        with _confluent_fencing_reported():
+            self.producer.abort_transaction(TRANSACTION_TIMEOUT)
+
+    def close(self) -> None:
+        # confluent-kafka's Producer has no close (dropping it destroys the handle); serve the last
+        # callbacks.  A fenced producer raises its fatal error again here, which is no news.
+        with contextlib.suppress(Exception):
+            self.producer.flush(0)
 
 
 class _ConfluentMember(GroupMember):
@@ -438,15 +675,16 @@ class AioKafkaClient(Client):
             await producer.stop()
 
     def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
-                start: str = "earliest") -> list[Message]:
-        return list(self.loop.run(self._consume(topic, partitions, count, timeout, start), timeout + 30))
+                start: str = "earliest", isolation_level: str = "read_uncommitted") -> list[Message]:
+        return list(self.loop.run(self._consume(topic, partitions, count, timeout, start, isolation_level),
+                                  timeout + 30))
 
     async def _consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float,
-                       start: str) -> list[Message]:
+                       start: str, isolation_level: str) -> list[Message]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset=start)
+                                    auto_offset_reset=start, isolation_level=isolation_level)
         await consumer.start()
         try:
             consumer.assign([TopicPartition(topic, p) for p in partitions])
@@ -475,6 +713,9 @@ class AioKafkaClient(Client):
 
         return _AioKafkaMember(self.loop, self.loop.run(started()))
 
+    def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
+        return _AioKafkaTransactionalProducer(self.loop, self.bootstrap, transactional_id)
+
 
 class _AioKafkaMember(GroupMember):
     def __init__(self, loop: _LoopThread, consumer: Any) -> None:
@@ -495,12 +736,72 @@ class _AioKafkaMember(GroupMember):
         self.loop.run(self.consumer.stop())
 
 
+class _AioKafkaTransactionalProducer(TransactionalProducer):
+    """aiokafka: AIOKafkaProducer(transactional_id=...), whose start() initialises the transactions;
+    every call runs on the adapter's event-loop thread."""
+
+    def __init__(self, loop: _LoopThread, bootstrap: str, transactional_id: str) -> None:
+        self.loop = loop
+        self.producer = self.loop.run(self._started(bootstrap, transactional_id))
+
+    @staticmethod
+    async def _started(bootstrap: str, transactional_id: str) -> Any:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id, linger_ms=5,
+                                    request_timeout_ms=int(TRANSACTION_TIMEOUT * 1000))
+        await producer.start()
+        return producer
+
+    def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        with _fencing_reported("aiokafka"):
+            return self.loop.run(coroutine, TRANSACTION_TIMEOUT + 30)
+
+    def begin(self) -> None:
+        self._run(self.producer.begin_transaction())
+
+    def send(self, topic: str, messages: Sequence[Message]) -> list[Delivery]:
+        return list(self._run(self._send(topic, messages)))
+
+    async def _send(self, topic: str, messages: Sequence[Message]) -> list[Delivery]:
+        from aiokafka.errors import KafkaError
+
+        futures = [await self.producer.send(topic, key=m.key, value=m.value, headers=m.headers or None,
+                                            partition=m.partition) for m in messages]
+        deliveries = []
+        for future in futures:
+            try:
+                metadata = await asyncio.wait_for(future, TRANSACTION_TIMEOUT)
+                deliveries.append(Delivery(metadata.partition, metadata.offset))
+            except KafkaError as error:
+                if _is_fencing(error):
+                    raise
+                deliveries.append(Delivery(None, None, repr(error), getattr(error, "errno", None)))
+        return deliveries
+
+    def send_offsets(self, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        from aiokafka import TopicPartition
+
+        positions = {TopicPartition(topic, partition): offset for (topic, partition), offset in offsets.items()}
+        self._run(self.producer.send_offsets_to_transaction(positions, group_id))
+
+    def commit(self) -> None:
+        self._run(self.producer.commit_transaction())
+
+    def abort(self) -> None:
+        self._run(self.producer.abort_transaction())
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # a fenced producer may fail to stop cleanly
+            self.loop.run(self.producer.stop(), 15)
+
+
 # ---------------------------------------------------------------- kcat
 class KcatClient(Client):
     """kcat (librdkafka's CLI).  Text only; produce reports no offsets."""
 
     name = "kcat"
-    lacks = frozenset({"binary", "null_header_value", "offsets", "group", "acks0_offset"})
+    lacks = frozenset({"binary", "null_header_value", "offsets", "group", "acks0_offset", "transactions"})
     KEY_DELIMITER = "\t"
 
     def __init__(self, bootstrap: str) -> None:
@@ -531,11 +832,11 @@ class KcatClient(Client):
         return deliveries
 
     def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
-                start: str = "earliest") -> list[Message]:
+                start: str = "earliest", isolation_level: str = "read_uncommitted") -> list[Message]:
         received: list[Message] = []
         for partition in partitions:
             command = [self.kcat, "-C", "-b", self.bootstrap, "-t", topic, "-p", str(partition), "-J", "-e",
-                       "-o", "beginning" if start == "earliest" else "end"]
+                       "-o", "beginning" if start == "earliest" else "end", "-X", f"isolation.level={isolation_level}"]
             try:
                 done = subprocess.run(command, capture_output=True, timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -563,11 +864,11 @@ class RefkaClient(Client):
     It expresses everything the suite asks of a client -- binary keys and values, headers with
     null values, offsets on delivery, explicit partitions, partitioners by name (``partitioner``:
     Java's default or librdkafka's names), idempotence, groups, static membership, isolation
-    levels -- except transactions: the reference producer has no ``transactional.id``.
+    levels and transactions (``transactional.id``, ``reference.client.transaction_manager``).
     """
 
     name = "refka"
-    lacks = frozenset({"transactions", "acks0_offset"})  # acks=0: no answer, so no offset (as every client)
+    lacks = frozenset({"acks0_offset"})  # acks=0: no answer, so no offset (as every client)
 
     def produce(self, topic: str, messages: Sequence[Message], acks: str = "all",
                 config: dict[str, Any] | None = None, timeout: float = 15.0) -> list[Delivery]:
@@ -587,11 +888,11 @@ class RefkaClient(Client):
             producer.close(timeout=5)
 
     def consume(self, topic: str, partitions: Sequence[int], count: int, timeout: float = 10.0,
-                start: str = "earliest") -> list[Message]:
+                start: str = "earliest", isolation_level: str = "read_uncommitted") -> list[Message]:
         from reference.client.consumer import Consumer, TopicPartition
 
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "auto.offset.reset": start,
-                             "enable.auto.commit": False})
+                             "enable.auto.commit": False, "isolation.level": isolation_level})
         try:
             consumer.assign([TopicPartition(topic, p) for p in partitions])
             received: list[Message] = []
@@ -617,8 +918,58 @@ class RefkaClient(Client):
             raise
         return _RefkaMember(consumer)
 
+    def transactional_producer(self, transactional_id: str) -> TransactionalProducer:
+        return _RefkaTransactionalProducer(self.bootstrap, transactional_id)
 
-def _refka_delivery(future: Future[Any]) -> Delivery:
+
+class _RefkaTransactionalProducer(TransactionalProducer):
+    """The reference producer with ``transactional.id``; ProducerFencedError is its fencing error
+    (PRODUCER_FENCED, or INVALID_PRODUCER_EPOCH from a coordinator that predates it)."""
+
+    def __init__(self, bootstrap: str, transactional_id: str) -> None:
+        from reference.client.producer import Producer
+
+        self.producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                                  "linger.ms": 5})
+        try:
+            self.producer.init_transactions(TRANSACTION_TIMEOUT)
+        except BaseException:
+            self.producer.close(timeout=0)
+            raise
+
+    def begin(self) -> None:
+        with _fencing_reported("refka"):
+            self.producer.begin_transaction()
+
+    def send(self, topic: str, messages: Sequence[Message]) -> list[Delivery]:
+        from reference.client.exceptions import ProducerFencedError
+
+        with _fencing_reported("refka"):
+            futures = [self.producer.send(topic, m.value, key=m.key, partition=m.partition, headers=m.headers)
+                       for m in messages]
+            self.producer.flush(TRANSACTION_TIMEOUT)
+        fenced = [f.exception() for f in futures if f.done() and isinstance(f.exception(), ProducerFencedError)]
+        if fenced:
+            raise TransactionFenced(f"refka: {fenced[0]}")
+        return [_refka_delivery(future) for future in futures]
+
+    def send_offsets(self, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        with _fencing_reported("refka"):
+            self.producer.send_offsets_to_transaction(offsets, group_id, TRANSACTION_TIMEOUT)
+
+    def commit(self) -> None:
+        with _fencing_reported("refka"):
+            self.producer.commit_transaction(TRANSACTION_TIMEOUT)
+
+    def abort(self) -> None:
+        with _fencing_reported("refka"):
+            self.producer.abort_transaction(TRANSACTION_TIMEOUT)
+
+    def close(self) -> None:
+        self.producer.close(timeout=5)
+
+
+def _refka_delivery(future: Any) -> Delivery:
     from reference.errors import KafkaError
 
     if not future.done():

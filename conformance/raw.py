@@ -810,6 +810,25 @@ def offset_fetch(conn: Connection, group_id: str, topic: str, partitions: Sequen
     return offset_fetch_with_group_error(conn, group_id, topic, partitions)[1]
 
 
+def committed_offset(bootstrap: str, group_id: str, topic: str, partition: int = 0) -> CommittedOffset:
+    """The group's committed offset of one partition, asked of the group's coordinator."""
+    with group_coordinator(bootstrap.split(",")[0], group_id) as conn:
+        return offset_fetch(conn, group_id, topic, [partition])[partition]
+
+
+def committed_offset_once(bootstrap: str, group_id: str, topic: str, expected: int, timeout: float = 30.0,
+                          partition: int = 0) -> CommittedOffset:
+    """The group's committed offset once it is ``expected``, or the last answer after ``timeout``: a
+    transaction's offsets are applied when its commit marker reaches __consumer_offsets, which may
+    follow the EndTxn answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        committed = committed_offset(bootstrap, group_id, topic, partition)
+        if (committed.error_code, committed.offset) == (0, expected) or time.monotonic() > deadline:
+            return committed
+        time.sleep(0.1)
+
+
 def offset_fetch_with_group_error(conn: Connection, group_id: str, topic: str, partitions: Sequence[int]
                                   ) -> tuple[int, dict[int, CommittedOffset]]:
     """OffsetFetch v5: (the group-level error code that v2+ carries after the topics, e.g.

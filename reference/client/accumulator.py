@@ -31,7 +31,6 @@ batch is encoded for sending, not here, as librdkafka does.
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,22 +38,10 @@ from dataclasses import dataclass, field
 from ..records.batch import NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, SimpleRecord, build_batch
 from ..records.compression import CompressionType
 from .cluster import TopicPartition
+from .delivery import DeliveryFuture
 
 BATCH_HEADER_BYTES = 61
 RECORD_OVERHEAD_BYTES = 21  # length, attributes, timestamp/offset deltas, key/value lengths, header count
-
-
-@dataclass(frozen=True)
-class RecordMetadata:
-    """Where a record was written (what a delivery future resolves to)."""
-
-    topic: str
-    partition: int
-    offset: int  # -1 when unknown (acks=0)
-    timestamp: int
-
-
-DeliveryFuture = concurrent.futures.Future[RecordMetadata]
 
 
 def estimate_size(record: SimpleRecord) -> int:
@@ -64,7 +51,8 @@ def estimate_size(record: SimpleRecord) -> int:
 
 @dataclass(eq=False)
 class ProducerBatch:
-    """Records for one partition that travel together, with their delivery futures."""
+    """Records for one partition that travel together; ``futures[i]`` is ``records[i]``'s, and
+    all of them get the batch's one answer (``delivery.answer``)."""
 
     tp: TopicPartition
     created_ms: int
@@ -77,13 +65,14 @@ class ProducerBatch:
     producer_id: int = NO_PRODUCER_ID
     producer_epoch: int = NO_PRODUCER_EPOCH
     base_sequence: int = NO_SEQUENCE
+    transactional: bool = False  # the batch attribute bit 0x10: its records wait for a marker (KIP-98)
     in_flight: bool = False
     # Failed because its leader moved: not sent again until the metadata is newer than this update.
     stale_metadata_update: int = -1
     _encoded: tuple[tuple[int, int, int, CompressionType], bytes] | None = None
 
-    def try_append(self, record: SimpleRecord, future: DeliveryFuture, batch_size: int) -> bool:
-        size = estimate_size(record)
+    def try_append(self, record: SimpleRecord, future: DeliveryFuture, batch_size: int, size: int) -> bool:
+        """Take the record unless its ``size`` (:func:`estimate_size`) would overflow ``batch_size``."""
         if self.records and self.size_in_bytes + size > batch_size:
             return False
         self.records.append(record)
@@ -104,7 +93,8 @@ class ProducerBatch:
         key = (self.producer_id, self.producer_epoch, self.base_sequence, compression)
         if self._encoded is None or self._encoded[0] != key:
             data = build_batch(self.records, compression=compression, producer_id=self.producer_id,
-                               producer_epoch=self.producer_epoch, base_sequence=self.base_sequence)
+                               producer_epoch=self.producer_epoch, base_sequence=self.base_sequence,
+                               transactional=self.transactional)
             self._encoded = (key, data)
         return self._encoded[1]
 
@@ -121,14 +111,21 @@ class RecordAccumulator:
     def __len__(self) -> int:
         return sum(len(queue) for queue in self._batches.values())
 
-    def append(self, tp: TopicPartition, record: SimpleRecord, future: DeliveryFuture, now_ms: int) -> ProducerBatch:
-        """Add a record to the partition's open batch, or open a new one (rule 1)."""
-        queue = self._batches.setdefault(tp, deque())
-        if queue and not queue[-1].has_sequence and queue[-1].attempts == 0:
-            if queue[-1].try_append(record, future, self.batch_size):
-                return queue[-1]
+    def append(self, tp: TopicPartition, record: SimpleRecord, future: DeliveryFuture, now_ms: int,
+               size: int | None = None) -> ProducerBatch:
+        """Add a record to the partition's open batch, or open a new one (rule 1).  ``size`` is the
+        record's :func:`estimate_size`, if the caller has it already."""
+        if size is None:
+            size = estimate_size(record)
+        queue = self._batches.get(tp)
+        if queue is None:
+            queue = self._batches[tp] = deque()
+        if queue:
+            last = queue[-1]  # open unless it was sent already (a retry waiting here) or stamped
+            if not last.has_sequence and last.attempts == 0 and last.try_append(record, future, self.batch_size, size):
+                return last
         batch = ProducerBatch(tp, now_ms)
-        batch.try_append(record, future, self.batch_size)
+        batch.try_append(record, future, self.batch_size, size)
         queue.append(batch)
         return batch
 

@@ -36,7 +36,7 @@ from ..errors import Errors, KafkaError
 from .cluster import TopicPartition
 from .consumer_config import ConsumerConfig
 from .consumer_core import ConsumerCore
-from .coordinator import ListenerCall
+from .coordinator import ConsumerGroupMetadata, ListenerCall
 from .exceptions import ConfigException, LocalProtocolError
 from .fetcher import ConsumerRecord, LogTruncationError, NoOffsetForPartitionError
 from .offsets import CommitFailedError
@@ -110,6 +110,14 @@ class Consumer:
 
     def assignment(self) -> set[TopicPartition]:
         return self._call(self.core.assignment)
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """This member's group identity -- group id, generation, member id, static instance id --
+        for ``Producer.send_offsets_to_transaction`` (Java's ``groupMetadata()``): the group
+        coordinator then refuses the offsets of a member whose generation has moved on (KIP-447)."""
+        if self.config.group_id is None:
+            raise KafkaError(Errors.INVALID_GROUP_ID, "group_metadata needs a group.id")
+        return self._call(self.core.coordinator.group_metadata)
 
     def unsubscribe(self) -> None:
         """Leave the group (running ``on_partitions_revoked``, or ``..._lost`` when the member's
@@ -336,6 +344,6 @@ class Consumer:
             self._wake.set()
 
 
-__all__ = ["CommitFailedError", "ConfigException", "Consumer", "ConsumerClosedError", "ConsumerRecord",
+__all__ = ["CommitFailedError", "ConfigException", "Consumer", "ConsumerClosedError", "ConsumerGroupMetadata", "ConsumerRecord",
            "LogTruncationError", "NoOffsetForPartitionError", "RebalanceListener", "SubscriptionError",
            "TopicPartition"]

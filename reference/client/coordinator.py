@@ -96,6 +96,19 @@ FATAL_GROUP_ERRORS = frozenset({
     Errors.UNSUPPORTED_VERSION,
 })
 
+@dataclass(frozen=True)
+class ConsumerGroupMetadata:
+    """A member's group identity as the consumer hands it to a transactional producer
+    (``Consumer.group_metadata()``, Java's ``groupMetadata()``), for TxnOffsetCommit v3+ (KIP-447):
+    with it the group coordinator fences a zombie whose generation is gone (ILLEGAL_GENERATION,
+    UNKNOWN_MEMBER_ID) instead of letting its transaction commit offsets."""
+
+    group_id: str
+    generation_id: int = NO_GENERATION
+    member_id: str = ""
+    group_instance_id: str | None = None
+
+
 class MemberStateError(Exception):
     def __init__(self, state: object, event: str) -> None:
         super().__init__(f"cannot {event} in state {state}")
@@ -204,6 +217,10 @@ class ConsumerCoordinator:
     def coordinator_address(self, connection_id: int) -> tuple[str, int] | None:
         return self._coordinator_address if connection_id == self.coordinator_connection else None
 
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        assert self.group_id is not None
+        return ConsumerGroupMetadata(self.group_id, self.generation_id, self.member_id, self.config.group_instance_id)
+
     def coordinator_unknown(self, why: object) -> None:
         if self.coordinator_id is not None:
             log.info("group coordinator %d of %s is unavailable: %s", self.coordinator_id, self.group_id, why)
@@ -270,10 +287,11 @@ class ConsumerCoordinator:
         self.metadata.request_update()
 
     def send(self, api_key: int, body: Data, on_response: Callable[[Data, int], None],
-              on_failure: Callable[[Exception, int], None], timeout_ms: int | None = None) -> None:
+              on_failure: Callable[[Exception, int], None], timeout_ms: int | None = None,
+              max_version: int | None = None) -> None:
         connection = self.coordinator_connection
         assert connection is not None
-        self.outbox.send(OutboundRequest(connection, api_key, body, on_response, on_failure,
+        self.outbox.send(OutboundRequest(connection, api_key, body, on_response, on_failure, max_version=max_version,
                                          timeout_ms=timeout_ms or self.config.request_timeout_ms))
 
     # -- rules 2 and 3: join and sync ----------------------------------------------------------------

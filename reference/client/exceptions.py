@@ -129,6 +129,30 @@ def raise_for_error(code: int, message: str | None = None) -> None:
         raise error
 
 
+class ProducerFencedError(KafkaError):
+    """A newer producer with the same ``transactional.id`` bumped the epoch (Java's
+    ``ProducerFencedException``): PRODUCER_FENCED (90), or INVALID_PRODUCER_EPOCH (47) from a
+    coordinator that predates it.  Fatal: the producer can only be closed."""
+
+    def __init__(self, error: ErrorCode = Errors.PRODUCER_FENCED, message: str | None = None) -> None:
+        super().__init__(error, message)
+
+
+class TransactionAbortedError(Exception):
+    """A record of a transaction that was aborted before the record was sent (Java's
+    ``TransactionAbortedException``, which has no error code: the broker never saw the record)."""
+
+
+class TransactionStateError(LocalProtocolError):
+    """A transactional call the producer's state does not allow (Java's ``IllegalStateException``,
+    e.g. ``begin_transaction`` twice): names the transactional id, the state and the call."""
+
+    def __init__(self, transactional_id: str, state: object, event: object) -> None:
+        super().__init__(f"transactional id {transactional_id}: cannot {event} in state {state}")
+        self.state = state
+        self.event = event
+
+
 class ConfigException(KafkaError):
     """A client configuration value that is missing, unknown or out of range (Java's
     ``ConfigException``); raised when the client is created, before anything is sent."""

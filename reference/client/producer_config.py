@@ -17,6 +17,13 @@ The idempotence rules (``ProducerConfig.postProcessAndValidateIdempotenceConfigs
   with it, idempotence is switched off quietly; when it *was* set to true, the conflict is a
   ConfigException.
 
+Transactions (KIP-98): ``transactional.id`` (default none) makes the producer transactional, and
+``transaction.timeout.ms`` (60000) is how long the coordinator lets a transaction stay open before
+it aborts it.  A transactional producer is idempotent: setting ``transactional.id`` with
+``enable.idempotence=false`` is a ConfigException, and so are ``acks`` other than ``all`` and more
+than five requests in flight, whether or not idempotence was set explicitly (Java: "Cannot set a
+transactional.id without also enabling idempotence").
+
 ``delivery.timeout.ms`` must be at least ``linger.ms + request.timeout.ms``, as Java checks.
 
 refka's one addition is ``partitioner``: ``default`` (Java's built-in partitioner) or one of
@@ -62,6 +69,8 @@ DEFAULTS: dict[str, str] = {
     "metadata.max.age.ms": "300000",
     "enable.idempotence": "true",
     "partitioner": JAVA_DEFAULT,
+    "transactional.id": "",
+    "transaction.timeout.ms": "60000",
 }
 
 
@@ -83,6 +92,8 @@ class ProducerConfig:
     metadata_max_age_ms: int
     idempotence: bool
     partitioner: str
+    transactional_id: str | None = None
+    transaction_timeout_ms: int = 60_000
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, object]) -> ProducerConfig:
@@ -122,11 +133,17 @@ class ProducerConfig:
             metadata_max_age_ms=integer(values, "metadata.max.age.ms", 0),
             idempotence=idempotence_value == "true",
             partitioner=partitioner,
+            transactional_id=values["transactional.id"] or None,
+            transaction_timeout_ms=integer(values, "transaction.timeout.ms", 1),
         )
         if config.delivery_timeout_ms < config.linger_ms + config.request_timeout_ms:
             raise ConfigException("delivery.timeout.ms should be equal to or larger than "
                                   "linger.ms + request.timeout.ms")
-        return config._with_idempotence_rules("enable.idempotence" in properties)
+        if config.transactional_id is not None and not config.idempotence:
+            raise ConfigException("cannot set a transactional.id without also enabling idempotence")
+        # A transactional producer needs idempotence: its conflicts are errors, never a quiet switch-off.
+        explicitly_set = "enable.idempotence" in properties or config.transactional_id is not None
+        return config._with_idempotence_rules(explicitly_set)
 
     def _with_idempotence_rules(self, explicitly_set: bool) -> ProducerConfig:
         if not self.idempotence:

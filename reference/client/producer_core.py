@@ -27,8 +27,9 @@ What one :meth:`~ProducerCore.poll` does, in order (Java's ``Sender.runOnce``):
 
 Answers, per partition (Java's ``Sender.completeBatch``):
 
-* NONE -> every record's future gets ``base_offset + i``.  DUPLICATE_SEQUENCE_NUMBER is a success
-  too (the broker already has the batch).
+* NONE -> the batch is answered once (``delivery.answer``) and record ``i``'s future reads
+  ``base_offset + i`` from that answer.  DUPLICATE_SEQUENCE_NUMBER is a success too (the broker
+  already has the batch).
 * A retriable error, or a lost connection or timed-out request -> the batch goes back to the front
   of its partition's queue after ``retry.backoff.ms``, unless ``retries`` or
   ``delivery.timeout.ms`` is spent.  NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE,
@@ -52,12 +53,16 @@ Idempotence (KIP-98, KIP-360) -- the rules that make a retry harmless:
   producer bumps its epoch: once nothing is in flight it sends InitProducerId with its current id
   and epoch, gets epoch + 1, and every partition's sequence starts again at 0 -- batches waiting
   for a retry are re-stamped when drained.
-* Transactions are not implemented (the reference broker does not serve them yet).
+
+Transactions (``transactional.id``) are the :class:`~reference.client.transaction_manager.
+TransactionManager`'s; the core only calls it at four points: ``poll`` lets it send its next
+request (with the count of unanswered batches, since EndTxn waits for all of them), an appended
+record tells it the partition, ``_drain`` sends no batch to a partition it has not added (and
+fails the unsent ones while aborting), and a batch that fails for good is reported to it.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import uuid
 from collections import deque
@@ -69,12 +74,16 @@ from ..protocol.apis import API_BY_KEY
 from ..protocol.schema import Data
 from ..records.batch import NO_PRODUCER_EPOCH, NO_PRODUCER_ID, SimpleRecord, increment_sequence
 from ..records.record import Header
-from .accumulator import DeliveryFuture, ProducerBatch, RecordAccumulator, RecordMetadata, estimate_size
+from . import delivery
+from .accumulator import ProducerBatch, RecordAccumulator, estimate_size
 from .cluster import ClusterMetadata, TopicPartition
-from .exceptions import NodeDisconnectedError, RequestTimedOutError, error_from_code
+from .delivery import BatchAnswer, DeliveryFuture
+from .exceptions import NodeDisconnectedError, RequestTimedOutError, TransactionAbortedError, error_from_code
 from .outbox import OutboundRequest, Outbox
 from .partitioners import make_partitioner
 from .producer_config import ProducerConfig
+from .transaction_manager import PRODUCE_VERSION as TRANSACTIONAL_PRODUCE_VERSION
+from .transaction_manager import TransactionManager
 
 log = logging.getLogger("refka.client.producer")
 
@@ -91,15 +100,16 @@ STALE_METADATA_ERRORS = frozenset({
 })
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _PendingRecord:
-    """A record waiting for its topic's metadata (step 3)."""
+    """A record on its way to a batch: waiting for its topic's metadata (step 3), or not at all."""
 
     topic: str
     partition: int | None
     record: SimpleRecord
     future: DeliveryFuture
     arrived_ms: int
+    size: int  # accumulator.estimate_size(record), which batch.size and the sticky partitioner count
 
 
 class ProducerCore:
@@ -115,6 +125,9 @@ class ProducerCore:
         self._in_flight_per_node: dict[int, int] = {}
         self._in_flight_per_partition: dict[TopicPartition, list[ProducerBatch]] = {}
         self._attempt = 0  # rotates cluster-wide requests over the known nodes after failures
+        self._available: dict[str, list[int]] = {}  # see _available_partitions
+        self._available_as_of = -1  # the metadata.updates they were computed from
+        self._topic_partitions: dict[tuple[str, int], TopicPartition] = {}
         # Idempotence state (KIP-98): the producer id and epoch, and per partition the sequences.
         self.producer_id = NO_PRODUCER_ID
         self.producer_epoch = NO_PRODUCER_EPOCH
@@ -123,6 +136,11 @@ class ProducerCore:
         self._bump_requested = False
         self._next_sequence: dict[TopicPartition, int] = {}
         self._next_unacked_sequence: dict[TopicPartition, int] = {}
+        self.transactions: TransactionManager | None = None
+        if config.transactional_id is not None:
+            self.transactions = TransactionManager(
+                config.transactional_id, config.transaction_timeout_ms, config.retry_backoff_ms,
+                config.request_timeout_ms, self.metadata, self.outbox, self._adopt_producer_id)
 
     # -- the user's side ---------------------------------------------------------------------------
 
@@ -132,12 +150,13 @@ class ProducerCore:
         record = SimpleRecord(value, key, now_ms if timestamp_ms is None else timestamp_ms, tuple(headers))
         size = estimate_size(record)
         if size > self.config.max_request_size:
-            future.set_exception(KafkaError(Errors.MESSAGE_TOO_LARGE, (
+            _fail(future, KafkaError(Errors.MESSAGE_TOO_LARGE, (
                 f"the message is {size} bytes when serialized, larger than max.request.size "
                 f"({self.config.max_request_size})")))
             return
-        self.metadata.add_topics([topic])
-        pending = _PendingRecord(topic, partition, record, future, now_ms)
+        if topic not in self.metadata.wanted_topics:
+            self.metadata.add_topics([topic])
+        pending = _PendingRecord(topic, partition, record, future, now_ms, size)
         count = self.metadata.partition_count(topic)
         if count is not None and not self._waiting:  # the usual case: straight into its batch
             self._append(pending, count, now_ms)
@@ -155,6 +174,7 @@ class ProducerCore:
         self._maybe_init_producer_id(now_ms)
         self._partition_waiting(now_ms)
         self._expire_batches(now_ms)
+        self._poll_transactions(now_ms)
         self._drain(now_ms)
 
     def next_wakeup_ms(self, now_ms: int) -> int | None:
@@ -165,6 +185,8 @@ class ProducerCore:
         times.extend(b.created_ms + self.config.delivery_timeout_ms for b in self.accumulator.batches())
         if self.config.idempotence and not self._has_producer_id() and not self._init_in_flight:
             times.append(self._init_retry_at_ms)
+        if self.transactions is not None:
+            times.append(self.transactions.next_wakeup_ms(now_ms))
         # Only future times: whatever is due now was done by poll() or waits for an event (an
         # answer, a metadata update) that wakes the shell anyway -- a past time would make it spin.
         return min((t for t in times if t is not None and t > now_ms), default=None)
@@ -198,6 +220,8 @@ class ProducerCore:
     def _maybe_init_producer_id(self, now_ms: int) -> None:
         if not self.config.idempotence or self._init_in_flight or now_ms < self._init_retry_at_ms:
             return
+        if self.transactions is not None:
+            return  # the transaction coordinator gives the id (TransactionManager)
         if self._has_producer_id() and not self._bump_requested:
             return
         if self._bump_requested and any(self._in_flight_per_partition.values()):
@@ -236,6 +260,31 @@ class ProducerCore:
         self._attempt += 1
         self._init_retry_at_ms = now_ms + self.config.retry_backoff_ms
 
+    def _adopt_producer_id(self, producer_id: int, producer_epoch: int) -> None:
+        """The transaction coordinator gave an id or a new epoch: sequences start again at 0."""
+        self.producer_id, self.producer_epoch = producer_id, producer_epoch
+        self._next_sequence.clear()
+        self._next_unacked_sequence.clear()
+        for batch in self.accumulator.batches():
+            batch.reset_producer_state()
+
+    def _poll_transactions(self, now_ms: int) -> None:
+        if self.transactions is None:
+            return
+        if self.transactions.is_aborting:  # nothing unsent of an aborted transaction goes out
+            # The error that doomed the transaction, or (a plain abort_transaction) Java's
+            # TransactionAbortedException.
+            aborted = self.transactions.last_error or TransactionAbortedError(
+                "failing the record since the transaction was aborted")
+            for pending in self._waiting:
+                _fail(pending.future, aborted)
+            self._waiting.clear()
+            for batch in self.accumulator.take_all():
+                if batch.has_sequence:  # a retry never resent: its sequence is a gap now
+                    self.transactions.epoch_bump_required = True
+                delivery.fail(batch.futures, aborted)
+        self.transactions.poll(now_ms, self.unsent_batches())
+
     # -- step 3: choosing partitions -----------------------------------------------------------------
 
     def _partition_waiting(self, now_ms: int) -> None:
@@ -254,6 +303,24 @@ class ProducerCore:
             self._append(pending, count, now_ms)
         self._waiting = still_waiting
 
+    def _available_partitions(self, topic: str) -> list[int]:
+        """The topic's partitions that have a leader, for the partitioner's random choices.  Asked
+        for every record, so kept per topic until the next metadata answer or leader hint."""
+        if self._available_as_of != self.metadata.updates:
+            self._available.clear()
+            self._available_as_of = self.metadata.updates
+        available = self._available.get(topic)
+        if available is None:
+            available = self._available[topic] = self.metadata.available_partitions(topic)
+        return available
+
+    def _topic_partition(self, topic: str, partition: int) -> TopicPartition:
+        """One TopicPartition per partition, made once: it keys the accumulator's queues."""
+        tp = self._topic_partitions.get((topic, partition))
+        if tp is None:
+            tp = self._topic_partitions[(topic, partition)] = TopicPartition(topic, partition)
+        return tp
+
     def _no_metadata_error(self, topic: str, topic_error: ErrorCode) -> KafkaError:
         """Why a record's topic is still unknown after ``max.block.ms``: no broker answered at all,
         or the cluster does not have the topic (Java says "not present in metadata" for both)."""
@@ -268,13 +335,16 @@ class ProducerCore:
         partition = pending.partition
         if partition is None:
             partition = self.partitioner.partition(pending.topic, pending.record.key, partition_count,
-                                                   self.metadata.available_partitions(pending.topic))
+                                                   self._available_partitions(pending.topic))
         elif not 0 <= partition < partition_count:
             _fail(pending.future, KafkaError(Errors.UNKNOWN_TOPIC_OR_PARTITION, (
                 f"partition {partition} of topic {pending.topic} with partition count {partition_count}")))
             return
-        self.accumulator.append(TopicPartition(pending.topic, partition), pending.record, pending.future, now_ms)
-        self.partitioner.record_appended(pending.topic, partition, estimate_size(pending.record))
+        tp = self._topic_partition(pending.topic, partition)
+        self.accumulator.append(tp, pending.record, pending.future, now_ms, pending.size)
+        self.partitioner.record_appended(pending.topic, partition, pending.size)
+        if self.transactions is not None:
+            self.transactions.maybe_add_partition(tp)
 
     # -- step 4: expiry ------------------------------------------------------------------------------
 
@@ -304,6 +374,8 @@ class ProducerCore:
                 continue  # still routed by the metadata that sent it to the wrong broker
             if self.config.idempotence and not self._may_send_idempotent(batch):
                 continue
+            if self.transactions is not None and not self.transactions.is_send_to_partition_allowed(tp):
+                continue  # AddPartitionsToTxn has not added the partition yet
             if per_node.get(node) and sizes[node] + batch.size_in_bytes > self.config.max_request_size:
                 continue
             self.accumulator.pop(tp)
@@ -325,6 +397,7 @@ class ProducerCore:
             return
         sequence = self._next_sequence.get(batch.tp, 0)
         batch.producer_id, batch.producer_epoch, batch.base_sequence = self.producer_id, self.producer_epoch, sequence
+        batch.transactional = self.transactions is not None
         self._next_sequence[batch.tp] = increment_sequence(sequence, len(batch.records))
 
     def _send_produce(self, node: int, batches: list[ProducerBatch]) -> None:
@@ -338,7 +411,8 @@ class ProducerCore:
             self._in_flight_per_partition.setdefault(batch.tp, []).append(batch)
         topic_ids = {topic: self.metadata.topic_id(topic) for topic in by_topic}
         body = PRODUCE.request.make(
-            transactional_id=None, acks=self.config.acks, timeout_ms=self.config.request_timeout_ms,
+            transactional_id=self.config.transactional_id, acks=self.config.acks,
+            timeout_ms=self.config.request_timeout_ms,
             topic_data=[topic_data_struct.make(
                 name=topic, topic_id=topic_ids[topic],
                 partition_data=[partition_struct.make(index=b.tp.partition, records=b.encode(self.config.compression))
@@ -355,6 +429,7 @@ class ProducerCore:
             self._on_produce_failure(batches, error, now_ms)
 
         self.outbox.send(OutboundRequest(node, PRODUCE_KEY, body, on_response, on_failure,
+                                         version=TRANSACTIONAL_PRODUCE_VERSION if self.transactions else None,
                                          timeout_ms=self.config.request_timeout_ms))
 
     def _request_done(self, node: int) -> None:
@@ -390,11 +465,15 @@ class ProducerCore:
         exception = error_from_code(answer.error_code, answer.get("error_message"))
         assert exception is not None
         if error in STALE_METADATA_ERRORS:
+            self._available_as_of = -1  # a leader hint below may give a leaderless partition a leader
             leader = answer.get("current_leader")
             if leader is None or not self.metadata.apply_leader_hint(
                     batch.tp, leader.leader_id, leader.leader_epoch, body.get("node_endpoints") or ()):
                 self.metadata.request_update()
                 batch.stale_metadata_update = self.metadata.updates  # do not resend to the leader that refused it
+        if self.transactions is not None and error in (Errors.OUT_OF_ORDER_SEQUENCE_NUMBER, Errors.UNKNOWN_PRODUCER_ID):
+            self._fail_batch(batch, exception)  # the transaction is aborted and the epoch bumped after it
+            return
         if error is Errors.OUT_OF_ORDER_SEQUENCE_NUMBER and self.config.idempotence:
             if batch.base_sequence != self._next_unacked_sequence.get(batch.tp, 0):
                 self._retry_or_fail(batch, exception, now_ms, retriable=True)  # a batch before it is missing
@@ -438,16 +517,16 @@ class ProducerCore:
     def _complete_batch(self, batch: ProducerBatch, base_offset: int, log_append_time: int) -> None:
         if batch.has_sequence:
             self._next_unacked_sequence[batch.tp] = increment_sequence(batch.base_sequence, len(batch.records))
-        for index, (record, future) in enumerate(zip(batch.records, batch.futures, strict=True)):
-            offset = -1 if base_offset < 0 else base_offset + index
-            timestamp = log_append_time if log_append_time >= 0 else record.timestamp
-            _resolve(future, RecordMetadata(batch.tp.topic, batch.tp.partition, offset, timestamp))
+        # One answer for the whole batch; each future reads its offset (base + index) from it.
+        delivery.answer(batch.futures, BatchAnswer(batch.tp.topic, batch.tp.partition, base_offset, log_append_time,
+                                                   [record.timestamp for record in batch.records]))
 
     def _fail_batch(self, batch: ProducerBatch, error: Exception) -> None:
-        if batch.has_sequence and self.config.idempotence:
+        if self.transactions is not None:
+            self.transactions.on_batch_failed(error, batch.has_sequence)
+        elif batch.has_sequence and self.config.idempotence:
             self._bump_requested = True  # the sequence now has a gap: start a new epoch
-        for future in batch.futures:
-            _fail(future, error)
+        delivery.fail(batch.futures, error)
 
     def fail_everything(self, error: Exception) -> None:
         """Close without flushing: every record not yet answered fails with ``error``."""
@@ -455,20 +534,10 @@ class ProducerCore:
             _fail(pending.future, error)
         self._waiting.clear()
         for batch in self.accumulator.take_all():
-            for future in batch.futures:
-                _fail(future, error)
-
-
-def _resolve(future: DeliveryFuture, metadata: RecordMetadata) -> None:
-    try:
-        future.set_result(metadata)
-    except concurrent.futures.InvalidStateError:  # cancelled by its owner
-        pass
+            delivery.fail(batch.futures, error)
 
 
 def _fail(future: DeliveryFuture, error: Exception) -> None:
-    try:
-        future.set_exception(error)
-    except concurrent.futures.InvalidStateError:
-        pass
+    """Fail one record that never joined a batch (or leaves it alone)."""
+    delivery.fail((future,), error)
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-
-from reference.client.accumulator import BATCH_HEADER_BYTES, RecordAccumulator, RecordMetadata, estimate_size
+from reference.client.accumulator import BATCH_HEADER_BYTES, RecordAccumulator, estimate_size
 from reference.client.cluster import TopicPartition
+from reference.client.delivery import RecordFuture
 from reference.records.batch import SimpleRecord, iter_record_batches
 from reference.records.compression import CompressionType
 
 TP = TopicPartition("t", 0)
 
 
-def future() -> concurrent.futures.Future[RecordMetadata]:
-    return concurrent.futures.Future()
+def future() -> RecordFuture:
+    return RecordFuture()
 
 
 def record(size: int = 10) -> SimpleRecord:

@@ -6,13 +6,12 @@ them with response bodies built from refka's schemas, at times it chooses.
 
 from __future__ import annotations
 
-import concurrent.futures
 import uuid
 
 import pytest
 
-from reference.client.accumulator import RecordMetadata
 from reference.client.cluster import TopicPartition
+from reference.client.delivery import RecordFuture, RecordMetadata
 from reference.client.exceptions import ConfigException, NodeDisconnectedError, RequestTimedOutError
 from reference.client.outbox import OutboundRequest
 from reference.client.producer_config import ProducerConfig
@@ -26,7 +25,7 @@ METADATA, PRODUCE, INIT_PRODUCER_ID = API_BY_KEY[3], API_BY_KEY[0], API_BY_KEY[2
 TOPIC = "orders"
 TOPIC_ID = uuid.UUID(int=42)
 PRODUCER_ID = 1000
-Future = concurrent.futures.Future[RecordMetadata]
+Future = RecordFuture
 
 
 def metadata_answer(leaders: dict[int, int], epoch: int = 0, topic_error: int = 0) -> Data:
@@ -65,7 +64,7 @@ class ScriptedBroker:
         self.waiting: list[OutboundRequest] = []
 
     def send(self, value: bytes, partition: int | None = 0, key: bytes | None = None) -> Future:
-        future: Future = concurrent.futures.Future()
+        future: Future = RecordFuture()
         self.core.send(TOPIC, value, key, partition, (), None, future, self.now_ms)
         return future
 
@@ -309,3 +308,21 @@ def test_null_key_records_stick_to_one_partition_until_batch_size_bytes() -> Non
     assert len(partitions) == 9 and len(set(partitions)) == 1
     broker.send(b"v" * 100, partition=None)
     assert len({b.tp for b in broker.core.accumulator.batches()}) == 2, "the 10th record moved on"
+
+
+def test_random_choices_follow_the_latest_metadata_to_the_partitions_that_have_a_leader() -> None:
+    """The partitioner's list of partitions with a leader is kept between records; a metadata
+    answer in which partition 0 lost its leader must reach the very next choice."""
+    broker = ScriptedBroker(partitioner="random", **{"linger.ms": 10_000})
+    broker.start(leaders={0: 1, 1: 1})
+    for _ in range(40):
+        broker.send(b"v", partition=None)
+    assert {b.tp.partition for b in broker.core.accumulator.batches()} == {0, 1}
+    broker.core.metadata.request_update()
+    broker.poll(advance_ms=1000)
+    broker.take(3).complete(metadata_answer({0: -1, 1: 1}, epoch=1), broker.now_ms)
+    before = {b.tp.partition: len(b.records) for b in broker.core.accumulator.batches()}
+    for _ in range(40):
+        broker.send(b"v", partition=None)
+    after = {b.tp.partition: len(b.records) for b in broker.core.accumulator.batches()}
+    assert after[0] == before[0] and after[1] == before[1] + 40
