@@ -161,8 +161,11 @@ class ProducerCore:
         if count is not None and not self._waiting:  # the usual case: straight into its batch
             self._append(pending, count, now_ms)
             return
-        self._waiting.append(pending)
-        self._partition_waiting(now_ms)
+        self._waiting.append(pending)  # behind the records already waiting: send order is kept
+        if count is not None:  # metadata came; the older waiting records go first, then this one
+            self._partition_waiting(now_ms)
+        # else: poll() places the waiting records once the metadata answer arrives (re-scanning the
+        # whole queue here, once per record sent before it, would be quadratic)
 
     def unsent_batches(self) -> int:
         return len(self.accumulator) + len(self._waiting) + sum(self._in_flight_per_node.values())

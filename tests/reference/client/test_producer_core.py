@@ -326,3 +326,30 @@ def test_random_choices_follow_the_latest_metadata_to_the_partitions_that_have_a
         broker.send(b"v", partition=None)
     after = {b.tp.partition: len(b.records) for b in broker.core.accumulator.batches()}
     assert after[0] == before[0] and after[1] == before[1] + 40
+
+
+def test_records_sent_before_the_metadata_wait_in_order_without_rescanning_the_queue() -> None:
+    """Records sent before the topic's metadata is known wait in one queue; sending one must not walk
+    the queue (50,000 sends before the first answer made that quadratic: the producer stalled past
+    max.block.ms).  Once the answer arrives they go to their partitions in send order."""
+    broker = ScriptedBroker(**{"enable.idempotence": False, "acks": 1})
+    scans = 0
+    original = broker.core._partition_waiting
+
+    def counting(now_ms: int) -> None:
+        nonlocal scans
+        scans += 1
+        original(now_ms)
+
+    broker.core._partition_waiting = counting  # type: ignore[method-assign]
+    futures = [broker.send(f"v{i}".encode(), partition=i % 2) for i in range(200)]
+    assert scans == 0, "a send to a topic without metadata re-scanned the waiting records"
+    broker.poll()
+    broker.take(3).complete(metadata_answer({0: 1, 1: 1}), broker.now_ms)
+    broker.poll()
+    produced = broker.take(0)
+    batches = batches_of(produced)
+    assert [[r.value for r in batches[p].records] for p in (0, 1)] == [
+        [f"v{i}".encode() for i in range(p, 200, 2)] for p in (0, 1)]
+    produced.complete(produce_answer({0: (0, 0), 1: (0, 0)}), broker.now_ms)
+    assert all(f.done() and f.exception(timeout=0) is None for f in futures)
