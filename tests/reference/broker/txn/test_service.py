@@ -57,7 +57,8 @@ def markers(h: Harness, topic: str, partition: int = 0) -> list[tuple[int, int, 
 
 
 def test_the_transaction_apis_are_advertised(harness: Harness) -> None:
-    advertised = {k.api_key: (k.min_version, k.max_version) for k in harness.call("ApiVersions", 3).api_keys}
+    advertised = {k.api_key: (k.min_version, k.max_version) for k in harness.call("ApiVersions", 3, client_software_name="refka-test",
+                                                                          client_software_version="1.0").api_keys}
     assert {key: advertised.get(key) for key in (24, 25, 26, 27, 28, 61, 65, 66)} == {
         24: (0, 5), 25: (0, 4), 26: (0, 5), 27: (1, 2), 28: (0, 5), 61: (0, 0), 65: (0, 0), 66: (0, 2)}
 
