@@ -128,6 +128,7 @@ class _Scheduled:
     sequence: int
     label: str = field(compare=False)
     action: Callable[[], None] = field(compare=False)
+    idle: Callable[[], bool] | None = field(compare=False, default=None)  # True: the action would do nothing
 
 
 class EventQueue:
@@ -140,8 +141,8 @@ class EventQueue:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, at_ms: int, label: str, action: Callable[[], None]) -> None:
-        heapq.heappush(self._heap, _Scheduled(at_ms, self._sequence, label, action))
+    def push(self, at_ms: int, label: str, action: Callable[[], None], idle: Callable[[], bool] | None = None) -> None:
+        heapq.heappush(self._heap, _Scheduled(at_ms, self._sequence, label, action, idle))
         self._sequence += 1
 
     def pop(self) -> _Scheduled:
@@ -201,22 +202,30 @@ class SimCluster:
     def digest(self) -> str:
         return self._digest.hexdigest()
 
-    def at(self, at_ms: int, label: str, action: Callable[[], None]) -> None:
-        self.queue.push(max(at_ms, self.now_ms), label, action)
+    def at(self, at_ms: int, label: str, action: Callable[[], None], idle: Callable[[], bool] | None = None) -> None:
+        self.queue.push(max(at_ms, self.now_ms), label, action, idle)
 
     def step(self) -> None:
-        """Run the next event, drain every outbox, tell the observers."""
+        """Run the next event, drain every outbox, tell the observers.
+
+        An event whose ``idle()`` says it would do nothing (the timeout of a request already
+        answered) still happens -- it is counted and in the trace and digest -- but nothing runs:
+        the outboxes were drained after the previous event, and no state changed for the
+        observers to see."""
         event = self.queue.pop()
         self.now_ms = event.at_ms
-        event.action()
-        self._drain()
+        idle = event.idle is not None and event.idle()
+        if not idle:
+            event.action()
+            self._drain()
         self.events += 1
         line = f"{self.now_ms} {event.label}"
         self._digest.update(line.encode() + b"\n")
         if self.trace is not None:
             self.trace.append(line)
-        for observe in self.observers:
-            observe(self, event.label)
+        if not idle:
+            for observe in self.observers:
+                observe(self, event.label)
 
     def run_until(self, condition: Callable[[], bool], limit_ms: int) -> bool:
         """Run events until ``condition()`` holds (True) or ``limit_ms`` of simulated time pass (False)."""
@@ -324,7 +333,8 @@ class SimCluster:
         destination = request.destination
         api = API_BY_KEY[request.api_key].name
         self.at(self.now_ms + request.timeout_ms, f"timeout {source}->{destination} {api}",
-                lambda: request.fail(TimeoutError(f"no answer from node {destination}"), self.now_ms))
+                lambda: request.fail(TimeoutError(f"no answer from node {destination}"), self.now_ms),
+                idle=lambda: request.done)  # OutboundRequest.fail does nothing to a done request
         incarnation = self.incarnation.get(destination)
         for arrival in self.network.transmit(source, destination, self.now_ms):
             self.at(arrival, f"request {source}->{destination} {api}",

@@ -47,16 +47,28 @@ CommittedMetadataIdentical     voters agree on every ``__cluster_metadata`` batc
                                of their high watermarks
 =============================  =================================================================
 
-Reading a log costs a pass over its batches, so a log's summary is cached under ``(log, log end
-offset, log start offset, size in bytes)``; any append or truncation changes one of them unless
-it replaces a suffix with one of exactly the same extent within one event (not seen: a follower
-truncates on one answer and appends on the next).  A violated invariant is recorded once per
-name (the first occurrence is the interesting one) with the simulated time and the event.
+Checking after every event must not cost a pass over every log (that is quadratic in the run),
+and must not assume what it checks.  So the checker works from what changed, by rules that hold
+whatever the implementation does:
+
+* a log's summary is extended by the batches appended since it was read, as long as the log's
+  ``rewrites`` counter (moved by every truncation, raised log start, deletion or compaction
+  swap) has not moved; otherwise the log is read again in full (:class:`_Summaries`);
+* the cross-replica invariants of a partition are checked again only when something they read
+  changed (summaries, high watermarks, roles, ISRs, the controller's registration, the number of
+  acknowledged records); ``Partition.check_valid`` only when the replica's state changed;
+* an acknowledged record found in a log stays found while that log only grows: each summary
+  remembers how many of the acknowledgements, in order, it is known to hold.
+
+A violated invariant is recorded once per name (the first occurrence is the interesting one)
+with the simulated time and the event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import bisect
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -92,31 +104,46 @@ class Violation:
         return f"{self.invariant} at t={self.at_ms}ms after '{self.event}': {self.detail}"
 
 
+_serials = itertools.count()
+
+
 @dataclass
 class LogSummary:
-    """A log's batches, and (decoded on demand) the value at each offset."""
+    """A log's batches and, for a partition's log, the value at each offset, as read at one time.
+
+    ``serial`` names the summary (a new one for every change of the log), so the checker can tell
+    "nothing changed" by comparing serials.  ``ordered`` says the batches' base offsets increase
+    (then :meth:`below` may bisect; a log breaking that is still compared in full), and
+    ``epoch_drop`` whether a leader epoch ever decreases along the log (EpochsMonotonic).
+    ``acks_held`` counts the partition's acknowledged records, in the order they were
+    acknowledged, that this log is known to hold at their offsets (the checker advances it; an
+    extended summary inherits it, as the records below the old LEO are unchanged)."""
 
     log_start_offset: int
     log_end_offset: int
     batches: tuple[Batch, ...]
     log: PartitionLog
-    _values: dict[int, str] | None = None
+    rewrites: int  # the log's ``rewrites`` when this was read
+    values: dict[int, str] | None  # None: not decoded (the Raft log: no values are asked of it)
+    ordered: bool
+    epoch_drop: bool
+    acks_held: int = 0
+    serial: int = field(default_factory=lambda: next(_serials))
 
     def below(self, offset: int, start: int = 0) -> tuple[Batch, ...]:
-        return tuple(batch for batch in self.batches if start <= batch[0] < offset)
+        """The batches whose base offset is in ``[start, offset)``."""
+        if not self.ordered:
+            return tuple(batch for batch in self.batches if start <= batch[0] < offset)
+        # (x,) sorts before every batch whose base offset is x: the first batch at or above x.
+        return self.batches[bisect.bisect_left(self.batches, (start,)):bisect.bisect_left(self.batches, (offset,))]
 
     def value_at(self, offset: int) -> str | None:
-        if self._values is None:
-            self._values = {}
-            for data in _read_all(self.log):
-                for batch in iter_record_batches(data):
-                    for record in batch.records:
-                        self._values[record.offset(batch.base_offset)] = (record.value or b"").decode()
-        return self._values.get(offset)
+        assert self.values is not None, "values are decoded for partition logs only"
+        return self.values.get(offset)
 
 
-def _read_all(log: PartitionLog) -> Iterable[bytes]:
-    offset = log.log_start_offset
+def _read_from(log: PartitionLog, offset: int) -> Iterable[bytes]:
+    """The log's stored bytes from the batch holding ``offset`` up to the LEO, a read at a time."""
     while offset < log.log_end_offset:
         data = log.read(offset, 1 << 30).records
         if not data:
@@ -129,25 +156,55 @@ def _read_all(log: PartitionLog) -> Iterable[bytes]:
 
 
 class _Summaries:
-    def __init__(self) -> None:
-        self._cache: dict[int, tuple[tuple[int, int, int], LogSummary]] = {}
+    """A summary per log, kept up to date with the least reading that is still exact.
 
-    def of(self, log: PartitionLog) -> LogSummary | None:
+    A log's ``rewrites`` counter (:class:`~reference.broker.log.log.PartitionLog`) moves on every
+    change other than an append at its end.  So while it has not moved since a summary was read,
+    the log holds that summary's batches unchanged below its LEO, and whatever lies from there to
+    the new LEO was appended since: the summary is extended by reading only that.  Any other
+    change (a truncation, even one followed by appends back to the same LEO and size; a raised log
+    start; deleted or compacted segments; a reopened log) rereads the whole log."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, LogSummary] = {}
+
+    def of(self, log: PartitionLog, values: bool = False) -> LogSummary | None:
+        cached = self._cache.get(id(log))
         try:
-            key = (log.log_end_offset, log.log_start_offset, log.size_in_bytes)
-            cached = self._cache.get(id(log))
-            if cached is not None and cached[0] == key and cached[1].log is log:
-                return cached[1]
-            batches = []
-            for data in _read_all(log):
-                for _position, header in iter_batches(data):
-                    batches.append((header.base_offset, header.base_offset + header.last_offset_delta,
-                                    header.partition_leader_epoch, header.crc))
+            rewrites, start, end = log.rewrites, log.log_start_offset, log.log_end_offset
+            if (cached is not None and cached.log is log and cached.rewrites == rewrites
+                    and cached.log_start_offset == start and end >= cached.log_end_offset
+                    and (cached.values is not None or not values)):
+                if end == cached.log_end_offset:
+                    return cached
+                summary = _extend(cached, _read_from(log, cached.log_end_offset), end)
+            else:
+                empty = LogSummary(start, start, (), log, rewrites, {} if values else None, True, False)
+                summary = _extend(empty, _read_from(log, start), end)
         except (KafkaError, OSError, ValueError):
             return None  # an offline or closed log is no replica to compare
-        summary = LogSummary(key[1], key[0], tuple(batches), log)
-        self._cache[id(log)] = (key, summary)
+        self._cache[id(log)] = summary
         return summary
+
+
+def _extend(summary: LogSummary, chunks: Iterable[bytes], log_end_offset: int) -> LogSummary:
+    """A new summary: ``summary`` followed by the batches in ``chunks``."""
+    batches = list(summary.batches)
+    values = dict(summary.values) if summary.values is not None else None
+    for data in chunks:
+        for _position, header in iter_batches(data):
+            batches.append((header.base_offset, header.base_offset + header.last_offset_delta,
+                            header.partition_leader_epoch, header.crc))
+        if values is not None:
+            for batch in iter_record_batches(data):
+                for record in batch.records:
+                    values[record.offset(batch.base_offset)] = (record.value or b"").decode()
+    ordered, epoch_drop = summary.ordered, summary.epoch_drop
+    for i in range(max(len(summary.batches), 1), len(batches)):  # each new batch against the one before
+        ordered = ordered and batches[i - 1][0] < batches[i][0]
+        epoch_drop = epoch_drop or batches[i - 1][2] > batches[i][2]
+    return LogSummary(summary.log_start_offset, log_end_offset, tuple(batches), summary.log, summary.rewrites,
+                      values, ordered, epoch_drop, summary.acks_held)
 
 
 @dataclass
@@ -155,7 +212,7 @@ class InvariantChecker:
     """An observer of the simulation; ``violations`` holds the first failure of each invariant."""
 
     topics: dict[str, int]  # name -> partitions
-    acknowledged: Callable[[], list[Acknowledged]]  # acks=all acknowledgements so far
+    acknowledged: Callable[[], Sequence[Acknowledged]]  # acks=all acknowledgements so far (only ever grows)
     violations: list[Violation] = field(default_factory=list)
     checks: int = 0
     enabled: set[str] = field(default_factory=lambda: set(INVARIANTS))
@@ -166,12 +223,18 @@ class InvariantChecker:
     _failed: set[str] = field(default_factory=set)
     _fingerprints: dict[tuple[str, int], Any] = field(default_factory=dict)
     _local_states: dict[tuple[int, str, int], Any] = field(default_factory=dict)
+    _acked: dict[tuple[str, int], list[tuple[int, str]]] = field(default_factory=dict)  # per partition
+    _acked_read: int = 0  # how many of ``acknowledged()`` are in ``_acked``
     _event: str = ""
     _now: int = 0
 
     def __call__(self, cluster: SimCluster, event: str) -> None:
         self.checks += 1
         self._event, self._now = event, cluster.now_ms
+        acknowledged = self.acknowledged()
+        for topic, partition, offset, value in acknowledged[self._acked_read:]:
+            self._acked.setdefault((topic, partition), []).append((offset, value))
+        self._acked_read = len(acknowledged)
         self._check_raft(cluster)
         image = controller_image(cluster)
         for topic, count in self.topics.items():
@@ -197,9 +260,8 @@ class InvariantChecker:
             node = cluster.nodes.get(node_id)
             partition = node.broker.replicas.get(topic, index) if node is not None and node.broker else None
             if partition is not None:
-                summary = self._summaries.of(partition.log)
+                summary = self._summaries.of(partition.log, values=True)  # decoded now: a crash closes the files
                 if summary is not None:
-                    summary.value_at(-1)  # decoded now: once the node crashes its files are closed
                     self._last_known[(node_id, topic, index)] = summary
                     found[node_id] = (partition, summary)
                     continue
@@ -215,10 +277,10 @@ class InvariantChecker:
             assert partition is not None
             self._check_locally(node_id, topic, index, partition, summary)
         registration = image.topics[topic].partitions.get(index) if image and topic in image.topics else None
-        fingerprint = (tuple((node_id, id(summary), p is None, p and p.high_watermark, p and p.is_leader,
+        fingerprint = (tuple((node_id, summary.serial, p is None, p and p.high_watermark, p and p.is_leader,
                               p and p.leader_epoch, p and frozenset(p.isr)) for node_id, (p, summary) in replicas.items()),
                        registration and (registration.leader, tuple(registration.isr), registration.leader_epoch),
-                       len(self.acknowledged()))
+                       len(self._acked.get((topic, index), ())))
         if self._fingerprints.get((topic, index)) == fingerprint:
             return  # nothing the cross-replica invariants read has changed since the last event
         self._fingerprints[(topic, index)] = fingerprint
@@ -226,7 +288,7 @@ class InvariantChecker:
 
     def _check_locally(self, node_id: int, topic: str, index: int, partition: Partition, summary: LogSummary) -> None:
         """``Partition.check_valid`` (which re-reads the log) whenever the partition's state changed."""
-        state = (id(summary), partition.high_watermark, partition.last_stable_offset, id(partition.partition_state),
+        state = (summary.serial, partition.high_watermark, partition.last_stable_offset, id(partition.partition_state),
                  partition.leader_id, partition.leader_epoch,
                  tuple(f.log_end_offset for f in partition.followers.values()))
         key = (node_id, topic, index)
@@ -238,9 +300,9 @@ class InvariantChecker:
         except AssertionError as error:
             name, _, detail = str(error).partition(": ")
             self._fail(name if name in INVARIANTS else "IsrWithinReplicas", f"node {node_id} {topic}-{index}: {error}")
-        epochs = [batch[2] for batch in summary.batches]
-        if any(a > b for a, b in zip(epochs, epochs[1:], strict=False)):
-            self._fail("EpochsMonotonic", f"node {node_id} {topic}-{index} batch epochs {epochs}")
+        if summary.epoch_drop:
+            self._fail("EpochsMonotonic", f"node {node_id} {topic}-{index} batch epochs "
+                                          f"{[batch[2] for batch in summary.batches]}")
 
     def _check_replicas(self, topic: str, index: int, replicas: dict[int, tuple[Partition | None, LogSummary]],
                         live: dict[int, tuple[Partition | None, LogSummary]], registration: Any) -> None:
@@ -290,17 +352,29 @@ class InvariantChecker:
 
     def _check_acknowledged(self, topic: str, index: int, leader: int,
                             replicas: dict[int, tuple[Partition | None, LogSummary]]) -> None:
-        acknowledged = [(offset, value) for t, p, offset, value in self.acknowledged() if t == topic and p == index]
+        """Each summary's ``acks_held`` prefix is known held, so only the acknowledgements after it
+        are looked up: after the leader's for LeaderCompleteness, after the longest for
+        NoCommittedRecordLost (the first record each misses is the one reported, as a full scan would)."""
+        acknowledged = self._acked.get((topic, index))
         if not acknowledged:
             return
+        for _, summary in replicas.values():
+            held = summary.acks_held
+            while held < len(acknowledged) and summary.value_at(acknowledged[held][0]) == acknowledged[held][1]:
+                held += 1
+            summary.acks_held = held
         leader_log = replicas[leader][1] if leader in replicas and replicas[leader][0] is not None else None
-        for offset, value in acknowledged:
-            if leader_log is not None and leader_log.value_at(offset) != value:
-                self._fail("LeaderCompleteness", f"{topic}-{index}: leader {leader} lacks {value!r} at {offset} "
-                                                 f"(holds {leader_log.value_at(offset)!r})")
+        if leader_log is not None:
+            for offset, value in acknowledged[leader_log.acks_held:]:
+                if leader_log.value_at(offset) != value:
+                    self._fail("LeaderCompleteness", f"{topic}-{index}: leader {leader} lacks {value!r} at {offset} "
+                                                     f"(holds {leader_log.value_at(offset)!r})")
+                    break
+        for offset, value in acknowledged[max((summary.acks_held for _, summary in replicas.values()), default=0):]:
             if not any(summary.value_at(offset) == value for _, summary in replicas.values()):
                 self._fail("NoCommittedRecordLost", f"{topic}-{index}: {value!r} acknowledged at {offset} "
                                                     "is in no replica's log")
+                break
 
     # -- raft -------------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from chaos.checker import AT_LEAST_ONCE, IDEMPOTENT, VALID, Verdict, check
 from chaos.history import Event, HistoryWriter
+from reference import guards
 
 from .clients import FinalReader, SimAdmin, SimClock, SimProducer
 from .cluster import SimCluster, SimTimeLogHandler
@@ -71,6 +72,8 @@ class SimConfig:
     keep_trace: bool = False
     liveness: bool = True  # False: stop after the safety phase, judge by the invariants only (shrinking)
     log_stream: Any = None  # a stream for every node's log lines, stamped with simulated time
+    guards_off: frozenset[str] = frozenset()  # implementation guards switched off (refka sim mutants)
+    node_settings: dict[str, str] = field(default_factory=dict)  # over NODE_SETTINGS, for every node
 
 
 @dataclass
@@ -120,11 +123,13 @@ def simulate(config: SimConfig, root: Path | None = None) -> SimResult:
         profile = draw_profile(plan_rng) if config.swarm else DEFAULT_PROFILE
         faults = draw_schedule(plan_rng, profile, config.nodes, config.duration_ms)
     result = SimResult(config, profile, faults)
-    cluster = SimCluster(root, config.nodes, extra=dict(NODE_SETTINGS), seed=config.seed)
-    if config.log_stream is None:
-        return _simulate(config, cluster, result, started)
-    with SimTimeLogHandler(cluster, config.log_stream):
-        return _simulate(config, cluster, result, started)
+    # The guards are switched off in this process only, for this run (see reference/guards.py).
+    with guards.switch_off(config.guards_off):
+        cluster = SimCluster(root, config.nodes, extra={**NODE_SETTINGS, **config.node_settings}, seed=config.seed)
+        if config.log_stream is None:
+            return _simulate(config, cluster, result, started)
+        with SimTimeLogHandler(cluster, config.log_stream):
+            return _simulate(config, cluster, result, started)
 
 
 def _simulate(config: SimConfig, cluster: SimCluster, result: SimResult, started: float) -> SimResult:
@@ -147,7 +152,13 @@ def _simulate(config: SimConfig, cluster: SimCluster, result: SimResult, started
                        history, acks=-1, idempotent=True, interval_ms=config.produce_interval_ms)
     acks1 = SimProducer("producer-one", ACKS1_TOPIC, config.partitions, nodes, random.Random(cluster.rng.random()),
                         history, acks=1, idempotent=False, interval_ms=config.produce_interval_ms)
-    checker = InvariantChecker(topics, lambda: [(SAFE_TOPIC, p, o, v) for p, o, v in safe.acknowledged])
+    acknowledged: list[tuple[str, int, int, str]] = []
+
+    def acknowledged_so_far() -> list[tuple[str, int, int, str]]:  # grows with the producer's list
+        acknowledged.extend((SAFE_TOPIC, p, o, v) for p, o, v in safe.acknowledged[len(acknowledged):])
+        return acknowledged
+
+    checker = InvariantChecker(topics, acknowledged_so_far)
     checker.enabled -= config.disabled_invariants
     cluster.observers += [checker, probes]
 

@@ -166,6 +166,12 @@ class PartitionLog:
         self._lock = threading.RLock()
         self._unflushed_messages = 0
         self._last_flush_ms = clock.milliseconds()
+        # Bumped by every change other than an append at the log end: a truncation, a full
+        # truncation, a raised log start offset, deleted segments, a compaction swap.  While it
+        # stays the same, the batches below an earlier LEO are still the ones read then, so an
+        # observer (the simulator's invariant checker) may extend what it read instead of
+        # rereading the whole log.
+        self.rewrites = 0
 
     # -- opening (rule 6) ---------------------------------------------------------------------------
 
@@ -325,8 +331,11 @@ class PartitionLog:
             return found
 
     def _forget_txn_indexes(self) -> None:
-        """Segments were deleted or truncated: reload the indexes from their files when next used."""
+        """Segments were deleted, truncated or swapped (compaction): reload the indexes from their
+        files when next used.  Every path that removes or rewrites stored batches comes here, so it
+        also counts a rewrite."""
         self._txn_indexes = {}
+        self.rewrites += 1
 
     def _batches_from(self, offset: int) -> Iterator[BatchLocation]:
         for segment in self.segments[self._floor_segment_index(offset) :]:
@@ -623,6 +632,7 @@ class PartitionLog:
             if new_log_start_offset <= self.log_start_offset:
                 return False
             self.log_start_offset = new_log_start_offset
+            self.rewrites += 1
             self.leader_epoch_cache.truncate_from_start(new_log_start_offset)
             if self.producer_state.map_end_offset < new_log_start_offset:
                 self.producer_state.update_map_end_offset(new_log_start_offset)
