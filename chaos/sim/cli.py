@@ -5,12 +5,18 @@ Usage::
     refka sim [run] --seed S [--nodes N] [--duration SIM_SECONDS] [--no-swarm] [--schedule JSON]
     refka sim swarm --seeds K [--first S] [--jobs J] [--nodes N] [--duration SIM_SECONDS]
     refka sim shrink --seed S [...]      # run S, and if it fails shrink its fault schedule
+    refka sim mutants [--seeds K] [--first S] [--guard-off GUARD ...] [--shrink-runs R]
 
 ``run`` prints the seed, the fault mix and schedule, the invariants' results, the checker's
 verdict, the coverage probes and the digest of the event trace (the same seed and code give the
 same digest); a failing run prints the command that replays it.  ``swarm`` runs seeds
 ``first .. first+K-1`` (each drawing its own fault mix) on ``--jobs`` processes and sums them up.
-Exit status: 0 every run passed, 1 a run failed (2 is a usage error, as everywhere in ``refka``).
+``mutants`` switches off each implementation guard in turn (:mod:`chaos.sim.mutants`): at most
+``--seeds`` seeds per guard, the first failure shrunk, printed as a table; the unmodified code
+runs the same seeds first.
+Exit status: 0 every run passed (mutants: every guard caught, the baseline passed), 1 a run
+failed (mutants: a guard survived or the baseline failed); 2 is a usage error, as everywhere in
+``refka``.
 """
 
 from __future__ import annotations
@@ -22,35 +28,57 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from reference.guards import KNOWN_GUARDS
+
 from .faults import schedule_from_json, schedule_to_json
 from .invariants import INVARIANTS
+from .mutants import MUTANT_SETTINGS, format_table, run_all
 from .run import SimConfig, SimResult, simulate
 from .shrink import describe, shrink
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("run", "swarm", "shrink"), default="run")
+    parser.add_argument("action", nargs="?", choices=("run", "swarm", "shrink", "mutants"), default="run")
     parser.add_argument("--seed", type=int, default=1, help="the seed of the run (run, shrink)")
-    parser.add_argument("--seeds", type=int, default=20, help="how many seeds (swarm)")
-    parser.add_argument("--first", type=int, default=1, help="the first seed (swarm)")
+    parser.add_argument("--seeds", type=int, default=20, help="how many seeds (swarm; mutants: the bound per guard)")
+    parser.add_argument("--first", type=int, default=1, help="the first seed (swarm, mutants)")
     parser.add_argument("--jobs", type=int, default=1, help="processes for a swarm")
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--duration", type=float, default=20.0, help="simulated seconds of the safety phase")
     parser.add_argument("--no-swarm", action="store_true", help="the default fault mix instead of a drawn one")
     parser.add_argument("--schedule", help="a JSON fault schedule to replay instead of drawing one")
     parser.add_argument("--verbose", action="store_true", help="log the nodes, with simulated time")
+    parser.add_argument("--guard-off", action="append", choices=sorted(KNOWN_GUARDS), metavar="GUARD",
+                        help="switch this implementation guard off (reference/guards.py; repeatable); "
+                             "mutants: the guards to try, one at a time (default every guard)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                        help="a node setting over the simulator's own (e.g. replica.fetch.max.bytes=1; repeatable)")
+    parser.add_argument("--shrink-runs", type=int, default=40, help="mutants: simulations to shrink each failure")
+
+
+def _settings(args: argparse.Namespace) -> dict[str, str]:
+    settings = dict(MUTANT_SETTINGS) if args.action == "mutants" else {}
+    for setting in getattr(args, "settings", None) or ():
+        key, equals, value = setting.partition("=")
+        if not equals:
+            raise SystemExit(f"refka sim: --set {setting!r}: expected KEY=VALUE")
+        settings[key.strip()] = value.strip()
+    return settings
 
 
 def _config(args: argparse.Namespace, seed: int) -> SimConfig:
-    return SimConfig(seed=seed, nodes=args.nodes, duration_ms=int(args.duration * 1000), swarm=not args.no_swarm,
+    return SimConfig(node_settings=_settings(args), seed=seed, nodes=args.nodes, duration_ms=int(args.duration * 1000), swarm=not args.no_swarm,
                      faults=schedule_from_json(args.schedule) if args.schedule else None,
+                     guards_off=frozenset(args.guard_off or ()) if args.action != "mutants" else frozenset(),
                      log_stream=sys.stderr if getattr(args, "verbose", False) and args.action != "swarm" else None)
 
 
 def replay_command(result: SimResult) -> str:
     config = result.config
     return (f"refka sim run --seed {config.seed} --nodes {config.nodes} --duration {config.duration_ms / 1000:g} "
-            f"--schedule '{schedule_to_json(result.faults)}'")
+            f"--schedule '{schedule_to_json(result.faults)}'"
+            + "".join(f" --guard-off {guard}" for guard in sorted(config.guards_off))
+            + "".join(f" --set {key}={value}" for key, value in sorted(config.node_settings.items())))
 
 
 def report(result: SimResult, out: Any = None) -> None:
@@ -124,7 +152,27 @@ def _progress(result: SimResult, done: int, total: int, out: Any) -> None:
           f"{result.events} events, {result.wall_seconds:.1f} s", file=out, flush=True)
 
 
+def run_mutants(args: argparse.Namespace) -> int:
+    seeds = list(range(args.first, args.first + args.seeds))
+    baseline, outcomes = run_all(_config(args, args.first), seeds, args.guard_off or list(KNOWN_GUARDS), args.jobs,
+                                 args.shrink_runs)
+    broken = [result for result in baseline if result.failed]
+    print(f"\nbaseline (guards on), seeds {seeds[0]}..{seeds[-1]}: "
+          + (", ".join(f"seed {r.config.seed} FAILED {r.failure}" for r in broken) if broken else "all passed"))
+    print(format_table(outcomes))
+    for outcome in outcomes:
+        if outcome.shrunk is not None:
+            print(f"\n{outcome.guard} switched off, {describe(outcome.shrunk)}\n"
+                  f"replay with:\n  {replay_command(outcome.shrunk.result)}")
+    survivors = [outcome.guard for outcome in outcomes if not outcome.caught]
+    if survivors:
+        print(f"\nSURVIVORS within {len(seeds)} seeds: {', '.join(survivors)}")
+    return 1 if survivors or broken else 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "mutants":
+        return run_mutants(args)
     if args.action == "swarm":
         results = swarm([_config(args, seed) for seed in range(args.first, args.first + args.seeds)], args.jobs)
         return 1 if any(result.failed for result in results) else 0

@@ -59,10 +59,17 @@ def shrink(failing: SimResult, runner: Runner = simulate, max_runs: int = 200) -
         return result if result.failed and result.failure == target else None
 
     # An invariant broken in the safety phase needs no liveness phase to be seen again: candidates
-    # stop when the safety phase ends (a Liveness or checker failure needs whole runs).
+    # stop when the safety phase ends (a Liveness or checker failure needs whole runs).  One broken
+    # only while healing (a restarted node truncating, say) shows when the safety-only replay passes.
     safety_failure = bool(failing.violations) and target != "Liveness"
     base = replace(failing.config, faults=list(failing.faults), keep_trace=False,
                    liveness=failing.config.liveness and not safety_failure)
+    if base.liveness != failing.config.liveness:
+        found = fails(base)
+        if found is None:
+            base = replace(base, liveness=True)
+        else:
+            best = found
     while True:
         before = (len(best.faults), sum(f.duration_ms for f in best.faults), best.config.duration_ms)
         best = _ddmin(best, base, fails)

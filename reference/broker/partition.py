@@ -93,6 +93,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from reference import guards
 from reference.broker.log.log import (
     LATEST_TIMESTAMP,
     FetchDataInfo,
@@ -232,6 +233,8 @@ class PendingShrinkIsr:
     @property
     def maximal_isr(self) -> frozenset[int]:
         """Not assumed before it is confirmed: a smaller ISR could advance the HW wrongly."""
+        if not guards.on("pending_removal_still_counted"):  # spec guard pending_removal_still_counted
+            return self.sent_isr
         return self.isr
 
 
@@ -461,15 +464,19 @@ class Partition:
 
     def maybe_increment_high_watermark(self, now_ms: int | None = None) -> bool:
         """Move the HW up to the smallest LEO of the maximal ISR; returns whether it moved."""
-        if self.is_under_min_isr:
+        if self.is_under_min_isr and guards.on("min_insync_replicas"):  # spec guard min_insync_replicas (KIP-966)
             return False
         now = self._now(now_ms)
         leader_end_offset = self.log.log_end_offset
         new_high_watermark = leader_end_offset
-        maximal_isr = self.maximal_isr
+        # spec guard maximal_isr_for_hw: a replica being added (KIP-497) holds the HW back too.
+        waits_for_joining = guards.on("maximal_isr_for_hw")
+        maximal_isr = self.maximal_isr if waits_for_joining else self.partition_state.isr
+        waits_for_isr = guards.on("hw_waits_for_isr")  # spec guard hw_waits_for_isr
         for follower in self.followers.values():
-            if follower.log_end_offset < new_high_watermark and (
-                follower.broker_id in maximal_isr or self._should_wait_to_join_isr(follower, leader_end_offset, now)
+            if waits_for_isr and follower.log_end_offset < new_high_watermark and (
+                follower.broker_id in maximal_isr
+                or (waits_for_joining and self._should_wait_to_join_isr(follower, leader_end_offset, now))
             ):
                 new_high_watermark = follower.log_end_offset
         if new_high_watermark <= self.log.high_watermark:
@@ -528,7 +535,14 @@ class Partition:
     def _is_follower_in_sync(self, follower: FollowerFetchState) -> bool:
         """LEO >= HW and >= the start of the current leader epoch (Kafka's ``isFollowerInSync``)."""
         start = self.leader_epoch_start_offset
-        return start is not None and follower.log_end_offset >= self.log.high_watermark and follower.log_end_offset >= start
+        if start is None:
+            return False
+        # spec guard expand_needs_caught_up: it holds every committed record ...
+        reached_high_watermark = follower.log_end_offset >= self.log.high_watermark
+        # ... and spec guard expand_after_epoch_start (KIP-320): nothing of an older, diverged epoch
+        reached_epoch_start = follower.log_end_offset >= start
+        return ((reached_high_watermark or not guards.on("expand_needs_caught_up"))
+                and (reached_epoch_start or not guards.on("expand_after_epoch_start")))
 
     def out_of_sync_replicas(self, now_ms: int) -> frozenset[int]:
         """ISR followers not caught up within ``replica.lag.time.max.ms`` (none while a change is in flight)."""
@@ -595,7 +609,8 @@ class Partition:
         NOT_ENOUGH_REPLICAS when the committed ISR is smaller than the effective
         ``min.insync.replicas``."""
         self._require_leader()
-        if required_acks == ACKS_ALL and len(self.partition_state.isr) < self.effective_min_isr:
+        if (required_acks == ACKS_ALL and len(self.partition_state.isr) < self.effective_min_isr
+                and guards.on("min_insync_replicas")):  # spec guard min_insync_replicas
             raise KafkaError(
                 Errors.NOT_ENOUGH_REPLICAS,
                 f"The size of the current ISR {sorted(self.partition_state.isr)} is insufficient to satisfy the "
@@ -626,7 +641,7 @@ class Partition:
             return False, Errors.NOT_LEADER_OR_FOLLOWER
         if self.log.high_watermark < required_offset:
             return False, Errors.NONE
-        if self.effective_min_isr <= len(self.maximal_isr):
+        if self.effective_min_isr <= len(self.maximal_isr) or not guards.on("min_insync_replicas"):
             return True, Errors.NONE
         return True, Errors.NOT_ENOUGH_REPLICAS_AFTER_APPEND
 

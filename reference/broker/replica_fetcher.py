@@ -59,6 +59,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .. import guards
 from ..client.outbox import OutboundRequest, Outbox
 from ..errors import Errors, KafkaError, lookup
 from ..protocol.apis import API_BY_KEY
@@ -310,6 +311,8 @@ class ReplicaFetcher:
         log_end = partition.log_end_offset
         if leader_end_offset == UNDEFINED_OFFSET:
             target = min(state.fetch_offset, log_end)
+        elif not guards.on("match_epoch_lineage"):  # spec guard match_epoch_lineage (KIP-279)
+            target = min(leader_end_offset, log_end)  # KIP-101's rule: trust the leader's end of the epoch
         else:
             mine = partition.last_offset_for_leader_epoch(leader_epoch)
             if mine is None:
@@ -401,8 +404,11 @@ class ReplicaFetcherManager:
         """Start following ``partition`` on ``initial.leader_id`` (after removing any old fetch)."""
         self.remove_fetcher_for_partitions([topic_partition])
         last_epoch = partition.log.latest_epoch
-        if last_epoch is None:  # no epochs to compare with the leader's: the HW is all we trust
+        # spec guard truncate_by_leader_epoch (KIP-101): with epochs the leader judges our log on
+        # the first fetch; truncating to our own high watermark could drop committed records.
+        if last_epoch is None or not guards.on("truncate_by_leader_epoch"):
             partition.truncate_to(min(partition.high_watermark, partition.log_end_offset))
+            last_epoch = partition.log.latest_epoch
         state = PartitionFetchState(partition.log_end_offset, initial.current_leader_epoch, last_epoch)
         fetcher = self.fetchers.get(initial.leader_id)
         if fetcher is None:

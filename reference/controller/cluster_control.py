@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from .. import guards
 from ..errors import Errors, KafkaError, by_name
 from ..protocol.messages import broker_heartbeat as heartbeat_api
 from ..protocol.messages import broker_registration as registration_api
@@ -225,7 +226,9 @@ def controlled_shutdown_records(image: MetadataImage, config: ControllerConfig,
 def shutdown_records(image: MetadataImage, config: ControllerConfig, broker_id: int,
                      clean: bool) -> list[MetadataRecord]:
     """``handleBrokerShutdown``: a previous incarnation is gone (see the module docstring)."""
-    if elr_enabled(image) and not clean:
+    # spec guard unclean_shutdown_leaves_isr (KIP-966): a broker back from an unclean shutdown may
+    # have lost its unflushed tail, so it leaves the ISR and the ELR instead of being elected.
+    if elr_enabled(image) and not clean and guards.on("unclean_shutdown_leaves_isr"):
         records = leader_and_isr_updates(image, config, partitions_with_broker_in_isr(image, broker_id),
                                          unclean_shutdown_broker=broker_id)
         records += leader_and_isr_updates(image, config, partitions_with_broker_in_elr(image, broker_id),

@@ -57,6 +57,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from reference import guards
+
 NO_LEADER = -1  # LeaderConstants.NO_LEADER
 NO_LEADER_CHANGE = -2  # LeaderConstants.NO_LEADER_CHANGE
 RECOVERED = 0  # LeaderRecoveryState.RECOVERED
@@ -176,7 +178,9 @@ class _Builder:
     def _populate_target_elr(self) -> None:
         if not self.elr_enabled:
             return
-        if len(self.target_isr) >= self.min_isr:
+        # spec guard elr_only_below_min_isr (KIP-966): at min.insync.replicas or more, a replica
+        # leaving the ISR may miss records committed after it left, so it is no ELR member.
+        if len(self.target_isr) >= self.min_isr and guards.on("elr_only_below_min_isr"):
             self.target_elr = []
             self.target_last_known_elr = []
             return
@@ -192,6 +196,8 @@ class _Builder:
 
     def _is_valid_new_leader(self, replica: int) -> bool:
         eligible = replica in self.target_isr or (not self.target_isr and replica in self.target_elr)
+        if not guards.on("clean_election"):  # spec guard clean_election: without it, any live replica
+            eligible = True
         return eligible and self.is_acceptable_leader(replica)
 
     def _elect(self) -> _ElectionResult:
@@ -233,6 +239,10 @@ class _Builder:
         if result.node in self.target_elr:
             self.target_isr = [result.node]
             self.target_elr = [r for r in self.target_elr if r != result.node]
+        elif result.node >= 0 and result.node not in self.target_isr and not result.unclean:
+            # Only with spec guard clean_election off: the model's mutant adds the leader to the ISR.
+            self.target_isr = sorted({*self.target_isr, result.node})
+            change.isr = list(self.target_isr)
         change.leader = result.node
         if result.unclean:
             change.isr = [result.node]  # data may be lost: the new leader's log is the truth now

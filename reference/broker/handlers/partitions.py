@@ -77,6 +77,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeGuard
 
+from ... import guards
 from ...errors import ErrorCode, Errors, KafkaError, lookup
 from ...protocol.apis import API_BY_KEY
 from ...protocol.frames import Request
@@ -660,7 +661,8 @@ def _fetch_partition_for_follower(
     answer = _fetch_answer(partition, FetchIsolation.LOG_END)
     try:
         replica = broker.replicas.require(topic, partition)
-        _check_leader_epoch(replica, wanted.current_leader_epoch)
+        if guards.on("fence_fetch_epoch"):  # spec guard fence_fetch_epoch (KIP-320)
+            _check_leader_epoch(replica, wanted.current_leader_epoch)
         if not replica.is_leader:
             raise KafkaError(Errors.NOT_LEADER_OR_FOLLOWER, f"broker {broker.node_id} does not lead {topic}-{partition}")
         replica.require_follower(follower.replica_id, wanted.current_leader_epoch)

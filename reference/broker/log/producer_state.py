@@ -89,6 +89,7 @@ from pathlib import Path
 
 import crc32c
 
+from reference import guards
 from reference.broker.log import files
 from reference.errors import Errors, KafkaError
 from reference.records.batch import (
@@ -181,7 +182,9 @@ class ProducerStateEntry:
         """Rule 1: the cached batch with exactly this epoch and sequence range, if any."""
         if producer_epoch != self.producer_epoch:
             return None
-        for batch in self.batches:
+        # spec guard five_batch_window: every cached batch, not only the last, answers a retry.
+        cached = self.batches if guards.on("five_batch_window") else self.batches[-1:]
+        for batch in cached:
             if batch.first_seq == first_seq and batch.last_seq == last_seq:
                 return batch
         return None
@@ -260,7 +263,8 @@ class ProducerAppendInfo:
         return completed
 
     def _check_epoch(self, producer_epoch: int, offset: int) -> None:
-        if producer_epoch < self._updated.producer_epoch and self.origin is not AppendOrigin.REPLICATION:
+        if (producer_epoch < self._updated.producer_epoch and self.origin is not AppendOrigin.REPLICATION
+                and guards.on("epoch_fencing")):  # spec guard epoch_fencing
             raise KafkaError(
                 Errors.INVALID_PRODUCER_EPOCH,
                 f"epoch {producer_epoch} of producer {self.producer_id} at offset {offset} is older than "
@@ -283,7 +287,8 @@ class ProducerAppendInfo:
         else:
             current_last_seq = NO_SEQUENCE
         unknown_producer = self._current.producer_epoch == NO_PRODUCER_EPOCH
-        if not (unknown_producer or in_sequence(current_last_seq, first_seq)):
+        in_order = unknown_producer or in_sequence(current_last_seq, first_seq)
+        if not in_order and guards.on("sequence_check"):  # spec guard sequence_check
             raise KafkaError(
                 Errors.OUT_OF_ORDER_SEQUENCE_NUMBER,
                 f"producer {self.producer_id} at offset {offset}: sequence {first_seq} does not follow "
