@@ -7,6 +7,10 @@ variable is set and the broker answers, and otherwise start a private one-node c
 Maven, which ``.ci/run`` installs) for the session.  Tests using it carry
 ``@pytest.mark.xdist_group("apache-kafka-peer")`` so that under ``--dist loadgroup`` one worker
 starts at most one JVM.
+
+``reference_cluster``: a private 3-node reference KRaft cluster on free ports for one test, with
+failure detection shortened (``FAST_FAILOVER``: a dead broker fenced after 3 s, a lagging follower
+out of the ISR after 5 s) so that failover tests wait seconds, not Kafka's default half-minutes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ import pytest
 
 from conformance.apache_kafka import KafkaCluster
 from conformance.fixtures import free_port_block
+from reference.node.cluster import ReferenceCluster
+
+FAST_FAILOVER = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",
+                 "replica.lag.time.max.ms": "5000"}
 
 
 def _answers(host: str, port: int) -> bool:
@@ -46,3 +54,14 @@ def kafka_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         yield "127.0.0.1", cluster.nodes[0].port
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def reference_cluster(tmp_path: Path) -> Iterator[ReferenceCluster]:
+    started = ReferenceCluster(nodes=3, base_port=free_port_block(6), data_dir=tmp_path / "cluster",
+                               config=FAST_FAILOVER)
+    started.start(timeout=60)
+    try:
+        yield started
+    finally:
+        started.stop()

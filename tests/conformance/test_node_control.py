@@ -7,12 +7,10 @@ import json
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conformance.fixtures import free_port_block
 from conformance.node_control import CommandNodeControl, NodeControlError
 from reference.node.cluster import ReferenceCluster
 
@@ -33,47 +31,37 @@ def test_a_failing_command_is_reported_with_its_exit_status_and_last_stderr_line
         control.kill(7)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ReferenceCluster]:
-    started = ReferenceCluster(nodes=3, base_port=free_port_block(6), data_dir=tmp_path / "cluster",
-                               config={"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",
-                                       "replica.lag.time.max.ms": "5000"})
-    started.start(timeout=60)
-    yield started
-    started.stop()
-
-
-def _template(cluster: ReferenceCluster) -> str:
-    return f"{shlex.quote(sys.executable)} -m reference cluster {{action}} {{node}} --data-dir {shlex.quote(str(cluster.data_dir))}"
+def _template(reference_cluster: ReferenceCluster) -> str:
+    return f"{shlex.quote(sys.executable)} -m reference cluster {{action}} {{node}} --data-dir {shlex.quote(str(reference_cluster.data_dir))}"
 
 
 @pytest.mark.slow
-def test_kill_and_restart_through_the_command_are_seen_at_the_protocol(cluster: ReferenceCluster) -> None:
-    control = CommandNodeControl.for_cluster(_template(cluster), cluster.bootstrap_servers)
+def test_kill_and_restart_through_the_command_are_seen_at_the_protocol(reference_cluster: ReferenceCluster) -> None:
+    control = CommandNodeControl.for_cluster(_template(reference_cluster), reference_cluster.bootstrap_servers)
     assert sorted(control.addresses) == [0, 1, 2]
     assert all(control.alive(node) for node in control.addresses)
     control.kill(1)
-    assert not control.alive(1) and not ReferenceCluster.attach(cluster.data_dir).alive(1), "the process is gone"
+    assert not control.alive(1) and not ReferenceCluster.attach(reference_cluster.data_dir).alive(1), "the process is gone"
     control.restart(1)
-    assert control.alive(1) and ReferenceCluster.attach(cluster.data_dir).alive(1)
+    assert control.alive(1) and ReferenceCluster.attach(reference_cluster.data_dir).alive(1)
 
 
 @pytest.mark.slow
-def test_a_command_that_reports_success_without_killing_is_caught(cluster: ReferenceCluster) -> None:
+def test_a_command_that_reports_success_without_killing_is_caught(reference_cluster: ReferenceCluster) -> None:
     """The suite does not take a command's exit status on trust: a node still answering after
     ``kill`` fails the action (a fault test would otherwise pass without a fault)."""
-    control = CommandNodeControl("true", CommandNodeControl.for_cluster("true", cluster.bootstrap_servers).addresses,
+    control = CommandNodeControl("true", CommandNodeControl.for_cluster("true", reference_cluster.bootstrap_servers).addresses,
                                  settle_timeout=2)
     with pytest.raises(NodeControlError, match="node 1 did not stop answering after kill"):
         control.kill(1)
 
 
 @pytest.mark.slow
-def test_a_suite_fault_test_runs_on_any_cluster_through_node_control(cluster: ReferenceCluster, tmp_path: Path) -> None:
+def test_a_suite_fault_test_runs_on_any_cluster_through_node_control(reference_cluster: ReferenceCluster, tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "conformance.plugin", "-p", "no:cacheprovider", "--pyargs",
-         "conformance.suite", "--bootstrap-server", cluster.bootstrap_servers, "--node-control", _template(cluster),
+         "conformance.suite", "--bootstrap-server", reference_cluster.bootstrap_servers, "--node-control", _template(reference_cluster),
          "--results-json", str(results), "-q", "-k", "test_isr_drops_a_dead_follower_and_readmits_it"],
         capture_output=True, text=True, timeout=300)
     outcomes = [(r["test"], r["outcome"]) for r in json.loads(results.read_text())["results"]]

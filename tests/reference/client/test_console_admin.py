@@ -40,15 +40,6 @@ def reference_broker() -> Iterator[str]:
     embedded.stop()
 
 
-@pytest.fixture(params=["reference", pytest.param("kafka", marks=[pytest.mark.kafka,
-                                                                   pytest.mark.xdist_group("apache-kafka-peer")])])
-def bootstrap(request: pytest.FixtureRequest) -> str:
-    if request.param == "reference":
-        return str(request.getfixturevalue("reference_broker"))
-    host, port = request.getfixturevalue("kafka_peer")
-    return f"{host}:{port}"
-
-
 @pytest.fixture
 def admin(bootstrap: str) -> Iterator[Admin]:
     client = Admin({"bootstrap.servers": bootstrap, "default.api.timeout.ms": "20000"})

@@ -40,15 +40,6 @@ def reference_broker() -> Iterator[str]:
 
 
 REFKA = [sys.executable, "-c", "import sys; from reference.cli import main; sys.exit(main())"]
-KAFKA = pytest.param("kafka", marks=[pytest.mark.kafka, pytest.mark.xdist_group("apache-kafka-peer")])
-
-
-@pytest.fixture(params=["reference", KAFKA])
-def bootstrap(request: pytest.FixtureRequest) -> str:
-    if request.param == "reference":
-        return str(request.getfixturevalue("reference_broker"))
-    host, port = request.getfixturevalue("kafka_peer")
-    return f"{host}:{port}"
 
 
 def new_topic(bootstrap: str, prefix: str, partitions: int) -> str:

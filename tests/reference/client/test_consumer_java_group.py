@@ -24,7 +24,6 @@ from reference.client.consumer import Consumer, ConsumerRecord
 from reference.client.producer import Producer
 
 pytestmark = [pytest.mark.clients, pytest.mark.slow]
-KAFKA = pytest.param("kafka", marks=[pytest.mark.kafka, pytest.mark.xdist_group("apache-kafka-peer")])
 PER_PARTITION = 20
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 
@@ -33,14 +32,6 @@ CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 def reference_broker() -> Iterator[str]:
     with EmbeddedBroker(config={"group.initial.rebalance.delay.ms": "0"}) as embedded:
         yield embedded.bootstrap
-
-
-@pytest.fixture(params=["reference", KAFKA])
-def bootstrap(request: pytest.FixtureRequest) -> str:
-    if request.param == "reference":
-        return str(request.getfixturevalue("reference_broker"))
-    host, port = request.getfixturevalue("kafka_peer")
-    return f"{host}:{port}"
 
 
 class JavaConsoleConsumer:

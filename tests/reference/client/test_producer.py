@@ -35,15 +35,6 @@ def reference_broker() -> Iterator[str]:
     embedded.stop()
 
 
-@pytest.fixture(params=["reference", pytest.param("kafka", marks=[pytest.mark.kafka,
-                                                                   pytest.mark.xdist_group("apache-kafka-peer")])])
-def bootstrap(request: pytest.FixtureRequest) -> str:
-    if request.param == "reference":
-        return str(request.getfixturevalue("reference_broker"))
-    host, port = request.getfixturevalue("kafka_peer")
-    return f"{host}:{port}"
-
-
 def create_topic(bootstrap: str, name: str, partitions: int = PARTITIONS) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(name, partitions, 1)])[name].result(30)

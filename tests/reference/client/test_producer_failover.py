@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conformance.fixtures import free_port_block
 from reference.client.producer import Producer, RecordMetadata
 from reference.node.cluster import ReferenceCluster
 
@@ -25,16 +22,6 @@ from ..node.readback import read_everything
 pytestmark = [pytest.mark.slow, pytest.mark.clients]
 TOPIC = "client-failover"
 PARTITIONS = 3
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ReferenceCluster]:
-    started = ReferenceCluster(nodes=3, base_port=free_port_block(6), data_dir=tmp_path / "cluster",
-                               config={"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",
-                                       "replica.lag.time.max.ms": "5000"})
-    started.start(timeout=60)
-    yield started
-    started.stop()
 
 
 class Load:
@@ -73,8 +60,8 @@ class Load:
         self.producer.flush(120)
 
 
-def test_killing_the_leader_mid_stream_loses_and_duplicates_nothing(cluster: ReferenceCluster) -> None:
-    bootstrap = cluster.bootstrap_servers
+def test_killing_the_leader_mid_stream_loses_and_duplicates_nothing(reference_cluster: ReferenceCluster) -> None:
+    bootstrap = reference_cluster.bootstrap_servers
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[TOPIC].result(30)
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
@@ -82,10 +69,10 @@ def test_killing_the_leader_mid_stream_loses_and_duplicates_nothing(cluster: Ref
         time.sleep(2)
         leader = admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions[0].leader
         before = len(load.acknowledged)
-        cluster.kill(leader)
+        reference_cluster.kill(leader)
         time.sleep(6)  # fenced after broker.session.timeout.ms; leaders move; the load goes on
         assert len(load.acknowledged) > before, f"nothing was acknowledged while node {leader} was down"
-        cluster.restart(leader, timeout=60)
+        reference_cluster.restart(leader, timeout=60)
         time.sleep(2)
     producer.close(60)
     assert not load.failed, load.failed[:5]

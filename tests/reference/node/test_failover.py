@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conformance.fixtures import free_port_block
 from reference.node.cluster import ReferenceCluster
 
 from .readback import read_everything
@@ -20,16 +17,6 @@ from .readback import read_everything
 pytestmark = [pytest.mark.slow, pytest.mark.clients]
 TOPIC = "failover"
 PARTITIONS = 3
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ReferenceCluster]:
-    started = ReferenceCluster(nodes=3, base_port=free_port_block(6), data_dir=tmp_path / "cluster",
-                               config={"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",
-                                       "replica.lag.time.max.ms": "5000"})
-    started.start(timeout=60)
-    yield started
-    started.stop()
 
 
 class LoadProducer:
@@ -69,14 +56,14 @@ class LoadProducer:
         self.producer.flush(60)
 
 
-def test_sigkill_of_each_node_under_idempotent_load_loses_and_duplicates_nothing(cluster: ReferenceCluster) -> None:
-    bootstrap = cluster.bootstrap_servers
+def test_sigkill_of_each_node_under_idempotent_load_loses_and_duplicates_nothing(reference_cluster: ReferenceCluster) -> None:
+    bootstrap = reference_cluster.bootstrap_servers
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[TOPIC].result(30)
     with LoadProducer(bootstrap) as load:
         for victim in (0, 1, 2, 0):
             time.sleep(2)
-            cluster.kill(victim)
+            reference_cluster.kill(victim)
             # Fenced after broker.session.timeout.ms, leaders move, the load goes on: wait for new
             # acknowledgements with the node still down (no fixed window: a loaded machine is slow).
             before = len(load.acknowledged)
@@ -84,11 +71,11 @@ def test_sigkill_of_each_node_under_idempotent_load_loses_and_duplicates_nothing
             while len(load.acknowledged) <= before + 100 and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert len(load.acknowledged) > before + 100, f"no writes were acknowledged while node {victim} was down"
-            cluster.restart(victim, timeout=60)
+            reference_cluster.restart(victim, timeout=60)
         time.sleep(3)
     assert load.acknowledged and not load.failed, load.failed[:5]
-    cluster.stop()
-    cluster.start(timeout=60)  # the whole cluster, from its disks
+    reference_cluster.stop()
+    reference_cluster.start(timeout=60)  # the whole reference_cluster, from its disks
     values = read_everything(bootstrap, TOPIC, PARTITIONS)
     duplicates = len(values) - len(set(values))
     lost = load.acknowledged - set(values)

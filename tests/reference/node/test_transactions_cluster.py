@@ -7,29 +7,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conformance.fixtures import free_port_block
 from reference.node.cluster import ReferenceCluster
 from tests.reference.broker.conftest import RawClient
 
 pytestmark = [pytest.mark.slow, pytest.mark.clients]
 PARTITIONS = 3
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ReferenceCluster]:
-    started = ReferenceCluster(nodes=3, base_port=free_port_block(6), data_dir=tmp_path / "cluster",
-                               config={"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",
-                                       "replica.lag.time.max.ms": "5000"})
-    started.start(timeout=60)
-    yield started
-    started.stop()
 
 
 def create_topic(bootstrap: str) -> str:
@@ -80,8 +67,8 @@ def transaction(producer: Producer, topic: str, value: bytes, commit: bool) -> N
         producer.abort_transaction(60)
 
 
-def test_a_transaction_over_partitions_led_by_every_node(cluster: ReferenceCluster) -> None:
-    bootstrap = cluster.bootstrap_servers
+def test_a_transaction_over_partitions_led_by_every_node(reference_cluster: ReferenceCluster) -> None:
+    bootstrap = reference_cluster.bootstrap_servers
     topic = create_topic(bootstrap)
     assert len(set(leaders(bootstrap, topic).values())) == 3, "the partitions' leaders are spread over the nodes"
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"t-{uuid.uuid4().hex[:6]}"})
@@ -93,8 +80,8 @@ def test_a_transaction_over_partitions_led_by_every_node(cluster: ReferenceClust
     assert read(bootstrap, topic, "read_committed", b"end") == sorted([b"committed", b"end"] * 3)
 
 
-def test_the_coordinator_moves_with_its_partition_and_keeps_the_open_transaction(cluster: ReferenceCluster) -> None:
-    bootstrap = cluster.bootstrap_servers
+def test_the_coordinator_moves_with_its_partition_and_keeps_the_open_transaction(reference_cluster: ReferenceCluster) -> None:
+    bootstrap = reference_cluster.bootstrap_servers
     topic = create_topic(bootstrap)
     transactional_id = f"t-{uuid.uuid4().hex[:6]}"
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id})
@@ -104,9 +91,9 @@ def test_the_coordinator_moves_with_its_partition_and_keeps_the_open_transaction
         producer.produce(topic, b"open", partition=partition)
     assert producer.flush(30) == 0
     coordinator = _find_transaction_coordinator(bootstrap, transactional_id)
-    cluster.kill(coordinator)
+    reference_cluster.kill(coordinator)
     try:
-        survivors = ",".join(cluster.address(n) for n in range(3) if n != coordinator)
+        survivors = ",".join(reference_cluster.address(n) for n in range(3) if n != coordinator)
         moved = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -120,7 +107,7 @@ def test_the_coordinator_moves_with_its_partition_and_keeps_the_open_transaction
         assert read(survivors, topic, "read_committed", b"end") == [b"end"] * 3
         assert read(survivors, topic, "read_uncommitted", b"end") == sorted([b"open", b"end"] * 3)
     finally:
-        cluster.restart(coordinator)
+        reference_cluster.restart(coordinator)
 
 
 def _find_transaction_coordinator(bootstrap: str, transactional_id: str) -> int:
@@ -149,33 +136,33 @@ def _describe(addresses: str, transactional_id: str):  # type: ignore[no-untyped
     return None
 
 
-def test_kip_890_verification_asks_the_coordinator_on_another_node(cluster: ReferenceCluster) -> None:
+def test_kip_890_verification_asks_the_coordinator_on_another_node(reference_cluster: ReferenceCluster) -> None:
     """A transactional batch for a partition led by a node that is not the coordinator: the leader
     asks the coordinator (AddPartitionsToTxn v4+) before appending -- INVALID_TXN_STATE and nothing
     appended while the partition is not in the transaction; Produce v12 adds it instead."""
     from tests.reference.broker.test_transactions_wire import batch, init
 
-    bootstrap = cluster.bootstrap_servers
+    bootstrap = reference_cluster.bootstrap_servers
     topic = create_topic(bootstrap)
     led_by = leaders(bootstrap, topic)
     transactional_id = f"t-{uuid.uuid4().hex[:6]}"
     coordinator = _find_transaction_coordinator(bootstrap, transactional_id)
     stray, implicit = [p for p, leader in sorted(led_by.items()) if leader != coordinator][:2]
-    with RawClient(cluster.address(coordinator)) as at_coordinator:
+    with RawClient(reference_cluster.address(coordinator)) as at_coordinator:
         ids = init(at_coordinator, transactional_id)
         assert ids.error_code == 0
         pid, epoch = ids.producer_id, ids.producer_epoch
-    with RawClient(cluster.address(led_by[stray])) as leader:
+    with RawClient(reference_cluster.address(led_by[stray])) as leader:
         refused = _produce_to(leader, topic, stray, batch(pid, epoch, 0, [b"stray"]), transactional_id, 9)
         assert refused == 48
         assert _log_end(leader, topic, stray) == 0, "nothing appended"
-    with RawClient(cluster.address(coordinator)) as at_coordinator:
+    with RawClient(reference_cluster.address(coordinator)) as at_coordinator:
         assert _add(at_coordinator, transactional_id, pid, epoch, topic, stray) == 0
-    with RawClient(cluster.address(led_by[stray])) as leader:
+    with RawClient(reference_cluster.address(led_by[stray])) as leader:
         assert _produce_to(leader, topic, stray, batch(pid, epoch, 0, [b"in"]), transactional_id, 9) == 0
-    with RawClient(cluster.address(led_by[implicit])) as leader:
+    with RawClient(reference_cluster.address(led_by[implicit])) as leader:
         assert _produce_to(leader, topic, implicit, batch(pid, epoch, 0, [b"v12"]), transactional_id, 12) == 0
-    with RawClient(cluster.address(coordinator)) as at_coordinator:
+    with RawClient(reference_cluster.address(coordinator)) as at_coordinator:
         described = at_coordinator.call("DescribeTransactions", 0, transactional_ids=[transactional_id]) \
             .transaction_states[0]
         assert sorted(p for t in described.topics for p in t.partitions) == sorted([stray, implicit])
