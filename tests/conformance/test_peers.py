@@ -288,3 +288,20 @@ def test_a_gap_flags_a_cause_only_when_it_covers_every_failure_in_it():
         _record("test_other", "broker", "failed", "observed 0", module="test_retention"),
     ])
     assert [c.gap for c in build([column]).causes] == [None]
+
+
+def test_every_documented_gap_compiles_and_names_tests_the_suite_has() -> None:
+    """A gap whose pattern does not compile crashes the peer report (a global flag inside a pattern
+    did), and one naming no test of the suite (the test was renamed) silently flags nothing."""
+    from pathlib import Path
+
+    from conformance.peers.gaps import GAPS
+
+    suite = Path(__file__).resolve().parents[2] / "conformance" / "suite"
+    names = [f"{path.stem}::{name}" for path in sorted(suite.glob("test_*.py"))
+             for name in re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE)]
+    for gap in GAPS:
+        re.compile(gap.tests)
+        if gap.message:
+            re.compile(gap.message)
+        assert any(re.search(gap.tests, name) for name in names), f"{gap.peer}: {gap.title!r} names no test ({gap.tests})"
