@@ -20,9 +20,10 @@ from reference.client.exceptions import ProducerFencedError
 from reference.client.producer import Producer
 from reference.errors import Errors
 
+from ..node.readback import read_everything
+
 pytestmark = pytest.mark.clients
 PARTITIONS = 2
-PARTITION_EOF = -191  # librdkafka's _PARTITION_EOF
 
 
 @pytest.fixture(scope="module")
@@ -72,24 +73,7 @@ def read_values(bootstrap: str, topic: str, isolation_level: str) -> list[bytes]
     """Every value of the topic a reader at ``isolation_level`` gets, up to the end of each
     partition, once no transaction is open or completing."""
     wait_until_stable(bootstrap, topic)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "read-back", "enable.auto.commit": False,
-                         "enable.partition.eof": True, "isolation.level": isolation_level})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    values: list[bytes] = []
-    ended: set[int] = set()
-    deadline = time.monotonic() + 30
-    while len(ended) < PARTITIONS and time.monotonic() < deadline:
-        message = consumer.poll(0.5)
-        if message is None:
-            continue
-        if message.error():
-            if message.error().code() == PARTITION_EOF:
-                ended.add(message.partition())
-            continue
-        values.append(message.value())
-    consumer.close()
-    assert len(ended) == PARTITIONS, "the reader did not reach the end of every partition"
-    return sorted(values)
+    return sorted(read_everything(bootstrap, topic, PARTITIONS, 30, isolation_level))
 
 
 def transaction(producer: Producer, topic: str, values: list[bytes]) -> None:

@@ -10,11 +10,13 @@ from confluent_kafka import Consumer, TopicPartition
 PARTITION_EOF = -191  # librdkafka's _PARTITION_EOF
 
 
-def read_everything(bootstrap: str, topic: str, partitions: int, timeout_s: float = 60) -> list[bytes]:
-    """Every value of ``topic``, partition by partition in offset order; fails unless each
-    partition's end was reached within ``timeout_s``."""
+def read_everything(bootstrap: str, topic: str, partitions: int, timeout_s: float = 60,
+                    isolation_level: str = "read_uncommitted") -> list[bytes]:
+    """Every value of ``topic`` a reader at ``isolation_level`` gets, partition by partition in
+    offset order; fails unless each partition's end was reached within ``timeout_s``."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest", "enable.partition.eof": True})
+                         "auto.offset.reset": "earliest", "enable.partition.eof": True,
+                         "isolation.level": isolation_level})
     consumer.assign([TopicPartition(topic, partition, 0) for partition in range(partitions)])
     values: list[bytes] = []
     ended: set[int] = set()
