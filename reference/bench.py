@@ -10,7 +10,9 @@ What is measured, with confluent-kafka (librdkafka) as the client, against each 
   per record, from ``produce()`` to its delivery report, under that full load (as Kafka's
   ``ProducerPerformance`` reports it), so it is mostly time queued in the client;
 * paced produce, acks=1 and acks=all: the same at ``--latency-rate`` records/s (default 1000) for
-  at most 5 s, which no broker here saturates, so p50/p99 there is the broker's own latency;
+  at most 5 s, which no broker here saturates, so p50/p99 there is the broker's own latency.
+  Every produce phase starts after one uncounted record is acknowledged, so the client's start-up
+  (metadata, its producer id) is not in the figures;
 * consume: a consumer assigned to the acks=1 topic reads every record from offset 0 (bounded by
   ``--seconds``);
 * memory: the peak resident set (``VmHWM`` in ``/proc/PID/status``) of each broker process this
@@ -231,6 +233,10 @@ def produce_phase(bootstrap: str, topic: str, acks: str, seconds: float, value_s
     def report_to(sent_at: float) -> Callable[[Any, Any], None]:
         return lambda error, message: delivered(error, message, sent_at)
 
+    # One record first, not counted: the client's metadata and (for acks=all) its producer id are
+    # then in place, so the figures are the broker's steady state, not the client's start-up.
+    producer.produce(topic, value=value)
+    producer.flush(60)
     started = time.perf_counter()
     stop_sending = started + seconds
     sent = 0

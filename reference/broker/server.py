@@ -250,9 +250,9 @@ class BrokerServer:
 
     async def _serve_socket(self, client: socket.socket, address: object) -> None:
         loop = asyncio.get_running_loop()
+        limit = self.max_request_bytes  # a static config (Kafka reads it at start-up): once per connection
         try:
-            _, connection = await loop.connect_accepted_socket(
-                lambda: FrameConnection(lambda: self.max_request_bytes), sock=client)
+            _, connection = await loop.connect_accepted_socket(lambda: FrameConnection(lambda: limit), sock=client)
         except OSError as error:  # e.g. out of memory for the transport
             log.warning("dropping connection from %s: %s", address, error)
             client.close()
@@ -278,8 +278,8 @@ class BrokerServer:
                 await connection.close()
 
     async def _request_loop(self, connection: FrameConnection, peer: object) -> None:
+        idle_s = self.broker.config.get_long("connections.max.idle.ms") / 1000  # static, as in Kafka
         while True:
-            idle_s = self.broker.config.get_long("connections.max.idle.ms") / 1000
             # The frame is a bytearray the socket filled (reference.broker.connection): the core
             # decodes it in place, and a produced batch gets its offsets inside it.
             payload = await connection.next_frame(idle_s)

@@ -21,7 +21,8 @@ Rules:
 
 1. **Append as leader** (``append_as_leader``, origin CLIENT): under the partition lock, assign
    offsets from the LEO and stamp the leader epoch in place (outside the CRC, so the stored bytes
-   stay valid); roll first if the active segment must roll; ask the producer-state table whether a
+   stay valid; in the caller's buffer when it is writable -- the caller hands it over -- else in a
+   copy); roll first if the active segment must roll; ask the producer-state table whether a
    batch is a duplicate (then answer the original offsets and append nothing) or breaks the
    sequence/epoch rules (raise); write; record a new epoch start in the leader epoch cache; update
    the producer state and the LEO.  The duplicate answer and the append are one atomic step.
@@ -143,7 +144,13 @@ class TimestampAndOffset:
     leader_epoch: int | None
 
 
-def _copy_for_append(records: bytes | bytearray | memoryview) -> bytearray:
+def _buffer_for_append(records: bytes | bytearray | memoryview) -> bytearray | memoryview:
+    """What a leader append writes offsets and the leader epoch into (rule 1): the caller's own
+    buffer when it is writable, else a copy.  A writable buffer is handed over: the produce path's
+    is the request frame itself (or the batch validation rebuilt), read by no one after the append,
+    so a produced batch goes from the socket to the file without being copied in between."""
+    if isinstance(records, bytearray) or (isinstance(records, memoryview) and not records.readonly):
+        return records
     return bytearray(records)
 
 
@@ -395,23 +402,24 @@ class PartitionLog:
 
         Raises :class:`KafkaError` with OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH or
         RECORD_LIST_TOO_LARGE (larger than ``segment.bytes``); nothing is appended then."""
-        return self._append(_copy_for_append(records), origin, leader_epoch)
+        return self._append(_buffer_for_append(records), origin, leader_epoch)
 
     def append_validated(self, validated: ValidatedBatch, leader_epoch: int) -> LogAppendInfo:
         """Append what :func:`reference.records.validation.validate_records_for_append` produced.
 
         Call both under :attr:`lock` so the LEO the validator assigned from is still the LEO (the
         offsets are assigned again here in any case); the LogAppendTime it chose is answered."""
-        info = self._append(_copy_for_append(validated.records), AppendOrigin.CLIENT, leader_epoch)
+        info = self._append(_buffer_for_append(validated.records), AppendOrigin.CLIENT, leader_epoch)
         if info.duplicate:
             return info
         return replace(info, log_append_time=validated.log_append_time)
 
     def append_as_follower(self, records: bytes | bytearray | memoryview) -> LogAppendInfo:
-        """Append batches with the offsets and epochs the leader gave them (rule 2)."""
-        return self._append(_copy_for_append(records), AppendOrigin.REPLICATION, None)
+        """Append batches with the offsets and epochs the leader gave them (rule 2); nothing is
+        written into ``records``, so even a read-only view is appended as it is."""
+        return self._append(records, AppendOrigin.REPLICATION, None)
 
-    def _append(self, buffer: bytearray, origin: AppendOrigin, leader_epoch: int | None) -> LogAppendInfo:
+    def _append(self, buffer: bytes | bytearray | memoryview, origin: AppendOrigin, leader_epoch: int | None) -> LogAppendInfo:
         """Rules 1 and 2.  An OSError (a full disk) takes the log directory offline and is raised as
         KAFKA_STORAGE_ERROR (:mod:`.dir_failure`); so is any append to an offline directory."""
         dir_failure.check_online(self.directory.parent)
@@ -420,7 +428,7 @@ class PartitionLog:
         except OSError as error:
             raise dir_failure.mark_offline(self.directory.parent, error) from error
 
-    def _append_online(self, buffer: bytearray, origin: AppendOrigin, leader_epoch: int | None) -> LogAppendInfo:
+    def _append_online(self, buffer: bytes | bytearray | memoryview, origin: AppendOrigin, leader_epoch: int | None) -> LogAppendInfo:
         with self._lock:
             now = self.clock.milliseconds()
             try:
@@ -466,12 +474,14 @@ class PartitionLog:
                 record_count=record_count,
             )
 
-    def _assign_offsets(self, buffer: bytearray, positions: list[int], leader_epoch: int | None) -> list[BatchHeader]:
+    def _assign_offsets(self, buffer: bytes | bytearray | memoryview, positions: list[int], leader_epoch: int | None) -> list[BatchHeader]:
         if leader_epoch is None:
             headers = [BatchHeader.decode(buffer, position) for position in positions]
             if headers[0].base_offset < self.log_end_offset:
                 raise ValueError(f"follower append at {headers[0].base_offset} is below the LEO {self.log_end_offset}")
             return headers
+        if isinstance(buffer, bytes):  # _buffer_for_append gave every leader append a writable buffer
+            raise TypeError("a leader append needs a writable buffer")
         next_offset = self.log_end_offset
         headers = []
         for position in positions:
@@ -809,7 +819,7 @@ class PartitionLog:
                     "an aborted transaction is indexed in the segment holding its marker"
 
 
-def _decode_markers(buffer: bytes | bytearray, headers: list[BatchHeader]) -> dict[int, EndTransactionMarker]:
+def _decode_markers(buffer: bytes | bytearray | memoryview, headers: list[BatchHeader]) -> dict[int, EndTransactionMarker]:
     """The transaction markers among ``headers`` (control + transactional batches of ``buffer``),
     keyed by base offset; a control batch that is not a marker (KRaft's own) is left out."""
     if not any(header.is_control and header.is_transactional for header in headers):

@@ -18,7 +18,9 @@ from reference.records.record import (
     encode_records,
     read_varint,
     read_varlong,
+    scan_common_records,
     scan_records,
+    scan_records_plain,
     write_varint,
 )
 
@@ -240,6 +242,68 @@ def test_scanning_damaged_records_agrees_with_decoding_them_errors_included(
     section = section[: len(section) - cut % 4]
     count = len(records) + extra
     assert scan_or_error(bytes(section), count) == decode_or_error(bytes(section), count)
+
+
+# The produce path's fast walk answers only for ordinary sections and then as the plain walk does.
+
+ordinary_records = st.lists(
+    st.builds(
+        Record,
+        offset_delta=st.integers(-8192, 8191),
+        timestamp_delta=st.integers(-(2**20), 2**20 - 1),
+        key=st.none() | st.binary(max_size=20),
+        value=st.none() | st.binary(max_size=3000),
+        headers=st.lists(
+            st.builds(Header, key=st.text(max_size=8), value=st.none() | st.binary(max_size=8)), max_size=2
+        ).map(tuple),
+        attributes=st.integers(0, 255),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ordinary_records)
+def test_the_fast_walk_answers_for_ordinary_records_and_agrees_with_the_plain_walk(records: list[Record]) -> None:
+    """Short varints (a 3-byte timestamp delta), values up to 3000 bytes, headers or none: the fast
+    walk decides on its own, so the produce path really takes it."""
+    section = encode_records(records)
+    fast = scan_common_records(section, len(records))
+    assert fast is not None
+    assert fast == scan_records_plain(section, len(records))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    records=ordinary_records,
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=3),
+    cut=st.integers(0, 10_000),
+    extra=st.integers(-1, 1),
+)
+def test_the_fast_walk_never_accepts_what_the_plain_walk_refuses(
+    records: list[Record], edits: list[tuple[int, int]], cut: int, extra: int
+) -> None:
+    """On damaged sections the fast walk either steps aside (None) or gives the plain walk's columns."""
+    section = bytearray(encode_records(records))
+    for position, value in edits:
+        section[position % len(section)] = value
+    section = section[: len(section) - cut % 4]
+    count = len(records) + extra
+    fast = scan_common_records(bytes(section), count)
+    if fast is not None:
+        assert fast == scan_records_plain(bytes(section), count)
+
+
+def test_a_record_without_its_headers_count_is_left_to_the_plain_walk() -> None:
+    """The body ends right after the value: the plain walk refuses it, so the fast one must not answer."""
+    section = bytearray(encode_records([Record(offset_delta=0, timestamp_delta=0, key=None, value=b"v")]))
+    assert section[-1] == 0  # headersCount
+    section[0] -= 2  # length 1 shorter (zigzag: 2 per step)
+    del section[-1]
+    assert scan_common_records(bytes(section), 1) is None
+    with pytest.raises(InvalidRecordsError):
+        scan_records(bytes(section), 1)
 
 
 @pytest.mark.parametrize("value", [0, 63, 64, 8191, 8192, -8193, 2**31 - 1, -(2**31)])
