@@ -130,7 +130,7 @@ class FrameServer:
             raise CloseConnection(f"malformed request: {malformed}") from malformed
         return self.handle(request, now_ms)
 
-    def handle(self, request: Request, now_ms: int) -> bytes | Pending | Any:
+    def handle(self, request: Request, now_ms: int) -> bytearray | Pending | Any:
         """Answer a decoded request: response bytes, a Pending of them, or NO_RESPONSE."""
         api_key = request.header.api_key
         low, high = self.supported_versions.get(api_key, (0, -1))
@@ -148,7 +148,7 @@ class FrameServer:
         assert isinstance(reply, Data)
         return self._encode(request, reply)
 
-    def _encode_later(self, request: Request, body: Data) -> bytes | CloseConnection:
+    def _encode_later(self, request: Request, body: Data) -> bytearray | CloseConnection:
         """Encode a delayed answer.  It completes inside another request's handling (a JoinGroup
         answered when the last member joins), so a failure here must stay with its own connection."""
         try:
@@ -157,10 +157,10 @@ class FrameServer:
             log.exception("cannot encode the delayed %s v%d answer", request.api.name, request.version)
             return CloseConnection(f"internal error encoding {request.api.name}: {error}")
 
-    def _encode(self, request: Request, body: Data) -> bytes:
+    def _encode(self, request: Request, body: Data) -> bytearray:
         return encode_response(request.api, request.version, request.header.correlation_id, body)
 
-    def _api_versions_fallback(self, correlation_id: int) -> bytes:
+    def _api_versions_fallback(self, correlation_id: int) -> bytearray:
         """KIP-511: an ApiVersions version we lack is answered in v0 with UNSUPPORTED_VERSION and
         one range only, ApiVersions' own, from which the client picks a version to retry with (as
         Kafka does: it lists no other API to a request it cannot read)."""

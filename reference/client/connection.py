@@ -368,7 +368,8 @@ class KafkaConnection:
         end = SIZE_PREFIX.size + size
         if len(self._incoming) < end:
             return None
-        payload = bytes(self._incoming[SIZE_PREFIX.size:end])
+        with memoryview(self._incoming) as view:  # one copy (a slice of a bytearray is a copy too)
+            payload = bytes(view[SIZE_PREFIX.size:end])
         del self._incoming[:end]
         return payload
 

@@ -113,7 +113,8 @@ def encode_subscription(subscription: Subscription, version: int = CONSUMER_PROT
         topics=sorted(subscription.topics), user_data=subscription.user_data,
         owned_partitions=_group_by_topic(subscription.owned_partitions),
         generation_id=subscription.generation_id, rack_id=subscription.rack_id)
-    return SUBSCRIPTION.encode(body, version, writer)
+    SUBSCRIPTION.write(body, version, writer)
+    return writer.getvalue()
 
 
 def decode_subscription(data: bytes, group_instance_id: str | None = None) -> Subscription:
@@ -128,7 +129,8 @@ def encode_assignment(assignment: Assignment, version: int = CONSUMER_PROTOCOL_V
     writer.int16(version)
     body = ASSIGNMENT.make(assigned_partitions=_group_by_topic(assignment.partitions),
                            user_data=assignment.user_data)
-    return ASSIGNMENT.encode(body, version, writer)
+    ASSIGNMENT.write(body, version, writer)
+    return writer.getvalue()
 
 
 def decode_assignment(data: bytes | None) -> Assignment:

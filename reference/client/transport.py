@@ -70,7 +70,7 @@ log = logging.getLogger("refka.client.transport")
 RECONNECT_BACKOFF_MS = 50  # reconnect.backoff.ms
 RECONNECT_BACKOFF_MAX_MS = 1000  # reconnect.backoff.max.ms
 CONNECTION_SETUP_TIMEOUT_MS = 10_000  # socket.connection.setup.timeout.ms
-READ_CHUNK = 65536
+READ_CHUNK = 256 * 1024  # a fetched megabyte in four reads, not sixteen
 
 AddressResolver = Callable[[int], tuple[str, int] | None]
 

@@ -496,7 +496,7 @@ def encode_record(record: MetadataRecord) -> bytes:
     writer.unsigned_varint(FRAME_VERSION)
     writer.unsigned_varint(message.api_key)
     writer.unsigned_varint(record.version)
-    message.encode(record.data, record.version, writer)
+    message.write(record.data, record.version, writer)
     return writer.getvalue()
 
 

@@ -92,7 +92,7 @@ def decode_request(payload: bytes | bytearray | memoryview) -> Request:
 
 def encode_request(
     api: Api, version: int, correlation_id: int, client_id: str | None, body: Data
-) -> bytes:
+) -> bytearray:
     """A request frame with its size prefix."""
     writer = Writer()
     writer.int32(0)  # size, patched below
@@ -101,22 +101,22 @@ def encode_request(
         request_api_key=api.key, request_api_version=version,
         correlation_id=correlation_id, client_id=client_id,
     )
-    REQUEST_HEADER.encode(header, request_header_version(api.key, flexible), writer)
-    api.request.encode(body, version, writer)
+    REQUEST_HEADER.write(header, request_header_version(api.key, flexible), writer)
+    api.request.write(body, version, writer)
     SIZE_PREFIX.pack_into(writer.buffer, 0, len(writer.buffer) - 4)
-    return bytes(writer.buffer)
+    return writer.buffer  # the frame itself, not a copy: a produced record set is copied once, into it
 
 
-def encode_response(api: Api, version: int, correlation_id: int, body: Data) -> bytes:
+def encode_response(api: Api, version: int, correlation_id: int, body: Data) -> bytearray:
     """A response frame with its size prefix."""
     writer = Writer()
     writer.int32(0)
     flexible = api.response.is_flexible(version)
     header = RESPONSE_HEADER.make(correlation_id=correlation_id)
-    RESPONSE_HEADER.encode(header, response_header_version(api.key, flexible), writer)
-    api.response.encode(body, version, writer)
+    RESPONSE_HEADER.write(header, response_header_version(api.key, flexible), writer)
+    api.response.write(body, version, writer)
     SIZE_PREFIX.pack_into(writer.buffer, 0, len(writer.buffer) - 4)
-    return bytes(writer.buffer)
+    return writer.buffer  # the frame itself, not a copy: a fetched record set is copied once, into it
 
 
 def decode_response(api: Api, version: int, payload: bytes | bytearray | memoryview) -> tuple[int, Data]:

@@ -519,10 +519,16 @@ class Message:
         reader = buffer if isinstance(buffer, Reader) else Reader(buffer)
         return self.body.read(reader, version, self.is_flexible(version))
 
-    def encode(self, value: Data, version: int, writer: Writer | None = None) -> bytes:
+    def encode(self, value: Data, version: int) -> bytes:
+        """The body of ``version`` as bytes of its own."""
+        out = Writer()
+        self.write(value, version, out)
+        return out.getvalue()
+
+    def write(self, value: Data, version: int, writer: Writer) -> None:
+        """Append the body of ``version`` to ``writer`` (a frame under construction): the record
+        sets it carries are copied once, into the frame, and nowhere else."""
         if version not in self.valid:
             raise ValueError(f"{self.name} has no version {version} (valid: {self.valid})")
-        out = writer or Writer()
-        self.body.write(out, value, version, self.is_flexible(version))
-        return out.getvalue()
+        self.body.write(writer, value, version, self.is_flexible(version))
 

@@ -99,8 +99,8 @@ def test_a_version_outside_the_valid_range_is_refused() -> None:
 
 def test_reader_and_writer_share_positions_when_messages_are_chained() -> None:
     writer = Writer()
-    EXAMPLE.encode(EXAMPLE.make(name="x"), 1, writer)
-    EXAMPLE.encode(EXAMPLE.make(name="y"), 1, writer)
+    EXAMPLE.write(EXAMPLE.make(name="x"), 1, writer)
+    EXAMPLE.write(EXAMPLE.make(name="y"), 1, writer)
     reader = Reader(writer.getvalue())
     assert [EXAMPLE.decode(reader, 1).name, EXAMPLE.decode(reader, 1).name] == ["x", "y"]
     assert reader.remaining() == 0
