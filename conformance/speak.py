@@ -41,9 +41,10 @@ def versions(capabilities: Capabilities, api_key: int, first: int = 0, last: int
     codec declares; skips the test when there is none."""
     advertised = capabilities.api_versions.apis.get(api_key)
     declared = api(api_key).request.valid
-    top = advertised.max_version if last is None or advertised is None else min(last, advertised.max_version)
-    spoken = [] if advertised is None else [
-        v for v in range(max(first, advertised.min_version), top + 1) if v in declared]
+    spoken: list[int] = []
+    if advertised is not None:
+        top = advertised.max_version if last is None else min(last, advertised.max_version)
+        spoken = [v for v in range(max(first, advertised.min_version), top + 1) if v in declared]
     if not spoken:
         name = API_NAMES.get(api_key, api(api_key).name)
         theirs = "nothing" if advertised is None else f"v{advertised.min_version}-v{advertised.max_version}"

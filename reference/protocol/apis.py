@@ -72,6 +72,8 @@ MESSAGE_MODULES: dict[int, str] = {
     65: "describe_transactions",
     66: "list_transactions",
     67: "allocate_producer_ids",
+    68: "consumer_group_heartbeat",  # KIP-848
+    69: "consumer_group_describe",  # KIP-848
 }
 
 
