@@ -33,7 +33,7 @@ class ConfigClient:
         api = API_BY_NAME[api_name]
         frame = encode_request(api, version, 7, "test", api.request.make(**fields))[4:]
         reply = self.broker.handle_frame(frame, 1_700_000_000_000)
-        assert isinstance(reply, bytes)
+        assert isinstance(reply, (bytes, bytearray))
         correlation_id, body = decode_response(api, version, reply[4:])
         assert correlation_id == 7
         return body

@@ -105,7 +105,7 @@ def produce_acks_all(cluster: SimulatedCluster, node_id: int, topic: str, value:
     assert broker is not None
     answers: list[bytes] = []
     reply = broker.handle(Request(RequestHeader(0, 9, 1, "test"), produce, body), cluster.now_ms)
-    if isinstance(reply, bytes):
+    if isinstance(reply, (bytes, bytearray)):
         answers.append(reply)
     else:
         reply.on_done(answers.append)
