@@ -92,7 +92,7 @@ def decode_request(payload: bytes | bytearray | memoryview) -> Request:
 
 def encode_request(
     api: Api, version: int, correlation_id: int, client_id: str | None, body: Data
-) -> bytearray:
+) -> bytes:
     """A request frame with its size prefix."""
     writer = Writer()
     writer.int32(0)  # size, patched below
@@ -104,7 +104,7 @@ def encode_request(
     REQUEST_HEADER.write(header, request_header_version(api.key, flexible), writer)
     api.request.write(body, version, writer)
     SIZE_PREFIX.pack_into(writer.buffer, 0, len(writer.buffer) - 4)
-    return writer.buffer  # the frame itself, not a copy: a produced record set is copied once, into it
+    return bytes(writer.buffer)  # immutable: a request frame may be kept, compared and hashed
 
 
 def encode_response(api: Api, version: int, correlation_id: int, body: Data) -> bytearray:
