@@ -64,6 +64,7 @@ from .fetch_session import FetchSessionCache
 from .pending import Pending, Purgatory
 
 if TYPE_CHECKING:
+    from ..controller.features import FinalizedFeatures
     from .topics import Topic
 
 log = logging.getLogger("refka.broker")
@@ -206,6 +207,9 @@ class Broker(FrameServer):
         self.forwarder: Forwarder | None = None
         self.handlers: dict[int, Handler] = handlers.HANDLERS
         self.supported_versions: dict[int, tuple[int, int]] = handlers.SUPPORTED_VERSIONS
+        # The KIP-584 feature levels ApiVersions advertises: a fixed table on one node; in a KRaft
+        # cluster the node's metadata publisher replaces them with each image's.
+        self.finalized_features: FinalizedFeatures = handlers.api_versions.initial_features(config, self.kraft_mode)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 

@@ -79,11 +79,10 @@ from .controller_config import (
     ControllerResult,
     elr_enabled,
 )
-from .features import supported_level
+from .features import bootstrap_levels
 from .image import MetadataImage
 from .metadata_records import (
     CONFIG_RESOURCE_BROKER,
-    METADATA_VERSION,
     METADATA_VERSION_FEATURE,
     MetadataRecord,
     make,
@@ -98,14 +97,6 @@ ALLOCATE_PRODUCER_IDS_RESPONSE = allocate_producer_ids.RESPONSE
 PRODUCER_ID_BLOCK_SIZE = 1000  # ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE
 LONG_MAX = (1 << 63) - 1
 
-# The features Kafka 4.3.1 finalizes by default on a new cluster at metadata.version 4.3-IV0
-# (Feature.defaultLevel; kraft.version belongs to the Raft layer's own records).
-DEFAULT_FEATURE_LEVELS = {
-    "group.version": 1,  # GroupVersion.GV_1: the new consumer group protocol (KIP-848)
-    "share.version": 1,  # ShareVersion.SV_1: share groups (KIP-932)
-    "streams.version": 1,  # StreamsVersion.SV_1: streams groups (KIP-1071)
-    "transaction.version": 2,  # TransactionVersion.TV_2: transactions v2 (KIP-890)
-}
 TOO_LARGE_BATCH = "Unable to perform excessively large batch operation."
 
 
@@ -158,10 +149,8 @@ class QuorumController:
         """The records that start a new cluster's metadata log (nothing if it has a metadata.version)."""
         if METADATA_VERSION_FEATURE in self.image.features:
             return ControllerResult([], None)
-        levels = {METADATA_VERSION_FEATURE: METADATA_VERSION, **DEFAULT_FEATURE_LEVELS}
-        levels[ELR_FEATURE] = self.config.eligible_leader_replicas_version
         # Kafka's defaults, capped at what refka's brokers implement (reference.controller.features).
-        levels = {name: supported_level(name, level) for name, level in levels.items()}
+        levels = bootstrap_levels(self.config.eligible_leader_replicas_version)
         records = [make("BeginTransactionRecord", name="Bootstrap records")]
         records += [make("FeatureLevelRecord", name=name, feature_level=level)
                     for name, level in levels.items() if level > 0 or name == METADATA_VERSION_FEATURE]

@@ -13,9 +13,11 @@ and this module is where that happens, after each committed batch:
    their leader, leader epoch, ISR and partition epoch (``apply_partition_state``): it becomes leader
    or follower and starts or stops fetching (Kafka's ``ReplicaManager.applyDelta``).  Only
    partitions whose state changed since the last publication are passed on.
-3. **Broker configs** from ConfigRecords (resource type BROKER): the cluster default (name "")
+3. **Features**: the image's finalized feature levels and its offset become what the broker's
+   ApiVersions advertises (``Broker.finalized_features``, KIP-584).
+4. **Broker configs** from ConfigRecords (resource type BROKER): the cluster default (name "")
    becomes the dynamic default layer, this broker's own entry its dynamic broker layer.
-4. **Group coordination** follows ``__consumer_offsets`` leadership: becoming its leader loads the
+5. **Group coordination** follows ``__consumer_offsets`` leadership: becoming its leader loads the
    partition's groups, losing it unloads them (``GroupService.on_became_leader`` / ``on_resigned``);
    transaction coordination follows ``__transaction_state`` leadership the same way
    (``TransactionService.on_became_leader`` / ``on_resigned``).
@@ -35,6 +37,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ..controller.features import finalized_features
 
 if TYPE_CHECKING:
     from ..broker.core import Broker
@@ -77,6 +81,8 @@ class MetadataPublisher:
         self.on_partition_change = on_partition_change
 
     def publish(self, image: MetadataImage, now_ms: int) -> None:
+        # The feature levels ApiVersions advertises, dated by this image's offset (KIP-584).
+        self.broker.finalized_features = finalized_features(image)
         self._publish_broker_configs(image)
         self._publish_topics(image)
         self._publish_partitions(image, now_ms)

@@ -14,7 +14,8 @@ The rules live in :mod:`reference.broker.txn.coordinator`; what the wire adds, a
   epoch of the next transaction.
 * TxnOffsetCommit goes to the group coordinator once the group's offsets partition is known to be
   in the transaction (KIP-890 verification as for Produce: INVALID_TXN_STATE before v4,
-  TRANSACTION_ABORTABLE in v4, added implicitly from v5).
+  TRANSACTION_ABORTABLE in v4, added implicitly from v5), asking the coordinator's node when it
+  is another one, as for a Produce.
 * DescribeTransactions answers TRANSACTIONAL_ID_NOT_FOUND (105) for an unknown id;
   ListTransactions returns the state filters it does not know in ``unknown_state_filters``;
   DescribeProducers lists each partition's producer-state table (leader only).
@@ -188,13 +189,32 @@ TXN_COMMIT_TOPIC = TXN_OFFSET_COMMIT.response.struct("TxnOffsetCommitResponseTop
 TXN_COMMIT_PARTITION = TXN_OFFSET_COMMIT.response.struct("TxnOffsetCommitResponsePartition")
 
 
-def handle_txn_offset_commit(broker: Broker, request: Request, now_ms: int) -> Data:
+def handle_txn_offset_commit(broker: Broker, request: Request, now_ms: int) -> Data | Pending:
     body = request.body
     partition = broker.groups.coordinator.partition_for(body.group_id)
+    implicit_add = request.version >= IMPLICIT_ADD_TXN_OFFSET_COMMIT_FROM
+    abortable = request.version >= ABORTABLE_TXN_OFFSET_COMMIT_FROM
+    if broker.transactions.needs_remote_verification(body.transactional_id, OFFSETS_TOPIC, partition,
+                                                     body.producer_id, body.producer_epoch):
+        # In a cluster the transaction's coordinator may be another node: ask it first, as for a
+        # Produce.  From v5 (transaction version 2) this is what puts the offsets partition into
+        # the transaction: skipped, the coordinator would end the transaction without a marker
+        # there and the pending offsets would stay pending.
+        answered = Pending()
+        verdict = broker.transactions.verify_remotely(
+            body.transactional_id, OFFSETS_TOPIC, partition, body.producer_id, body.producer_epoch,
+            implicit_add=implicit_add, abortable=abortable, now_ms=now_ms)
+        verdict.on_done(lambda error: answered.complete(
+            _commit_transactional_offsets(broker, body, error, broker.replicas.clock.now_ms)))
+        return answered
     error = broker.transactions.verify_produce(
         body.transactional_id, OFFSETS_TOPIC, partition, body.producer_id, body.producer_epoch,
-        implicit_add=request.version >= IMPLICIT_ADD_TXN_OFFSET_COMMIT_FROM,
-        abortable=request.version >= ABORTABLE_TXN_OFFSET_COMMIT_FROM, now_ms=now_ms)
+        implicit_add=implicit_add, abortable=abortable, now_ms=now_ms)
+    return _commit_transactional_offsets(broker, body, error, now_ms)
+
+
+def _commit_transactional_offsets(broker: Broker, body: Data, error: ErrorCode, now_ms: int) -> Data:
+    """The group coordinator's part, once the offsets partition is known to be in the transaction."""
     if error is Errors.NONE:
         offsets = [(topic.name, p.partition_index,
                     OffsetAndMetadata(committed_offset=p.committed_offset, leader_epoch=p.committed_leader_epoch,

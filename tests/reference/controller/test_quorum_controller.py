@@ -46,8 +46,10 @@ def test_bootstrap_finalizes_kafka_43_features_and_the_elr_safety_config_in_one_
     assert names(result)[0] == "BeginTransactionRecord" and names(result)[-1] == "EndTransactionRecord"
     assert result.records[1].data.name == "metadata.version" and result.records[1].data.feature_level == 30
     # Kafka 4.3's default levels, capped at what refka implements (reference.controller.features):
-    # group, share, streams and transaction versions stay at 0, so they are not finalized.
-    assert controller.image.features == {"metadata.version": 30, "eligible.leader.replicas.version": 1}
+    # transaction version 2 (KIP-890 part 2) as Kafka; group, share and streams versions stay at 0,
+    # so they are not finalized.
+    assert controller.image.features == {"metadata.version": 30, "eligible.leader.replicas.version": 1,
+                                         "transaction.version": 2}
     assert controller.image.configs == {(CONFIG_RESOURCE_BROKER, ""): {"min.insync.replicas": "2"}}
     assert controller.bootstrap().records == []  # a log with a metadata.version is not bootstrapped again
 

@@ -202,3 +202,54 @@ def _add(client: RawClient, transactional_id: str, pid: int, epoch: int, topic: 
                        v3_and_below_producer_id=pid, v3_and_below_producer_epoch=epoch,
                        v3_and_below_topics=[entry.make(name=topic, partitions=[partition])])
     return int(body.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code)
+
+
+def _find_group_coordinator(bootstrap: str, group: str) -> int:
+    with RawClient(bootstrap.split(",")[0]) as client:
+        for _ in range(100):
+            found = client.call("FindCoordinator", 4, key_type=0, coordinator_keys=[group]).coordinators[0]
+            if found.error_code == 0:
+                return int(found.node_id)
+            time.sleep(0.2)
+    raise AssertionError("no group coordinator")
+
+
+def test_txn_offset_commit_v5_on_another_node_adds_the_offsets_partition_there(
+        reference_cluster: ReferenceCluster) -> None:
+    """Transaction version 2 (KIP-890 part 2): no AddOffsetsToTxn; the group coordinator adds the
+    group's offsets partition to the transaction by asking the transaction coordinator, here on
+    another node.  Without that add, EndTxn writes no marker to the offsets partition and the
+    offsets stay pending for ever (a Java TransactionalMessageCopier hung on exactly that)."""
+    from tests.reference.broker.test_transactions_wire import end, init, offset_fetch, txn_offset_commit
+
+    bootstrap = reference_cluster.bootstrap_servers
+    topic = create_topic(bootstrap)
+    transactional_id = f"t-{uuid.uuid4().hex[:6]}"
+    coordinator = _find_transaction_coordinator(bootstrap, transactional_id)
+    group, group_node = "", coordinator
+    while group_node == coordinator:  # a group whose offsets partition another node leads
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        group_node = _find_group_coordinator(bootstrap, group)
+    with RawClient(reference_cluster.address(coordinator)) as at_coordinator:
+        ids = init(at_coordinator, transactional_id)
+        assert ids.error_code == 0
+        pid, epoch = ids.producer_id, ids.producer_epoch
+    with RawClient(reference_cluster.address(group_node)) as at_group:
+        for _ in range(50):  # NOT_ENOUGH_REPLICAS (19) while the coordinator's answer cannot be had yet
+            committed = txn_offset_commit(at_group, 5, transactional_id, group, pid, epoch, topic, 7)
+            if committed != 19:
+                break
+            time.sleep(0.2)
+        assert committed == 0
+        assert offset_fetch(at_group, group, topic, require_stable=True) == (-1, 88), "pending: UNSTABLE_OFFSET_COMMIT"
+    with RawClient(reference_cluster.address(coordinator)) as at_coordinator:
+        described = at_coordinator.call("DescribeTransactions", 0, transactional_ids=[transactional_id]) \
+            .transaction_states[0]
+        assert [t.topic for t in described.topics] == ["__consumer_offsets"], "the offsets partition was added"
+        assert end(at_coordinator, transactional_id, pid, epoch, True, version=5).error_code == 0
+    with RawClient(reference_cluster.address(group_node)) as at_group:
+        for _ in range(150):
+            if offset_fetch(at_group, group, topic, require_stable=True) == (7, 0):
+                break
+            time.sleep(0.1)
+        assert offset_fetch(at_group, group, topic, require_stable=True) == (7, 0), "the commit marker reached it"
