@@ -656,6 +656,12 @@ def _summarise_batches(records: bytes) -> list[BatchSummary]:
     return batches
 
 
+def summarise_batches(records: bytes) -> list[BatchSummary]:
+    """The header of each whole batch in a Fetch answer's ``records``, for the probes that decode
+    the rest of the answer with refka's codec (:func:`conformance.speak.fetch`)."""
+    return _summarise_batches(records)
+
+
 def fetch(conn: Connection, topic: str, partition: int, offset: int, max_wait_ms: int = 500,
           min_bytes: int = 1, max_bytes: int = 1024 * 1024) -> FetchedPartition:
     """Fetch v4 (read_uncommitted) of one partition (:func:`send_fetch`, then :func:`receive_fetch`)."""

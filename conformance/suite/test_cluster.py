@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conformance import raw
+from conformance import raw, speak
 from conformance.suite.test_replication import _failover_timeout_s, _partition, _wait_for
 from reference.errors import Errors
 
@@ -181,47 +181,72 @@ def test_unclean_election_only_when_asked(topics, capabilities, cluster_control,
 
 
 # ---------------------------------------------------------------- leader epochs (KIP-320)
-def _epoch_probes(conn, topic, epoch):
-    """The error codes of Fetch v11, ListOffsets v4 and OffsetForLeaderEpoch v3 carrying ``epoch``
-    as current_leader_epoch."""
-    return {
-        "Fetch": raw.fetch_v11(conn, topic, 0, 0, current_leader_epoch=epoch).error_code,
-        "ListOffsets": raw.list_offset_v4(conn, topic, 0, raw.LATEST_TIMESTAMP, current_leader_epoch=epoch).error_code,
-        "OffsetForLeaderEpoch": raw.offset_for_leader_epoch(conn, topic, 0, 0, current_leader_epoch=epoch).error_code,
-    }
+# The first version of each API whose request carries current_leader_epoch (KIP-320).
+EPOCH_CARRIED_FROM = {"Fetch": (raw.FETCH, 9), "ListOffsets": (raw.LIST_OFFSETS, 4),
+                      "OffsetForLeaderEpoch": (raw.OFFSET_FOR_LEADER_EPOCH, 2)}
+
+
+def _epoch_probe_names(capabilities):
+    """"Fetch v9" ... : every version of the three APIs that carries current_leader_epoch and both
+    the broker and the codec speak."""
+    return [f"{name} v{version}" for name, (api_key, first) in EPOCH_CARRIED_FROM.items()
+            for version in speak.versions(capabilities, api_key, first)]
+
+
+def _epoch_probes(conn, capabilities, topic, epoch):
+    """The error code of each probe of :func:`_epoch_probe_names` carrying ``epoch`` as
+    current_leader_epoch."""
+    codes = {}
+    for version in speak.versions(capabilities, raw.FETCH, 9):
+        codes[f"Fetch v{version}"] = speak.fetch(conn, topic, version, offset=0, max_wait_ms=0,
+                                                 current_leader_epoch=epoch).error_code
+    for version in speak.versions(capabilities, raw.LIST_OFFSETS, 4):
+        codes[f"ListOffsets v{version}"] = speak.list_offsets(conn, topic, raw.LATEST_TIMESTAMP, version,
+                                                              current_leader_epoch=epoch).error_code
+    for version in speak.versions(capabilities, raw.OFFSET_FOR_LEADER_EPOCH, 2):
+        codes[f"OffsetForLeaderEpoch v{version}"] = speak.offset_for_leader_epoch(
+            conn, topic, 0, version, current_leader_epoch=epoch).error_code
+    return codes
 
 
 def _require_epoch_apis(capabilities):
     capabilities.require_api(raw.METADATA, 7)
-    capabilities.require_api(raw.FETCH, 11)
+    capabilities.require_api(raw.FETCH, 9)
     capabilities.require_api(raw.LIST_OFFSETS, 4)
-    capabilities.require_api(raw.OFFSET_FOR_LEADER_EPOCH, 3)
+    capabilities.require_api(raw.OFFSET_FOR_LEADER_EPOCH, 2)
+
+
+def _hints(answer):
+    """What a KIP-951 answer tells a misdirected client: error, (leader, epoch), leader endpoint."""
+    leader = answer.current_leader.leader_id
+    return (answer.error_code, (leader, answer.current_leader.leader_epoch), answer.node_endpoints.get(leader))
 
 
 def test_leader_epoch_from_the_future_is_unknown(topics, capabilities, broker):
     """KIP-320: the leader answers Fetch, ListOffsets and OffsetForLeaderEpoch carrying its own
-    leader epoch (Metadata v7) with NONE, and carrying a higher epoch with UNKNOWN_LEADER_EPOCH (75)."""
+    leader epoch (Metadata v7) with NONE, and carrying a higher epoch with UNKNOWN_LEADER_EPOCH (75),
+    at every version that carries the epoch (Fetch v9+, ListOffsets v4+, OffsetForLeaderEpoch v2+)."""
     _require_epoch_apis(capabilities)
     topic = topics.create()
     conn = broker.leader(topic)
     _produce_values(conn, topic, 2, "epoch")
     epoch = raw.metadata(conn, [topic], version=7).topics[topic].partitions[0].leader_epoch
     assert epoch >= 0
-    assert _epoch_probes(conn, topic, epoch) == \
-        dict.fromkeys(("Fetch", "ListOffsets", "OffsetForLeaderEpoch"), Errors.NONE.code)
+    probes = _epoch_probe_names(capabilities)
+    assert _epoch_probes(conn, capabilities, topic, epoch) == dict.fromkeys(probes, Errors.NONE.code)
     unknown = Errors.UNKNOWN_LEADER_EPOCH.code
-    assert _epoch_probes(conn, topic, epoch + 1) == \
-        dict.fromkeys(("Fetch", "ListOffsets", "OffsetForLeaderEpoch"), unknown)
+    assert _epoch_probes(conn, capabilities, topic, epoch + 1) == dict.fromkeys(probes, unknown)
 
 
 @pytest.mark.slow
 def test_stale_leader_epoch_is_fenced_and_followers_point_to_the_leader(topics, capabilities, cluster_control,
                                                                        bootstrap, broker):
     """After a failover the new leader answers Fetch, ListOffsets and OffsetForLeaderEpoch carrying
-    the old leader epoch with FENCED_LEADER_EPOCH (74).  A follower answers ListOffsets,
-    OffsetForLeaderEpoch and Fetch v4 with NOT_LEADER_OR_FOLLOWER (6) but serves Fetch v11 (KIP-392),
-    and answers Produce v10 with 6 plus the current leader and its epoch in ``current_leader`` and
-    the leader's endpoint in ``node_endpoints`` (KIP-951)."""
+    the old leader epoch with FENCED_LEADER_EPOCH (74), at every version carrying the epoch.  A
+    follower answers ListOffsets (v4+), OffsetForLeaderEpoch (v2+) and Fetch v4-v10 with
+    NOT_LEADER_OR_FOLLOWER (6) but serves Fetch v11+ (KIP-392), and answers every Produce version
+    with 6, from v10 plus the current leader and its epoch in ``current_leader`` and the leader's
+    endpoint in ``node_endpoints`` (KIP-951)."""
     capabilities.require_brokers(3)
     _require_epoch_apis(capabilities)
     capabilities.require_api(raw.PRODUCE, 10)
@@ -242,42 +267,50 @@ def test_stale_leader_epoch_is_fenced_and_followers_point_to_the_leader(topics, 
                                                  current.leader_epoch).error_code == 0, 30,
                       "the new leader to serve the partition")
             fenced = Errors.FENCED_LEADER_EPOCH.code
-            assert _epoch_probes(conn, topic, before.leader_epoch) == \
-                dict.fromkeys(("Fetch", "ListOffsets", "OffsetForLeaderEpoch"), fenced)
+            assert _epoch_probes(conn, capabilities, topic, before.leader_epoch) == \
+                dict.fromkeys(_epoch_probe_names(capabilities), fenced)
         follower = next(r for r in after.replicas if r not in (before.leader, after.leader))
         follower_address = _address(capabilities, follower)
         _wait_for(lambda: _partition(follower_address, topic).leader_epoch == current.leader_epoch, timeout,
                   "the follower to learn the new leader epoch")
         with raw.Connection.to(follower_address) as conn:
             not_leader = Errors.NOT_LEADER_OR_FOLLOWER.code
-            listed = raw.list_offset_v4(conn, topic, 0, raw.LATEST_TIMESTAMP, current.leader_epoch)
-            assert listed.error_code == not_leader, f"ListOffsets: expected 6, observed {listed}"
-            epoch_end = raw.offset_for_leader_epoch(conn, topic, 0, 0, current.leader_epoch)
-            assert epoch_end.error_code == not_leader, f"OffsetForLeaderEpoch: expected 6, observed {epoch_end}"
+            epoch = current.leader_epoch
             # Fetch before v11 carries no client metadata, so only the leader serves it; from v11 on
             # a follower serves consumers too (KIP-392: FetchParams.fetchOnlyLeader).
-            old_fetch = raw.fetch(conn, topic, 0, offset=0, max_wait_ms=100)
-            assert old_fetch.error_code == not_leader, f"Fetch v4: expected 6, observed {old_fetch}"
-            follower_fetch = raw.fetch_v11(conn, topic, 0, 0, current_leader_epoch=current.leader_epoch)
-            assert follower_fetch.error_code == Errors.NONE.code, f"Fetch v11: expected 0, observed {follower_fetch}"
-            produced = raw.produce(conn, topic, 0, raw.record_batch([raw.Record(None, b"misdirected")]), version=10)
-        assert produced.error_code == not_leader, f"Produce v10: expected 6, observed {produced}"
-        assert produced.current_leader == (after.leader, current.leader_epoch)
-        leader_host, _, leader_port = leader_address.rpartition(":")
-        endpoint = produced.node_endpoints.get(after.leader)
-        assert endpoint is not None, f"node_endpoints lacks the leader {after.leader}: {produced.node_endpoints}"
-        assert (endpoint.host, endpoint.port) == (leader_host, int(leader_port))
+            observed, expected = {}, {}
+            for version in speak.versions(capabilities, raw.LIST_OFFSETS, 4):
+                observed[f"ListOffsets v{version}"] = speak.list_offsets(
+                    conn, topic, raw.LATEST_TIMESTAMP, version, current_leader_epoch=epoch).error_code
+                expected[f"ListOffsets v{version}"] = not_leader
+            for version in speak.versions(capabilities, raw.OFFSET_FOR_LEADER_EPOCH, 2):
+                observed[f"OffsetForLeaderEpoch v{version}"] = speak.offset_for_leader_epoch(
+                    conn, topic, 0, version, current_leader_epoch=epoch).error_code
+                expected[f"OffsetForLeaderEpoch v{version}"] = not_leader
+            for version in speak.versions(capabilities, raw.FETCH, 4):
+                observed[f"Fetch v{version}"] = speak.fetch(conn, topic, version, offset=0, max_wait_ms=100,
+                                                            current_leader_epoch=epoch).error_code
+                expected[f"Fetch v{version}"] = not_leader if version < 11 else Errors.NONE.code
+            assert observed == expected, "a follower's answers"
+            leader_host, _, leader_port = leader_address.rpartition(":")
+            for version in speak.versions(capabilities, raw.PRODUCE, 3):
+                produced = speak.produce(conn, topic, raw.record_batch([raw.Record(None, b"misdirected")]), version)
+                assert produced is not None
+                if version < 10:
+                    assert produced.error_code == not_leader, f"Produce v{version}: expected 6, observed {produced}"
+                else:
+                    assert _hints(produced) == (not_leader, (after.leader, epoch), (leader_host, int(leader_port))), \
+                        f"Produce v{version}: observed {produced}"
     finally:
         _restart_and_rejoin(cluster_control, before.leader, bootstrap, topic, timeout)
 
 
 def test_broker_without_a_replica_points_to_the_leader(topics, capabilities, bootstrap):
-    """KIP-951: a broker that holds no replica of a partition answers Produce v10 and Fetch v16 with
-    NOT_LEADER_OR_FOLLOWER (6), the partition's leader and leader epoch in ``current_leader`` and
-    the leader's host and port in ``node_endpoints``, so the client need not refresh Metadata."""
+    """KIP-951: a broker that holds no replica of a partition answers every Produce version from
+    v10 and every Fetch version from v16 with NOT_LEADER_OR_FOLLOWER (6), the partition's leader and
+    leader epoch in ``current_leader`` and the leader's host and port in ``node_endpoints``, so the
+    client need not refresh Metadata."""
     capabilities.require_brokers(2)
-    capabilities.require_api(raw.PRODUCE, 10)
-    capabilities.require_api(raw.FETCH, 16)
     capabilities.require_api(raw.METADATA, 12)
     topic = topics.create(replication_factor=1)
     state = _partition(bootstrap, topic)
@@ -288,23 +321,25 @@ def test_broker_without_a_replica_points_to_the_leader(topics, capabilities, boo
         # The bystander learns the topic from the metadata log, perhaps after the leader does.
         _wait_for(lambda: _partition(_address(capabilities, bystander), topic).leader == state.leader, 20,
                   "the bystander to know the partition's leader")
-        produced = raw.produce(conn, topic, 0, raw.record_batch([raw.Record(None, b"misdirected")]), version=10)
-        fetched = raw.fetch_v16(conn, raw.topic_id(conn, topic), 0, 0, current_leader_epoch=state.leader_epoch)
-    def hints(answer):
-        endpoint = answer.node_endpoints.get(state.leader)
-        return answer.error_code, answer.current_leader, endpoint and (endpoint.host, endpoint.port)
+        observed = {}
+        for version in speak.versions(capabilities, raw.PRODUCE, 10):
+            produced = speak.produce(conn, topic, raw.record_batch([raw.Record(None, b"misdirected")]), version)
+            observed[f"Produce v{version}"] = _hints(produced)
+        for version in speak.versions(capabilities, raw.FETCH, 16):
+            fetched = speak.fetch(conn, topic, version, offset=0, max_wait_ms=0, current_leader_epoch=state.leader_epoch)
+            observed[f"Fetch v{version}"] = _hints(fetched)
 
     expected = (not_leader, (state.leader, state.leader_epoch), (leader_host, int(leader_port)))
-    assert {"Produce v10": hints(produced), "Fetch v16": hints(fetched)} == \
-        {"Produce v10": expected, "Fetch v16": expected}, f"observed {produced} and {fetched}"
+    assert observed == dict.fromkeys(observed, expected), f"observed {observed}"
 
 
 # ---------------------------------------------------------------- fetch from follower (KIP-392)
 def test_consumer_in_a_followers_rack_is_sent_to_that_follower(topics, capabilities, bootstrap, broker):
-    """KIP-392: with replica.selector.class=RackAwareReplicaSelector, a leader answers a Fetch v11
-    whose rack_id is an in-sync follower's broker.rack with no records and preferred_read_replica
-    naming that follower; a consumer in the leader's own rack gets the records from the leader
-    (preferred_read_replica -1); the follower serves the same consumer the acknowledged records."""
+    """KIP-392: with replica.selector.class=RackAwareReplicaSelector, a leader answers a Fetch
+    (every version from v11, the first with rack_id) whose rack_id is an in-sync follower's
+    broker.rack with no records and preferred_read_replica naming that follower; a consumer in the
+    leader's own rack gets the records from the leader (preferred_read_replica -1); the follower
+    serves the same consumer the acknowledged records."""
     capabilities.require_brokers(3)
     capabilities.require_api(raw.FETCH, 11)
     selector = capabilities.broker_configs.get("replica.selector.class", "")
@@ -324,21 +359,24 @@ def test_consumer_in_a_followers_rack_is_sent_to_that_follower(topics, capabilit
     leader = broker.leader(topic)
     _produce_values(leader, topic, 3, "rack")
 
-    redirected = raw.fetch_v11(leader, topic, 0, 0, current_leader_epoch=epoch, rack_id=racks[follower])
-    assert redirected.error_code == 0
-    assert redirected.preferred_read_replica == follower, f"expected {follower}, observed {redirected}"
-    assert redirected.record_count == 0, f"records came with the redirection: {redirected}"
+    versions = speak.versions(capabilities, raw.FETCH, 11)
 
-    local = raw.fetch_v11(leader, topic, 0, 0, current_leader_epoch=epoch, rack_id=leader_rack)
-    assert (local.error_code, local.preferred_read_replica, local.record_count) == (0, -1, 3), local
+    def fetched(conn, version, rack_id):
+        answer = speak.fetch(conn, topic, version, offset=0, max_wait_ms=0, current_leader_epoch=epoch, rack_id=rack_id)
+        return answer.error_code, answer.preferred_read_replica, answer.record_count
+
+    for version in versions:
+        assert fetched(leader, version, racks[follower]) == (0, follower, 0), \
+            f"Fetch v{version} from the follower's rack: expected a redirection to {follower} without records"
+        assert fetched(leader, version, leader_rack) == (0, -1, 3), f"Fetch v{version} from the leader's rack"
 
     # The follower serves records up to the high watermark it has learnt from the leader, which
     # follows the leader's by one fetch round trip.
     with raw.Connection.to(_address(capabilities, follower)) as conn:
-        served = _wait_for(lambda: (lambda f: f if f.error_code != 0 or f.record_count == 3 else None)(
-            raw.fetch_v11(conn, topic, 0, 0, current_leader_epoch=epoch, rack_id=racks[follower])),
-            30, "the follower to serve the acknowledged records")
-    assert (served.error_code, served.preferred_read_replica, served.record_count) == (0, -1, 3), served
+        _wait_for(lambda: (lambda f: f if f[0] != 0 or f[2] == 3 else None)(fetched(conn, versions[-1], racks[follower])),
+                  30, "the follower to serve the acknowledged records")
+        for version in versions:
+            assert fetched(conn, version, racks[follower]) == (0, -1, 3), f"Fetch v{version} from the follower"
 
 
 # ---------------------------------------------------------------- group coordinator failover

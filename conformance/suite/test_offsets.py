@@ -1,4 +1,12 @@
-"""ListOffsets (API key 2) and the consumer's auto.offset.reset policy."""
+"""ListOffsets (API key 2) and the consumer's auto.offset.reset policy.
+
+The ListOffsets probes run at every version both the broker and refka's codec speak from v1 (v0
+answers a list of offsets per partition, another layout; Kafka 4 serves v1 and up), through
+:func:`conformance.speak.list_offsets`.  Each answer is checked whole: error, offset, timestamp
+(-1 for the EARLIEST and LATEST markers, the record's own for a lookup by time) and, from v4
+(KIP-320), the leader epoch of the partition, which must be the one Metadata reports.  The
+records are produced once, at the highest Produce version: that is setup, not the subject.
+"""
 
 from __future__ import annotations
 
@@ -6,49 +14,86 @@ import time
 
 import pytest
 
-from conformance import raw
+from conformance import raw, speak
 from conformance.clients import ClientLacks, Message
 from reference.errors import Errors
 
+NO_TIMESTAMP = -1  # ListOffsetsResponse.UNKNOWN_TIMESTAMP
+NO_OFFSET = -1  # ListOffsetsResponse.UNKNOWN_OFFSET
 
-def _produce_timestamped(conn, topic, base_timestamp):
+
+def _produce_timestamped(conn, capabilities, topic, base_timestamp):
+    version = speak.versions(capabilities, raw.PRODUCE, 3)[-1]
     for i in range(3):
         batch = raw.record_batch([raw.Record(None, f"r{i}".encode())], base_timestamp=base_timestamp + 1000 * i)
-        result = raw.produce(conn, topic, 0, batch)
-        assert result is not None and result.error_code == 0, result
+        result = speak.produce(conn, topic, batch, version)
+        assert result is not None and result.error_code == 0, f"setup Produce v{version}: {result}"
 
 
-def test_list_offsets_earliest_and_latest(topics, broker):
+def _leader_epoch(conn, capabilities, topic) -> int:
+    """The partition's leader epoch as Metadata (v7+, KIP-320) reports it."""
+    version = speak.versions(capabilities, raw.METADATA, 7)[-1]
+    (described,) = speak.metadata(conn, [topic], version).topics
+    (partition,) = described.partitions
+    return int(partition.leader_epoch)
+
+
+def _listed(conn, topic, timestamp, version, partition=0):
+    """(error, offset, timestamp[, leader_epoch from v4]) of one ListOffsets answer."""
+    found = speak.list_offsets(conn, topic, timestamp, version, partition)
+    answer = (found.error_code, found.offset, found.timestamp)
+    return answer + (found.leader_epoch,) if version >= 4 else answer
+
+
+def _expected(version, offset, timestamp=NO_TIMESTAMP, epoch=0, error_code=0):
+    answer = (error_code, offset, timestamp)
+    return answer + (epoch,) if version >= 4 else answer
+
+
+def test_list_offsets_earliest_and_latest(topics, broker, capabilities):
     """ListOffsets with timestamp -2 (EARLIEST) returns the log start offset and -1 (LATEST) the
-    log end offset (high watermark for read_uncommitted)."""
+    log end offset (high watermark for read_uncommitted), with timestamp -1."""
     topic = topics.create()
     conn = broker.leader(topic)
-    assert raw.list_offset(conn, topic, 0, raw.EARLIEST_TIMESTAMP).offset == 0
-    assert raw.list_offset(conn, topic, 0, raw.LATEST_TIMESTAMP).offset == 0
-    _produce_timestamped(conn, topic, int(time.time() * 1000) - 60_000)
-    assert raw.list_offset(conn, topic, 0, raw.EARLIEST_TIMESTAMP).offset == 0
-    assert raw.list_offset(conn, topic, 0, raw.LATEST_TIMESTAMP).offset == 3
+    epoch = _leader_epoch(conn, capabilities, topic)
+    for version in speak.versions(capabilities, raw.LIST_OFFSETS, 1):
+        assert _listed(conn, topic, raw.EARLIEST_TIMESTAMP, version) == _expected(version, 0, epoch=epoch), \
+            f"ListOffsets v{version} EARLIEST of an empty partition"
+        assert _listed(conn, topic, raw.LATEST_TIMESTAMP, version) == _expected(version, 0, epoch=epoch), \
+            f"ListOffsets v{version} LATEST of an empty partition"
+    _produce_timestamped(conn, capabilities, topic, int(time.time() * 1000) - 60_000)
+    for version in speak.versions(capabilities, raw.LIST_OFFSETS, 1):
+        assert _listed(conn, topic, raw.EARLIEST_TIMESTAMP, version) == _expected(version, 0, epoch=epoch), \
+            f"ListOffsets v{version} EARLIEST of three records"
+        assert _listed(conn, topic, raw.LATEST_TIMESTAMP, version) == _expected(version, 3, epoch=epoch), \
+            f"ListOffsets v{version} LATEST of three records"
 
 
-def test_list_offsets_by_timestamp(topics, broker):
-    """ListOffsets by timestamp (KIP-79): the earliest offset whose timestamp is >= the target;
-    offset -1 when no record is that recent."""
+def test_list_offsets_by_timestamp(topics, broker, capabilities):
+    """ListOffsets by timestamp (KIP-79): the earliest offset whose timestamp is >= the target,
+    with that record's timestamp; offset -1 and timestamp -1 when no record is that recent."""
     topic = topics.create()
     conn = broker.leader(topic)
     base = int(time.time() * 1000) - 60_000
-    _produce_timestamped(conn, topic, base)
-    assert raw.list_offset(conn, topic, 0, base).offset == 0
-    assert raw.list_offset(conn, topic, 0, base + 500).offset == 1
-    found = raw.list_offset(conn, topic, 0, base + 2000)
-    assert (found.offset, found.timestamp) == (2, base + 2000)
-    assert raw.list_offset(conn, topic, 0, base + 10_000).offset == -1
+    _produce_timestamped(conn, capabilities, topic, base)
+    epoch = _leader_epoch(conn, capabilities, topic)
+    for version in speak.versions(capabilities, raw.LIST_OFFSETS, 1):
+        observed = [_listed(conn, topic, target, version) for target in (base, base + 500, base + 2000, base + 10_000)]
+        assert observed == [_expected(version, 0, base, epoch), _expected(version, 1, base + 1000, epoch),
+                            _expected(version, 2, base + 2000, epoch),
+                            _expected(version, NO_OFFSET, NO_TIMESTAMP, epoch=-1)], \
+            f"ListOffsets v{version} at base, +500, +2000, +10000 ms"
 
 
-def test_list_offsets_unknown_partition(topics, broker):
-    """ListOffsets for a partition that does not exist: UNKNOWN_TOPIC_OR_PARTITION (3)."""
+def test_list_offsets_unknown_partition(topics, broker, capabilities):
+    """ListOffsets for a partition that does not exist: UNKNOWN_TOPIC_OR_PARTITION (3), offset,
+    timestamp and leader epoch -1."""
     topic = topics.create()
-    result = raw.list_offset(broker.leader(topic), topic, 5, raw.LATEST_TIMESTAMP)
-    assert result.error_code == Errors.UNKNOWN_TOPIC_OR_PARTITION.code, result
+    conn = broker.leader(topic)
+    for version in speak.versions(capabilities, raw.LIST_OFFSETS, 1):
+        assert _listed(conn, topic, raw.LATEST_TIMESTAMP, version, partition=5) == \
+            _expected(version, NO_OFFSET, epoch=-1, error_code=Errors.UNKNOWN_TOPIC_OR_PARTITION.code), \
+            f"ListOffsets v{version}: expected UNKNOWN_TOPIC_OR_PARTITION(3) with no offset"
 
 
 RESET_KEY = {"kafka-python": "auto_offset_reset", "aiokafka": "auto_offset_reset",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import raw
+from conformance import raw, speak
 from conformance.clients import Message
 from reference.errors import Errors
 
@@ -86,34 +86,61 @@ def test_acks_levels_deliver(client, topics, acks):
     assert [m.value for m in received] == [m.value for m in sent]
 
 
-def test_acks_zero_gets_no_response(topics, broker):
-    """Produce with acks=0: "the server will not send any response" (protocol guide, Produce);
-    the next request on the same connection is answered normally."""
+def _produce_versions(capabilities):
+    """Every Produce version both sides speak from v3, the first that carries record batches v2."""
+    return speak.versions(capabilities, raw.PRODUCE, 3)
+
+
+def _log_end(conn, capabilities, topic):
+    """The partition's log end offset, from ListOffsets LATEST at the highest version both speak."""
+    version = speak.versions(capabilities, raw.LIST_OFFSETS, 1)[-1]
+    listed = speak.list_offsets(conn, topic, raw.LATEST_TIMESTAMP, version)
+    assert listed.error_code == 0, f"ListOffsets v{version}: {listed}"
+    return listed.offset
+
+
+def test_acks_zero_gets_no_response(topics, broker, capabilities):
+    """Produce with acks=0: "the server will not send any response" (protocol guide, Produce), at
+    every version from v3; the next request on the same connection is answered normally, and each
+    record was appended all the same."""
     topic = topics.create()
     conn = broker.leader(topic)
-    assert raw.produce(conn, topic, 0, raw.record_batch([raw.Record(None, b"x")]), acks=0) is None
     conn.sock.settimeout(1.0)
-    versions = raw.api_versions(conn, 0)  # would read a stray Produce response if one had been sent
-    assert versions.error_code == 0
+    versions = _produce_versions(capabilities)
+    for version in versions:
+        assert speak.produce(conn, topic, raw.record_batch([raw.Record(None, b"x")]), version, acks=0) is None
+        answered = raw.api_versions(conn, 0)  # would read a stray Produce response if one had been sent
+        assert answered.error_code == 0, f"after Produce v{version} acks=0: ApiVersions error {answered.error_code}"
+    conn.sock.settimeout(10.0)
+    assert _log_end(conn, capabilities, topic) == len(versions), "every acks=0 record is appended"
 
 
-def test_invalid_required_acks(topics, broker):
-    """acks outside {-1, 0, 1} is answered with INVALID_REQUIRED_ACKS (21)."""
+def test_invalid_required_acks(topics, broker, capabilities):
+    """acks outside {-1, 0, 1} is answered with INVALID_REQUIRED_ACKS (21), no offsets, and nothing
+    is appended."""
     topic = topics.create()
-    result = raw.produce(broker.leader(topic), topic, 0, raw.record_batch([raw.Record(None, b"x")]), acks=2)
-    assert result is not None and result.error_code == Errors.INVALID_REQUIRED_ACKS.code, \
-        f"expected INVALID_REQUIRED_ACKS(21), observed {result}"
+    conn = broker.leader(topic)
+    for version in _produce_versions(capabilities):
+        result = speak.produce(conn, topic, raw.record_batch([raw.Record(None, b"x")]), version, acks=2)
+        assert result is not None
+        assert speak.produce_answer(result, version) == \
+            speak.produce_expected(version, error_code=Errors.INVALID_REQUIRED_ACKS.code), \
+            f"Produce v{version}: expected INVALID_REQUIRED_ACKS(21), observed {result}"
+    assert _log_end(conn, capabilities, topic) == 0
 
 
-def test_message_too_large_exact_code(topics, broker):
+def test_message_too_large_exact_code(topics, broker, capabilities):
     """A batch larger than the topic's max.message.bytes is rejected with MESSAGE_TOO_LARGE (10)
     and nothing is appended."""
     topic = topics.create(configs={"max.message.bytes": "2048"})
     conn = broker.leader(topic)
-    result = raw.produce(conn, topic, 0, raw.record_batch([raw.Record(None, b"x" * 8000)]))
-    assert result is not None and result.error_code == Errors.MESSAGE_TOO_LARGE.code, \
-        f"expected MESSAGE_TOO_LARGE(10), observed {result}"
-    assert raw.list_offset(conn, topic, 0, raw.LATEST_TIMESTAMP).offset == 0
+    for version in _produce_versions(capabilities):
+        result = speak.produce(conn, topic, raw.record_batch([raw.Record(None, b"x" * 8000)]), version)
+        assert result is not None
+        assert speak.produce_answer(result, version) == \
+            speak.produce_expected(version, error_code=Errors.MESSAGE_TOO_LARGE.code), \
+            f"Produce v{version}: expected MESSAGE_TOO_LARGE(10), observed {result}"
+    assert _log_end(conn, capabilities, topic) == 0
 
 
 def test_message_too_large_surfaces_in_client(client, topics):

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from conformance import raw
+from conformance import raw, speak
 from reference.errors import Errors
 
 # Versions that a record batch v2 client needs (protocol guide; librdkafka and Kafka 4 clients):
@@ -84,24 +84,38 @@ def test_pipelined_requests_answered_in_order(broker):
         assert conn.receive(correlation_id, flexible_header=False).int16() == 0
 
 
-def test_corrupt_crc_rejected(topics, broker):
+def _produce_versions(capabilities):
+    """Every Produce version both sides speak from v3, the first that carries record batches v2."""
+    return speak.versions(capabilities, raw.PRODUCE, 3)
+
+
+def test_corrupt_crc_rejected(topics, broker, capabilities):
     """Record batch v2 CRC-32C covers attributes..end; a batch whose CRC does not match is refused
-    with CORRUPT_MESSAGE (2) and nothing is appended."""
+    with CORRUPT_MESSAGE (2) and nothing is appended, at every Produce version from v3."""
     topic = topics.create()
     batch = bytearray(raw.record_batch([raw.Record(None, b"payload")]))
     crc_position = 8 + 4 + 4 + 1  # baseOffset, batchLength, partitionLeaderEpoch, magic
     (crc,) = struct.unpack_from(">I", batch, crc_position)
     struct.pack_into(">I", batch, crc_position, crc ^ 0xFFFF)
     conn = broker.leader(topic)
-    result = raw.produce(conn, topic, 0, bytes(batch))
-    assert result is not None and result.error_code == Errors.CORRUPT_MESSAGE.code, \
-        f"expected CORRUPT_MESSAGE(2), observed {result}"
-    assert raw.list_offset(conn, topic, 0, raw.LATEST_TIMESTAMP).offset == 0
+    for version in _produce_versions(capabilities):
+        result = speak.produce(conn, topic, bytes(batch), version)
+        assert result is not None
+        assert speak.produce_answer(result, version) == \
+            speak.produce_expected(version, error_code=Errors.CORRUPT_MESSAGE.code), \
+            f"Produce v{version}: expected CORRUPT_MESSAGE(2), observed {result}"
+    list_version = speak.versions(capabilities, raw.LIST_OFFSETS, 1)[-1]
+    assert speak.list_offsets(conn, topic, raw.LATEST_TIMESTAMP, list_version).offset == 0
 
 
-def test_produce_to_unknown_partition(topics, broker):
-    """Produce to a partition that does not exist: UNKNOWN_TOPIC_OR_PARTITION (3)."""
+def test_produce_to_unknown_partition(topics, broker, capabilities):
+    """Produce to a partition that does not exist: UNKNOWN_TOPIC_OR_PARTITION (3), at every Produce
+    version from v3."""
     topic = topics.create(partitions=1)
-    result = raw.produce(broker.leader(topic), topic, 7, raw.record_batch([raw.Record(None, b"x")]))
-    assert result is not None and result.error_code == Errors.UNKNOWN_TOPIC_OR_PARTITION.code, \
-        f"expected UNKNOWN_TOPIC_OR_PARTITION(3), observed {result}"
+    conn = broker.leader(topic)
+    for version in _produce_versions(capabilities):
+        result = speak.produce(conn, topic, raw.record_batch([raw.Record(None, b"x")]), version, partition=7)
+        assert result is not None
+        assert speak.produce_answer(result, version) == \
+            speak.produce_expected(version, error_code=Errors.UNKNOWN_TOPIC_OR_PARTITION.code), \
+            f"Produce v{version}: expected UNKNOWN_TOPIC_OR_PARTITION(3), observed {result}"
