@@ -52,7 +52,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, Errors, KafkaError
@@ -319,7 +319,8 @@ class ReplicaManager:
         self.clock.now_ms = now_ms
         replica = self.check_append_allowed(topic, partition, required_acks)
         validated = validate_produce(
-            records, produce_version=produce_version, config=self.validation_config(topic),
+            records, produce_version=produce_version,
+            config=replace(self.validation_config(topic), topic_partition=f"{topic}-{partition}"),
             log_end_offset=replica.log_end_offset, partition_leader_epoch=replica.leader_epoch, now_ms=now_ms,
         )
         info = replica.append_records_to_leader(validated.records, required_acks=required_acks)

@@ -131,6 +131,7 @@ class RecordValidationConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # max.message.bytes
     segment_bytes: int = DEFAULT_SEGMENT_BYTES  # segment.bytes
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES  # refka's decompression bound
+    topic_partition: str = ""  # "<topic>-<partition>": LogValidator names it in a keyless record's error
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,7 +511,8 @@ def record_timestamp(header: BatchHeader, timestamp_delta: int) -> int:
 
 def _validate_key(key_is_null: bool, index: int, config: RecordValidationConfig) -> tuple[ErrorCode, RecordError] | None:
     if config.compacted and key_is_null:
-        return Errors.INVALID_RECORD, RecordError(index, "Compacted topic cannot accept message without key")
+        return Errors.INVALID_RECORD, RecordError(
+            index, f"Compacted topic cannot accept message without key in topic partition {config.topic_partition}")
     return None
 
 

@@ -315,6 +315,7 @@ def _produce_partition(
 ) -> tuple[Data, int | None]:
     """One partition's answer, and the offset the HW must reach before acks=all answers it."""
     answer = PRODUCE_PARTITION.make(index=data.index, base_offset=-1)
+    appending = False  # set while the failure would be the append's own (see _log_start_of_failure)
     try:
         if acks not in (ACKS_ALL, 0, 1):
             raise KafkaError(Errors.INVALID_REQUIRED_ACKS, f"Invalid required acks {acks}")
@@ -324,13 +325,16 @@ def _produce_partition(
         registered = broker.topics.get(topic)
         if registered is not None and registered.is_internal:
             raise KafkaError(Errors.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic}")
+        appending = True
         broker.replicas.check_append_allowed(topic, data.index, acks)
         if data.records is None:
             raise KafkaError(Errors.INVALID_RECORD, "Produce request has no records for the partition")
+        appending = False  # KIP-890 verification comes before the append in Kafka
         if verdict is not None and verdict is not Errors.NONE:  # the coordinator's node said no
             raise KafkaError(verdict, f"the partition is not in the transaction of {transactional_id!r}")
         if verdict is None:
             _verify_transaction(broker, transactional_id, topic, data.index, data.records, version, now_ms)
+        appending = True
         validated, info = broker.replicas.append_from_client(topic, data.index, data.records, version, now_ms,
                                                              required_acks=acks)
     except RecordValidationError as refused:
@@ -338,14 +342,36 @@ def _produce_partition(
         answer.error_message = refused.message
         answer.record_errors = [RECORD_ERROR.make(batch_index=e.batch_index, batch_index_error_message=e.message)
                                 for e in refused.record_errors]
+        answer.log_start_offset = _log_start_of_failure(broker, topic, data.index, refused.error)
         return answer, None
     except KafkaError as refused:
         answer.error_code = refused.error.code  # error_message stays null: see the module docstring
+        if appending:
+            answer.log_start_offset = _log_start_of_failure(broker, topic, data.index, refused.error)
         return answer, None
     answer.base_offset = info.first_offset
     answer.log_append_time_ms = validated.log_append_time if validated.log_append_time >= 0 else -1
     answer.log_start_offset = info.log_start_offset
     return answer, info.last_offset + 1
+
+
+# The append failures Kafka's ReplicaManager answers without the log start offset (-1): the
+# partition is not here or not led here, or the batch was refused before its records were read.
+NO_LOG_START_OFFSET_IN_FAILURE = frozenset({
+    Errors.UNKNOWN_TOPIC_OR_PARTITION, Errors.NOT_LEADER_OR_FOLLOWER, Errors.MESSAGE_TOO_LARGE,
+    Errors.RECORD_LIST_TOO_LARGE, Errors.CORRUPT_MESSAGE, Errors.KAFKA_STORAGE_ERROR, Errors.UNKNOWN_TOPIC_ID,
+})
+
+
+def _log_start_of_failure(broker: Broker, topic: str | None, partition: int, error: ErrorCode) -> int:
+    """What a refused append answers in ``log_start_offset`` (Produce v5+): -1 for the failures
+    above, else the partition's log start offset, as Kafka's ``processFailedRecord`` does for a
+    record validation error, NOT_ENOUGH_REPLICAS, a producer epoch or sequence error, ...
+    Failures before the append (acks, an internal topic, KIP-890 verification) are -1 too."""
+    replica = broker.replicas.get(topic, partition) if topic is not None else None
+    if error in NO_LOG_START_OFFSET_IN_FAILURE or replica is None:
+        return -1
+    return replica.log.log_start_offset
 
 
 def _wait_for_replicas(
