@@ -193,8 +193,22 @@ def run(args: argparse.Namespace) -> int:
         comparison = compare_runs(earlier, load_results(results_json))
         (report_dir / "comparison.md").write_text(comparison_markdown(comparison, args.compare))
         print(comparison.summary(args.compare))
-    print(summary)
+    print(with_exit_status(summary, completed.returncode))
     return 1 if matrix.failed or completed.returncode not in (0, 5) else 0
+
+
+# pytest's exit statuses that mean the suite itself did not run as asked (1 is failed tests, which
+# the summary already counts; 5 is nothing selected, e.g. by -k).
+PYTEST_BROKEN_RUN = {2: "interrupted, or a test module failed to import", 3: "internal error", 4: "usage error"}
+
+
+def with_exit_status(summary: str, returncode: int) -> str:
+    """The summary line, unless pytest says the run broke: then a FAILED line naming why, so a
+    module that does not import is never reported as "conformance OK" over the tests that did."""
+    if returncode not in PYTEST_BROKEN_RUN:
+        return summary
+    counts = summary.split(": ", 1)[-1]
+    return f"conformance FAILED: pytest exited with status {returncode} ({PYTEST_BROKEN_RUN[returncode]}); {counts}"
 
 
 def _earlier_results(path: str | None, results_json: Path) -> list[dict[str, Any]] | None:
