@@ -33,7 +33,27 @@ StrongIsr                  every live member of the controller's ISR agrees with
 LeaderCompleteness         the controller's leader, when up, holds every acknowledged record
 NoCommittedRecordLost      every acknowledged record is in some replica's log (live or crashed)
 EpochsMonotonic            leader epochs never decrease along a log
+AckedOnMinIsr              when an acks=all producer receives an acknowledgement, at least the
+                           topic's ``min.insync.replicas`` replicas (live or crashed) hold the
+                           record at its offset
 =========================  =====================================================================
+
+Idempotence (``spec/idempotence.py``; KIP-98, KIP-360), on the topics only idempotent producers
+write:
+
+=============================  =================================================================
+NoDuplicateBelowHighWatermark  no value appears twice below a replica's high watermark -- except
+                               a value the producer itself numbered again in a new epoch after an
+                               attempt whose outcome it never learnt (``ambiguous``: the client's
+                               doing, which the broker cannot see; see :mod:`chaos.checker`)
+AcknowledgedInSendOrder        one producer instance's acknowledgements in one partition and one
+                               producer epoch have increasing offsets in sequence order
+NoWriteFromFencedEpoch         along any log, one producer id's batch epochs never decrease: once
+                               a newer epoch wrote, the older one is fenced (INVALID_PRODUCER_EPOCH)
+ProducerStateValid             the replica's producer-state table is valid (its ``check_valid``,
+                               run by ``Partition.check_valid``: at most five cached batches per
+                               producer, in sequence, at increasing offsets), on every topic
+=============================  =================================================================
 
 The *true leader* is the replica that the controller names and that knows it (it leads in the
 controller's leader epoch); a deposed leader that has not heard yet only *presumes* leadership.
@@ -78,19 +98,22 @@ from reference.controller.image import MetadataImage
 from reference.errors import KafkaError
 from reference.records.batch import iter_batches, iter_record_batches
 
+from .clients import Acknowledgement as Acknowledged
+
 if TYPE_CHECKING:
     from reference.node.node import KRaftNode
 
     from .cluster import SimCluster
 
 Batch = tuple[int, int, int, int]  # base offset, last offset, partition leader epoch, CRC
-Acknowledged = tuple[str, int, int, str]  # topic, partition, offset, value
 
 REPLICATION_INVARIANTS = ("LeaderInIsr", "ValidHighWatermark", "LogMatching", "WeakIsr", "StrongIsr",
-                          "LeaderCompleteness", "NoCommittedRecordLost", "EpochsMonotonic",
+                          "LeaderCompleteness", "NoCommittedRecordLost", "EpochsMonotonic", "AckedOnMinIsr",
                           "IsrWithinReplicas")  # the last one is Partition.check_valid's own
+IDEMPOTENCE_INVARIANTS = ("NoDuplicateBelowHighWatermark", "AcknowledgedInSendOrder", "NoWriteFromFencedEpoch",
+                          "ProducerStateValid")  # the last one is the producer-state table's check_valid
 RAFT_INVARIANTS = ("OneLeaderPerEpoch", "MonotonicHighWatermark", "CommittedMetadataIdentical")
-INVARIANTS = REPLICATION_INVARIANTS + RAFT_INVARIANTS
+INVARIANTS = REPLICATION_INVARIANTS + IDEMPOTENCE_INVARIANTS + RAFT_INVARIANTS
 
 
 @dataclass(frozen=True)
@@ -128,6 +151,8 @@ class LogSummary:
     ordered: bool
     epoch_drop: bool
     acks_held: int = 0
+    producer_epochs: dict[int, int] = field(default_factory=dict)  # producer id -> highest epoch so far
+    fenced_write: str = ""  # the first batch of a producer epoch older than one before it ('' if none)
     serial: int = field(default_factory=lambda: next(_serials))
 
     def below(self, offset: int, start: int = 0) -> tuple[Batch, ...]:
@@ -191,10 +216,17 @@ def _extend(summary: LogSummary, chunks: Iterable[bytes], log_end_offset: int) -
     """A new summary: ``summary`` followed by the batches in ``chunks``."""
     batches = list(summary.batches)
     values = dict(summary.values) if summary.values is not None else None
+    producer_epochs, fenced_write = dict(summary.producer_epochs), summary.fenced_write
     for data in chunks:
         for _position, header in iter_batches(data):
             batches.append((header.base_offset, header.base_offset + header.last_offset_delta,
                             header.partition_leader_epoch, header.crc))
+            if header.producer_id >= 0:  # NoWriteFromFencedEpoch: a producer's epochs never go back
+                newest = producer_epochs.get(header.producer_id, header.producer_epoch)
+                if header.producer_epoch < newest and not fenced_write:
+                    fenced_write = (f"producer {header.producer_id} epoch {header.producer_epoch} at offset "
+                                    f"{header.base_offset}, after its epoch {newest}")
+                producer_epochs[header.producer_id] = max(newest, header.producer_epoch)
         if values is not None:
             for batch in iter_record_batches(data):
                 for record in batch.records:
@@ -204,7 +236,7 @@ def _extend(summary: LogSummary, chunks: Iterable[bytes], log_end_offset: int) -
         ordered = ordered and batches[i - 1][0] < batches[i][0]
         epoch_drop = epoch_drop or batches[i - 1][2] > batches[i][2]
     return LogSummary(summary.log_start_offset, log_end_offset, tuple(batches), summary.log, summary.rewrites,
-                      values, ordered, epoch_drop, summary.acks_held)
+                      values, ordered, epoch_drop, summary.acks_held, producer_epochs, fenced_write)
 
 
 @dataclass
@@ -213,6 +245,9 @@ class InvariantChecker:
 
     topics: dict[str, int]  # name -> partitions
     acknowledged: Callable[[], Sequence[Acknowledged]]  # acks=all acknowledgements so far (only ever grows)
+    min_insync_replicas: dict[str, int] = field(default_factory=dict)  # topic -> its min.insync.replicas
+    idempotent_topics: frozenset[str] = frozenset()  # written by idempotent producers only
+    ambiguous: set[str] = field(default_factory=set)  # values a producer's own epoch bump may write twice
     violations: list[Violation] = field(default_factory=list)
     checks: int = 0
     enabled: set[str] = field(default_factory=lambda: set(INVARIANTS))
@@ -225,6 +260,9 @@ class InvariantChecker:
     _local_states: dict[tuple[int, str, int], Any] = field(default_factory=dict)
     _acked: dict[tuple[str, int], list[tuple[int, str]]] = field(default_factory=dict)  # per partition
     _acked_read: int = 0  # how many of ``acknowledged()`` are in ``_acked``
+    # (sequence, offset) of each acknowledgement, sorted, per producer instance, partition and epoch
+    _acked_sequences: dict[tuple[str, str, int, int], list[tuple[int, int]]] = field(default_factory=dict)
+    _duplicate_scans: dict[tuple[int, str, int], tuple[int, int, int, dict[str, int]]] = field(default_factory=dict)
     _event: str = ""
     _now: int = 0
 
@@ -232,8 +270,9 @@ class InvariantChecker:
         self.checks += 1
         self._event, self._now = event, cluster.now_ms
         acknowledged = self.acknowledged()
-        for topic, partition, offset, value in acknowledged[self._acked_read:]:
-            self._acked.setdefault((topic, partition), []).append((offset, value))
+        for ack in acknowledged[self._acked_read:]:
+            self._acked.setdefault((ack.topic, ack.partition), []).append((ack.offset, ack.value))
+            self._check_acknowledgement(cluster, ack)
         self._acked_read = len(acknowledged)
         self._check_raft(cluster)
         image = controller_image(cluster)
@@ -299,10 +338,62 @@ class InvariantChecker:
             partition.check_valid()
         except AssertionError as error:
             name, _, detail = str(error).partition(": ")
-            self._fail(name if name in INVARIANTS else "IsrWithinReplicas", f"node {node_id} {topic}-{index}: {error}")
+            if name not in INVARIANTS:  # check_valid's own: the producer-state table's, or the partition's
+                name = "ProducerStateValid" if str(error).startswith("producer ") else "IsrWithinReplicas"
+            self._fail(name, f"node {node_id} {topic}-{index}: {error}")
         if summary.epoch_drop:
             self._fail("EpochsMonotonic", f"node {node_id} {topic}-{index} batch epochs "
                                           f"{[batch[2] for batch in summary.batches]}")
+        if summary.fenced_write:
+            self._fail("NoWriteFromFencedEpoch", f"node {node_id} {topic}-{index}: {summary.fenced_write}")
+        if topic in self.idempotent_topics:
+            self._check_duplicates(node_id, topic, index, partition, summary)
+
+    def _check_duplicates(self, node_id: int, topic: str, index: int, partition: Partition,
+                          summary: LogSummary) -> None:
+        """NoDuplicateBelowHighWatermark on one replica, reading only the offsets the HW passed since
+        the last look (from scratch when the log was rewritten: a truncation may have removed any)."""
+        key = (node_id, topic, index)
+        scanned = self._duplicate_scans.get(key)
+        if scanned is None or scanned[0] != id(summary.log) or scanned[1] != summary.rewrites:
+            scanned = (id(summary.log), summary.rewrites, summary.log_start_offset, {})
+        log_id, rewrites, checked_to, seen = scanned
+        bound = min(partition.high_watermark, summary.log_end_offset)
+        for offset in range(checked_to, bound):
+            value = summary.value_at(offset)
+            if value is None:
+                continue
+            first = seen.setdefault(value, offset)
+            if first != offset and value not in self.ambiguous:
+                self._fail("NoDuplicateBelowHighWatermark", f"node {node_id} {topic}-{index}: {value!r} at "
+                                                            f"offsets {first} and {offset}, below HW {bound}")
+        self._duplicate_scans[key] = (log_id, rewrites, max(checked_to, bound), seen)
+
+    def _check_acknowledgement(self, cluster: SimCluster, ack: Acknowledged) -> None:
+        """What is decided when an acknowledgement arrives: AckedOnMinIsr (enough replicas hold the
+        record now) and AcknowledgedInSendOrder (within one producer epoch, a later sequence is
+        acknowledged at a higher offset: the sequence check orders a producer's batches).  The
+        acknowledgements seen so far are in order, so a new one is in order with all of them when it
+        is with its neighbours by sequence."""
+        required = self.min_insync_replicas.get(ack.topic)
+        if required is not None:
+            holders = sorted(node_id for node_id, (_, summary) in self._replicas(cluster, ack.topic, ack.partition).items()
+                             if summary.value_at(ack.offset) == ack.value)
+            if len(holders) < required:
+                self._fail("AckedOnMinIsr", f"{ack.topic}-{ack.partition}: {ack.value!r} acknowledged at "
+                                            f"{ack.offset} while only nodes {holders} hold it "
+                                            f"(min.insync.replicas={required})")
+        if ack.topic not in self.idempotent_topics or not ack.producer:
+            return
+        acked = self._acked_sequences.setdefault((ack.producer, ack.topic, ack.partition, ack.producer_epoch), [])
+        place = bisect.bisect_left(acked, (ack.sequence,))
+        neighbours = acked[max(place - 1, 0):place + 1]
+        for sequence, offset in neighbours:
+            if sequence != ack.sequence and (sequence < ack.sequence) != (offset < ack.offset):
+                self._fail("AcknowledgedInSendOrder", f"{ack.topic}-{ack.partition}: {ack.producer} epoch "
+                                                      f"{ack.producer_epoch} sequence {sequence} acknowledged at "
+                                                      f"{offset}, sequence {ack.sequence} at {ack.offset}")
+        acked.insert(place, (ack.sequence, ack.offset))
 
     def _check_replicas(self, topic: str, index: int, replicas: dict[int, tuple[Partition | None, LogSummary]],
                         live: dict[int, tuple[Partition | None, LogSummary]], registration: Any) -> None:

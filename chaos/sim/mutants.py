@@ -21,13 +21,16 @@ behind stays behind for many fetches.  With the default 1 MiB a follower catches
 fetch, and the guards about lagging followers (``expand_needs_caught_up``, ``clean_election``,
 ...) then protect a window one message long that the fault mix almost never hits.
 
-Known survivors, and what would catch them: the simulated producer (:mod:`chaos.sim.clients`) keeps
-one batch in flight per partition and answers a lost producer state with a *new* producer id, so
-the broker's ``sequence_check`` and ``five_batch_window`` never see a batch out of order or a
-retry of any but the last batch, and ``epoch_fencing`` never sees an older epoch of a live id;
-a producer with up to five batches in flight that bumps its epoch (KIP-360) would reach them.
-``unclean_shutdown_leaves_isr`` protects records lost in a power loss, which the fault mix does
-not draw yet.
+What catches the producer's guards: the simulated idempotent producer (:mod:`chaos.sim.clients`)
+keeps five batches in flight per partition, retries with the original epoch and sequence, meets
+broken connections whose requests the broker handles late (zombie requests), and is replaced on
+some seeds by a new instance with the next epoch.  So ``sequence_check`` sees a later batch before
+an earlier one, ``five_batch_window`` a retry of a batch that is not the last, and
+``epoch_fencing`` a late batch of a replaced instance; the idempotence invariants of
+:mod:`chaos.sim.invariants` (and ``AckedOnMinIsr`` for ``min_insync_replicas``) notice.
+
+Known survivors, and what would catch them: ``unclean_shutdown_leaves_isr`` protects records lost
+in a power loss, which the fault mix does not draw yet.
 
 The unmodified code runs on the same seeds first (the *baseline*): a failure there would make
 every mutant's result meaningless, so it is reported, and also makes the command exit 1.

@@ -21,7 +21,21 @@ simulation that counts named situations as they happen, from the nodes' own stat
 ``restart``                        a node started again from its files
 =================================  ===========================================================
 
-The clients add theirs at the end of a run (``not-enough-replicas``, ``producer-epoch-bump``).
+The clients add theirs at the end of a run:
+
+=================================  ===========================================================
+``not-enough-replicas``            the acks=all producers were refused NOT_ENOUGH_REPLICAS(_AFTER_APPEND)
+``out-of-order-sequence``          an idempotent producer was refused OUT_OF_ORDER_SEQUENCE_NUMBER
+``producer-epoch-bump``            an idempotent producer bumped its own epoch (KIP-360)
+``producer-new-instance``          a new instance of the idempotent producer took over with the
+                                   next epoch, leaving the old one a zombie
+``producer-fenced``                a zombie instance was refused INVALID_PRODUCER_EPOCH and stopped
+``zombie-request``                 a Produce request from a broken connection reached a broker late
+``duplicate-batch-answered``       a retried batch was answered with success while a later batch
+                                   of its partition was already acknowledged: the leader found a
+                                   copy of a batch other than the producer's last (the five-batch
+                                   window)
+=================================  ===========================================================
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ Theory of operation
    (acks=1).  If this does not finish in ``BOOTSTRAP_BUDGET_MS`` the run fails as ``Bootstrap``.
 2. **Safety phase** (``duration_ms``): an idempotent acks=all producer writes to ``sim-all`` and
    a plain acks=1 producer to ``sim-one`` while the fault schedule runs -- drawn from the seed
-   (swarm testing: :func:`~chaos.sim.faults.draw_profile`) unless given.  The invariants
-   (:mod:`chaos.sim.invariants`) and the coverage probes watch every event.
+   (swarm testing: :func:`~chaos.sim.faults.draw_profile`) unless given.  In a swarm the seed
+   also draws the idempotent producer's own faults (:func:`draw_producer_faults`): new instances
+   that take over with the next epoch, and broken connections whose requests arrive late.  The
+   invariants (:mod:`chaos.sim.invariants`) and the coverage probes watch every event.
 3. **Liveness phase**: every fault is healed (crashed nodes restart, paused ones resume, the
    network is quiet), producers stop sending new records; within ``liveness_budget_ms`` every
    partition must have a leader and its full ISR, every producer must have its records
@@ -39,7 +41,15 @@ from chaos.checker import AT_LEAST_ONCE, IDEMPOTENT, VALID, Verdict, check
 from chaos.history import Event, HistoryWriter
 from reference import guards
 
-from .clients import FinalReader, SimAdmin, SimClock, SimProducer
+from .clients import (
+    MAX_IN_FLIGHT,
+    Acknowledgement,
+    BrokenConnections,
+    FinalReader,
+    SimAdmin,
+    SimClock,
+    SimProducer,
+)
 from .cluster import SimCluster, SimTimeLogHandler
 from .faults import DEFAULT_PROFILE, Fault, FaultInjector, Profile, draw_profile, draw_schedule
 from .invariants import InvariantChecker, Violation, controller_image
@@ -74,6 +84,11 @@ class SimConfig:
     log_stream: Any = None  # a stream for every node's log lines, stamped with simulated time
     guards_off: frozenset[str] = frozenset()  # implementation guards switched off (refka sim mutants)
     node_settings: dict[str, str] = field(default_factory=dict)  # over NODE_SETTINGS, for every node
+    # The idempotent producer's own faults (None: drawn from the seed in a swarm, by
+    # draw_producer_faults; none otherwise): when (ms into the safety phase) a new instance takes
+    # over, and how often its connection breaks under a Produce request.
+    producer_restarts: tuple[int, ...] | None = None
+    broken_connections: BrokenConnections | None = None
 
 
 @dataclass
@@ -148,17 +163,20 @@ def _simulate(config: SimConfig, cluster: SimCluster, result: SimResult, started
         SAFE_TOPIC: (config.partitions, factor, {"min.insync.replicas": str(min(2, factor))}),
         ACKS1_TOPIC: (config.partitions, factor, {"min.insync.replicas": "1"})})
     cluster.clients.append(admin)
+    acknowledged: list[Acknowledgement] = []  # every instance of the idempotent producer's
+    ambiguous: set[str] = set()
     safe = SimProducer("producer-all", SAFE_TOPIC, config.partitions, nodes, random.Random(cluster.rng.random()),
-                       history, acks=-1, idempotent=True, interval_ms=config.produce_interval_ms)
+                       history, acks=-1, idempotent=True, interval_ms=config.produce_interval_ms,
+                       acknowledged=acknowledged, ambiguous=ambiguous, max_in_flight=MAX_IN_FLIGHT)
+    restarts, broken = draw_producer_faults(random.Random(f"producers/{config.seed}"), config.duration_ms) \
+        if config.swarm else ((), BrokenConnections())
+    restarts = restarts if config.producer_restarts is None else config.producer_restarts
+    safe.broken_connections = broken if config.broken_connections is None else config.broken_connections
     acks1 = SimProducer("producer-one", ACKS1_TOPIC, config.partitions, nodes, random.Random(cluster.rng.random()),
                         history, acks=1, idempotent=False, interval_ms=config.produce_interval_ms)
-    acknowledged: list[tuple[str, int, int, str]] = []
-
-    def acknowledged_so_far() -> list[tuple[str, int, int, str]]:  # grows with the producer's list
-        acknowledged.extend((SAFE_TOPIC, p, o, v) for p, o, v in safe.acknowledged[len(acknowledged):])
-        return acknowledged
-
-    checker = InvariantChecker(topics, acknowledged_so_far)
+    instances = [safe]
+    checker = InvariantChecker(topics, lambda: acknowledged, min_insync_replicas={SAFE_TOPIC: min(2, factor)},
+                               idempotent_topics=frozenset({SAFE_TOPIC}), ambiguous=ambiguous)
     checker.enabled -= config.disabled_invariants
     cluster.observers += [checker, probes]
 
@@ -178,12 +196,53 @@ def _simulate(config: SimConfig, cluster: SimCluster, result: SimResult, started
     cluster.clients += [safe, acks1]
     safe.sending = acks1.sending = True
     injector = FaultInjector(cluster, faults, cluster.now_ms, lambda: _leader_of(cluster, SAFE_TOPIC, 0))
+    for at_ms in restarts:
+        cluster.at(cluster.now_ms + at_ms, "producer new instance",
+                   lambda: _new_instance(cluster, instances, config, history, acknowledged, ambiguous))
     cluster.run_until(lambda: not checker.ok, config.duration_ms)  # a violation ends the run
     if checker.ok and config.liveness:
-        _liveness(cluster, config, injector, topics, safe, acks1, history, checker)
+        for instance in instances:
+            instance.broken_connections = BrokenConnections()  # healed with the network
+        _liveness(cluster, config, injector, topics, instances[-1], acks1, history, checker)
     result.fault_log = injector.log
     result.coverage.update({f"fault:{kind}": count for kind, count in sorted(injector.counts.items())})
-    return _finish(result, cluster, checker, probes, [safe, acks1], history, started)
+    return _finish(result, cluster, checker, probes, [*instances, acks1], history, started)
+
+
+def draw_producer_faults(rng: random.Random, duration_ms: int) -> tuple[tuple[int, ...], BrokenConnections]:
+    """Swarm testing for the idempotent producer, each half of the seeds on its own: new instances
+    take over at random times, every ~300 ms to ~3 s, so that batches of a fenced epoch are still
+    in flight; and its connections break under some Produce requests, which the broker may still
+    handle later (zombie requests), so that retries and stale copies reach it out of order."""
+    times: list[int] = []
+    if rng.random() < 0.5:
+        mean, at = rng.choice((300, 1_000, 3_000)), 0
+        while (at := at + 1 + int(rng.expovariate(1 / mean))) < duration_ms:
+            times.append(at)
+    broken = BrokenConnections()
+    if rng.random() < 0.5:
+        broken = BrokenConnections(rate=rng.choice((0.02, 0.1, 0.3)), read_first=rng.choice((0.5, 0.9)),
+                                   max_delay_ms=rng.choice((0, 200, 2_000)))
+    return tuple(times), broken
+
+
+def _new_instance(cluster: SimCluster, instances: list[SimProducer], config: SimConfig, history: HistoryWriter,
+                  acknowledged: list[Acknowledgement], ambiguous: set[str]) -> None:
+    """A new instance of the idempotent producer takes over with the same producer id and the next
+    epoch (as a transactional.id's InitProducerId gives it); the old one becomes a zombie."""
+    old = instances[-1]
+    if not old.sending:
+        return  # the safety phase is over
+    epoch = old.producer_epoch + 1 if old.producer_id >= 0 else -1
+    new = SimProducer(f"producer-all#{len(instances)}", SAFE_TOPIC, config.partitions, old.nodes,
+                      random.Random(cluster.rng.random()), history, acks=-1, idempotent=True,
+                      interval_ms=config.produce_interval_ms, acknowledged=acknowledged, ambiguous=ambiguous,
+                      producer_id=old.producer_id if old.producer_id >= 0 else -1, producer_epoch=epoch,
+                      broken_connections=old.broken_connections, max_in_flight=MAX_IN_FLIGHT)
+    old.replaced()
+    new.sending = True
+    instances.append(new)
+    cluster.clients.append(new)
 
 
 def _liveness(cluster: SimCluster, config: SimConfig, injector: FaultInjector, topics: dict[str, int],
@@ -227,6 +286,10 @@ def _finish(result: SimResult, cluster: SimCluster, checker: InvariantChecker, p
         for error, count in producer.errors.items():
             if error in {"NOT_ENOUGH_REPLICAS", "NOT_ENOUGH_REPLICAS_AFTER_APPEND"}:
                 probes.counts["not-enough-replicas"] += count
+            if error == "OUT_OF_ORDER_SEQUENCE_NUMBER":
+                probes.counts["out-of-order-sequence"] += count
+        probes.counts.update(producer.situations)
+    probes.counts["producer-new-instance"] += sum(1 for producer in producers if producer.superseded)
     probes.counts["producer-epoch-bump"] += sum(1 for e in history.events if e.f == "epoch-bump")
     result.violations = list(checker.violations)
     result.verdict = check(topic_history(history.events, SAFE_TOPIC), IDEMPOTENT)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from chaos.sim.mutants import format_table, run_mutant
-from chaos.sim.run import SimConfig, simulate
+from chaos.sim.run import SimConfig, SimResult, simulate
 from reference import guards
 from reference.cli import main
 from spec import idempotence, replication
@@ -100,8 +100,62 @@ def test_refka_sim_mutants_prints_the_catching_invariant_and_a_replay_that_fails
 
 
 def test_refka_sim_mutants_exits_1_when_a_guard_survives(capsys: pytest.CaptureFixture[str]) -> None:
-    # The simulated producer keeps one batch in flight, so it never sends a batch out of order and
-    # sequence_check cannot be caught (chaos/sim/mutants.py): the survivor is reported, and fails.
-    assert main(["sim", "mutants", "--seeds", "1", "--duration", "1", "--guard-off", "sequence_check"]) == 1
+    # The fault mix draws no power loss, so unclean_shutdown_leaves_isr is not caught
+    # (chaos/sim/mutants.py): the survivor is reported, and fails the command.
+    assert main(["sim", "mutants", "--seeds", "1", "--duration", "1", "--guard-off",
+                 "unclean_shutdown_leaves_isr"]) == 1
     out = capsys.readouterr().out
-    assert "| sequence_check | SURVIVED |" in out and "SURVIVORS within 1 seeds: sequence_check" in out
+    assert "| unclean_shutdown_leaves_isr | SURVIVED |" in out
+    assert "SURVIVORS within 1 seeds: unclean_shutdown_leaves_isr" in out
+
+
+# -- the idempotent producer's guards and min.insync.replicas (the simulated producer keeps five
+# batches in flight, retries with the original sequence, meets broken connections whose requests
+# arrive late, and is replaced by new instances with the next epoch: chaos/sim/clients.py) ------
+
+def _mutant_and_unmodified(guard: str, seed: int, disabled: frozenset[str] = frozenset()) -> tuple[SimResult, SimResult]:
+    """``seed`` (5 simulated seconds, safety phase only) with ``guard`` off, and the same seed with
+    every guard on and the liveness phase too."""
+    mutant = simulate(SimConfig(seed=seed, duration_ms=5_000, liveness=False, guards_off=frozenset({guard}),
+                                disabled_invariants=disabled))
+    assert guards.switched_off() == frozenset()
+    unmodified = simulate(SimConfig(seed=seed, duration_ms=5_000, disabled_invariants=disabled))
+    return mutant, unmodified
+
+
+def test_without_the_sequence_check_a_later_batch_is_written_before_an_earlier_one() -> None:
+    """sequence_check off: a batch refused (NOT_ENOUGH_REPLICAS) and retried lands after a later one
+    that was in flight with it; the producer-state table breaks its own rule at once, and without
+    that check the producer's acknowledgements come back out of sequence order."""
+    mutant, unmodified = _mutant_and_unmodified("sequence_check", seed=1)
+    assert mutant.failure == "ProducerStateValid" and "in sequence" in mutant.violations[0].detail
+    assert unmodified.failure == ""
+    mutant, unmodified = _mutant_and_unmodified("sequence_check", seed=1, disabled=frozenset({"ProducerStateValid"}))
+    assert mutant.failure == "AcknowledgedInSendOrder"
+    assert unmodified.failure == ""
+
+
+def test_without_the_five_batch_window_a_retry_of_an_older_batch_is_written_twice() -> None:
+    """five_batch_window off: only the last batch answers a retry, so the retry of an older in-flight
+    batch (its first answer lost) is refused OUT_OF_ORDER_SEQUENCE_NUMBER; the producer bumps its
+    epoch (KIP-360) and the batch is written a second time."""
+    mutant, unmodified = _mutant_and_unmodified("five_batch_window", seed=3)
+    assert mutant.failure == "NoDuplicateBelowHighWatermark"
+    assert mutant.coverage["producer-epoch-bump"] >= 1
+    assert unmodified.failure == ""
+
+
+def test_without_epoch_fencing_a_zombie_instance_writes_after_its_successor() -> None:
+    """epoch_fencing off: a batch of a replaced producer instance (an older epoch of the same producer
+    id), still in flight, is appended after the new instance wrote with the next epoch."""
+    mutant, unmodified = _mutant_and_unmodified("epoch_fencing", seed=17)
+    assert mutant.failure == "NoWriteFromFencedEpoch"
+    assert unmodified.failure == "" and unmodified.coverage["producer-new-instance"] >= 1
+
+
+def test_without_min_insync_replicas_an_acks_all_record_is_acknowledged_on_one_replica() -> None:
+    """min_insync_replicas off: with the ISR down to the leader, an acks=all Produce is answered once
+    the leader alone holds the record (AckedOnMinIsr of spec/replication.py)."""
+    mutant, unmodified = _mutant_and_unmodified("min_insync_replicas", seed=11)
+    assert mutant.failure == "AckedOnMinIsr" and "min.insync.replicas=2" in mutant.violations[0].detail
+    assert unmodified.failure == ""
