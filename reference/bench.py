@@ -19,6 +19,10 @@ What is measured, with confluent-kafka (librdkafka) as the client, against each 
   command started, read after the last phase, so it is the peak under that load; for a cluster,
   the largest node's.  Not known for a ``--bootstrap-server`` (not a process started here).
 
+Fairness on a shared machine: every target is started first, then they take turns phase by phase,
+the order reversed from one phase to the next (:func:`taking_turns`), so a change in the machine's
+load falls on both sides of a ratio instead of on whichever target ran second.
+
 Targets: the reference broker (a ``refka broker`` subprocess on a fresh data dir, or with
 ``--nodes 3`` a ``ReferenceCluster``), Apache Kafka (``--kafka-bootstrap``, else a private cluster
 of ``--nodes`` started through ``conformance.apache_kafka.KafkaCluster``), and every
@@ -287,27 +291,50 @@ def consume_phase(bootstrap: str, topic: str, expected: int, seconds: float) -> 
     return Figures(records=records, seconds=elapsed, bytes=size)
 
 
+class Session:
+    """The phases against one broker, one at a time, so that several brokers can take turns."""
+
+    def __init__(self, bootstrap: str, seconds: float, value_size: int, latency_rate: float) -> None:
+        wait_for_metadata(bootstrap)
+        self.bootstrap, self.seconds, self.value_size, self.latency_rate = bootstrap, seconds, value_size, latency_rate
+        self.suffix = uuid.uuid4().hex[:8]
+        self.results: dict[str, Figures] = {}
+
+    def run_phase(self, phase: str) -> Figures:
+        """One of :data:`PHASES`; consume reads what "produce acks=1" wrote, so it comes after it."""
+        kind, _, acks = phase.partition(" acks=")
+        if kind == "produce":
+            topic = f"bench-acks-{acks}-{self.suffix}"
+            create_topic(self.bootstrap, topic)
+            figures = produce_phase(self.bootstrap, topic, acks, self.seconds, self.value_size)
+        elif kind == "paced":
+            topic = f"bench-latency-{acks}-{self.suffix}"
+            create_topic(self.bootstrap, topic)
+            figures = produce_phase(self.bootstrap, topic, acks, min(self.seconds, PACED_SECONDS_MAX),
+                                    self.value_size, rate=self.latency_rate)
+        elif phase == "consume":
+            figures = consume_phase(self.bootstrap, f"bench-acks-1-{self.suffix}",
+                                    self.results["produce acks=1"].records, self.seconds)
+        else:
+            raise ValueError(f"unknown phase {phase!r}")
+        self.results[phase] = figures
+        return figures
+
+
 def run_all(bootstrap: str, seconds: float, value_size: int, latency_rate: float,
             progress: Callable[[str], None] = lambda phase: None) -> dict[str, Figures]:
     """Every phase against one broker, in :data:`PHASES` order; ``progress`` is told each one done."""
-    wait_for_metadata(bootstrap)
-    suffix = uuid.uuid4().hex[:8]
-    results: dict[str, Figures] = {}
-    for acks in ("1", "all"):
-        topic = f"bench-acks-{acks}-{suffix}"
-        create_topic(bootstrap, topic)
-        results[f"produce acks={acks}"] = produce_phase(bootstrap, topic, acks, seconds, value_size)
-        progress(f"produce acks={acks}")
-    for acks in ("1", "all"):
-        topic = f"bench-latency-{acks}-{suffix}"
-        create_topic(bootstrap, topic)
-        results[f"paced acks={acks}"] = produce_phase(bootstrap, topic, acks, min(seconds, PACED_SECONDS_MAX),
-                                                      value_size, rate=latency_rate)
-        progress(f"paced acks={acks}")
-    consume_topic = f"bench-acks-1-{suffix}"
-    results["consume"] = consume_phase(bootstrap, consume_topic, results["produce acks=1"].records, seconds)
-    progress("consume")
-    return results
+    session = Session(bootstrap, seconds, value_size, latency_rate)
+    for phase in PHASES:
+        session.run_phase(phase)
+        progress(phase)
+    return session.results
+
+
+def taking_turns(names: list[str]) -> list[list[str]]:
+    """The order the targets run each phase in: as listed for the first phase, reversed for the
+    next, and so on, so that no target always goes first."""
+    return [list(names) if index % 2 == 0 else list(reversed(names)) for index in range(len(PHASES))]
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -468,17 +495,19 @@ def run(args: argparse.Namespace) -> int:
     if not targets:
         raise CommandError("nothing to measure: every target is switched off")
     results: list[Result] = []
-    with tqdm(total=len(targets) * len(PHASES), unit="phase", disable=args.no_progress,
-              file=sys.stderr) as bar:
+    with contextlib.ExitStack() as stack, tqdm(total=len(targets) * len(PHASES), unit="phase",
+                                                disable=args.no_progress, file=sys.stderr) as bar:
+        started: dict[str, tuple[Target, Session]] = {}
         for name, start in targets:
             bar.set_description(f"{name}: starting")
-            with start() as target:
-                def done(phase: str, name: str = name) -> None:
-                    bar.update(1)
-                    bar.set_description(f"{name}: {phase} done")
-
-                phases = run_all(target.bootstrap, args.seconds, args.value_size, args.latency_rate, done)
-                results.append(Result(name, phases, target.peak_rss_bytes()))
+            target = stack.enter_context(start())
+            started[name] = (target, Session(target.bootstrap, args.seconds, args.value_size, args.latency_rate))
+        for phase, order in zip(PHASES, taking_turns(list(started)), strict=True):
+            for name in order:
+                started[name][1].run_phase(phase)
+                bar.update(1)
+                bar.set_description(f"{name}: {phase} done")
+        results = [Result(name, session.results, target.peak_rss_bytes()) for name, (target, session) in started.items()]
     print(format_table(results))
     plot = args.plot or args.report.with_suffix(".png")
     write_plot(results, plot)

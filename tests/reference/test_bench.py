@@ -37,6 +37,17 @@ def test_without_kafka_there_is_no_ratio_column() -> None:
     assert "/kafka" not in markdown
 
 
+def test_targets_take_turns_so_none_always_goes_first() -> None:
+    from reference.bench import PHASES, taking_turns
+
+    orders = taking_turns(["reference", "kafka", "other"])
+    assert len(orders) == len(PHASES)
+    assert orders[0] == ["reference", "kafka", "other"] and orders[1] == ["other", "kafka", "reference"]
+    firsts = {order[0] for order in orders}
+    assert firsts == {"reference", "other"}  # alternating: the first and the last take turns to lead
+    assert all(sorted(order) == ["kafka", "other", "reference"] for order in orders)
+
+
 def test_peak_rss_is_read_from_proc_for_a_live_process_only() -> None:
     import os
 
