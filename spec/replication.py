@@ -69,7 +69,8 @@ restarts only after the controller has handled its failure (moved leadership awa
 from __future__ import annotations
 
 import itertools
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+import operator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from reference import errors
@@ -252,6 +253,31 @@ SITUATIONS = (
 )
 
 
+class _Renaming(NamedTuple):
+    """One renaming of replica ids, as the canonical key applies it (``perm[old id]`` is the new id).
+
+    ``new_id`` renames an id and leaves NO_REPLICA alone; ``masks`` maps every replica-set bit mask
+    to the renamed one; ``in_new_order`` turns a tuple indexed by old id (the replicas, a leader's
+    fetch offsets) into the tuple indexed by new id.
+    """
+
+    new_id: Mapping[int, int]
+    masks: tuple[int, ...]
+    in_new_order: Callable[[Sequence[Hashable]], tuple[Hashable, ...]]
+
+    @classmethod
+    def of(cls, perm: tuple[int, ...]) -> _Renaming:
+        count = len(perm)
+        old_id = [0] * count  # the inverse renaming: which old id takes each new id
+        for old, new in enumerate(perm):
+            old_id[new] = old
+        new_id = {NO_REPLICA: NO_REPLICA, **dict(enumerate(perm))}
+        masks = tuple(sum(1 << perm[m] for m in range(count) if mask >> m & 1) for mask in range(1 << count))
+        # itemgetter of one index returns the item, not a 1-tuple; one replica is never renamed
+        in_new_order = operator.itemgetter(*old_id) if count > 1 else tuple
+        return cls(new_id, masks, in_new_order)
+
+
 class ReplicationModel:
     """The replication model for one variant, bounds and set of disabled guards."""
 
@@ -281,12 +307,13 @@ class ReplicationModel:
         self.isr_in_flight = variant == "kip-497"
         self.ids = tuple(range(self.replica_count))
         self.permutations = tuple(itertools.permutations(self.ids))
-        # For each renaming (new id of each old id), every replica-set bit mask renamed.
-        self._renamed_masks: dict[tuple[int, ...], tuple[int, ...]] = {
-            perm: tuple(sum(1 << perm[m] for m in self.ids if mask >> m & 1) for mask in range(1 << self.replica_count))
-            for perm in self.permutations
+        # The canonical key's tables, built once: every renaming of replica ids, and the bit mask
+        # of every replica set (sets are renamed as masks, by table lookup).
+        # Keyed by the order the replicas are listed in (old ids, new id 0 first).
+        self._renamings = {order: _Renaming.of(self._renaming(order)) for order in self.permutations}
+        self._masks: dict[frozenset[int], int] = {
+            frozenset(m for m in self.ids if mask >> m & 1): mask for mask in range(1 << self.replica_count)
         }
-        self._masks: dict[frozenset[int], int] = {}
 
     def guarded(self, name: str) -> bool:
         return name in self.guards
@@ -484,11 +511,12 @@ class ReplicationModel:
 
     def apply_notification(self, state: ReplicationState) -> Iterator[Transition[ReplicationState]]:
         """BecomeLeader / BecomeFollower: a replica applies a newer LeaderAndIsr request."""
+        oldest_first = sorted(state.notifications, key=lambda n: n.leader_epoch)  # once, for every replica
         for r in self.ids:
             replica = state.replicas[r]
             if not replica.alive:
                 continue
-            for n in sorted(state.notifications, key=lambda n: n.leader_epoch):
+            for n in oldest_first:
                 if n.leader_epoch <= replica.leader_epoch:
                     continue
                 if n.leader == r:
@@ -818,11 +846,14 @@ class ReplicationModel:
         * dead letters are dropped: a notification no replica can ever apply again
           (:meth:`_live_notifications`), and a crashed replica's epoch, which its restart replaces.
 
-        This is half the checker's time, so it is written for speed: replica sets become bit masks
-        once, and renaming a mask is a table lookup.
+        This is a large share of the checker's time, so it is written for speed: every renaming
+        and every replica set's bit mask are tabled once (:class:`_Renaming`), so renaming a set or
+        reordering a tuple by id is a lookup; and when the epochs are already 0, 1, 2, ... (most
+        states) a log is its own key, an ``Entry`` being a tuple equal to its renumbered copy.
+        ``tests/spec/test_search_unchanged.py`` pins the states searched to the plain key's.
         """
         live = self._live_notifications(state)
-        epochs = self._epoch_ranks(state, live)
+        epochs, dense = self._epoch_ranks(state, live)
         c = state.controller
         c_leader, c_isr, c_elr = c.leader, c.isr, c.elr
         signatures = [
@@ -838,9 +869,10 @@ class ReplicationModel:
             else:
                 groups.append([r])
         if len(groups) == self.replica_count:  # no ties, the usual case: one renaming to try
-            return self._encode(state, self._renaming(order), epochs, live)
+            return self._encode(state, self._renamings[tuple(order)], epochs, dense, live)
         arrangements = itertools.product(*(itertools.permutations(g) for g in groups))
-        return min(self._encode(state, self._renaming(itertools.chain.from_iterable(a)), epochs, live)  # type: ignore[type-var]
+        return min(self._encode(state, self._renamings[tuple(itertools.chain.from_iterable(a))],  # type: ignore[type-var]
+                                epochs, dense, live)
                    for a in arrangements)
 
     def _renaming(self, order: Iterable[int]) -> tuple[int, ...]:
@@ -864,53 +896,36 @@ class ReplicationModel:
         return [n for n in state.notifications if n.leader_epoch > floor or n.leader_epoch >= current]
 
     @staticmethod
-    def _epoch_ranks(state: ReplicationState, live: Sequence[Notification]) -> dict[int, int]:
-        values = {state.controller.leader_epoch}
-        for rep in state.replicas:
-            if rep.alive:
-                values.add(rep.leader_epoch)
-            for entry in rep.log:
-                values.add(entry.leader_epoch)
-        for n in live:
-            values.add(n.leader_epoch)
-        return {epoch: rank for rank, epoch in enumerate(sorted(values))}
+    def _epoch_ranks(state: ReplicationState, live: Sequence[Notification]) -> tuple[dict[int, int], bool]:
+        """Each epoch the key keeps, renumbered by rank; and whether that renumbering changes
+        nothing (the epochs are already 0, 1, 2, ...), so that logs can be keyed as they are."""
+        values = {entry.leader_epoch for rep in state.replicas for entry in rep.log}
+        values.update([rep.leader_epoch for rep in state.replicas if rep.alive])
+        values.update([n.leader_epoch for n in live])
+        values.add(state.controller.leader_epoch)
+        ordered = sorted(values)
+        dense = ordered[0] == 0 and ordered[-1] == len(ordered) - 1  # distinct integers: exactly 0..n-1
+        return {epoch: rank for rank, epoch in enumerate(ordered)}, dense
 
-    def _mask(self, members: frozenset[int]) -> int:
-        mask = self._masks.get(members)
-        if mask is None:
-            mask = sum(1 << m for m in members)
-            self._masks[members] = mask
-        return mask
-
-    def _encode(self, state: ReplicationState, perm: tuple[int, ...], epochs: Mapping[int, int],
+    def _encode(self, state: ReplicationState, renaming: _Renaming, epochs: Mapping[int, int], dense: bool,
                 live: Sequence[Notification]) -> Hashable:
-        renamed_masks = self._renamed_masks[perm]
-        mask = self._mask
-        count = self.replica_count
-        slots: list[Hashable] = [None] * count
-        for old, rep in enumerate(state.replicas):
-            fetched: tuple[int, ...] = ()
-            if rep.fetched:
-                moved = [NOT_FETCHED] * count
-                for who, offset in enumerate(rep.fetched):
-                    moved[perm[who]] = offset
-                fetched = tuple(moved)
-            log = tuple([(epochs[e.leader_epoch], e.record) for e in rep.log])
-            leader = NO_REPLICA if rep.leader == NO_REPLICA else perm[rep.leader]
-            epoch = epochs[rep.leader_epoch] if rep.alive else NO_EPOCH
-            pending = -1 if rep.pending_isr is None else renamed_masks[mask(rep.pending_isr)]
-            slots[perm[old]] = (log, rep.high_watermark, leader, epoch, renamed_masks[mask(rep.isr)], fetched,
-                                rep.alive, rep.lost_data, pending)
+        new_id, renamed_masks, in_new_order = renaming
+        masks = self._masks
+        slots: list[Hashable] = []
+        for rep in state.replicas:
+            # An Entry is a tuple: when no epoch is renumbered the log is its own key.
+            log = rep.log if dense else tuple([(epochs[e.leader_epoch], e.record) for e in rep.log])
+            pending = -1 if rep.pending_isr is None else renamed_masks[masks[rep.pending_isr]]
+            slots.append((log, rep.high_watermark, new_id[rep.leader], epochs[rep.leader_epoch] if rep.alive else NO_EPOCH,
+                          renamed_masks[masks[rep.isr]], in_new_order(rep.fetched) if rep.fetched else (),
+                          rep.alive, rep.lost_data, pending))
         c = state.controller
-        notifications = sorted([
-            (NO_REPLICA if n.leader == NO_REPLICA else perm[n.leader], epochs[n.leader_epoch], renamed_masks[mask(n.isr)])
-            for n in live])
+        notifications = sorted([(new_id[n.leader], epochs[n.leader_epoch], renamed_masks[masks[n.isr]]) for n in live])
         return (
-            tuple(slots),
-            (NO_REPLICA if c.leader == NO_REPLICA else perm[c.leader], epochs[c.leader_epoch],
-             renamed_masks[mask(c.isr)], renamed_masks[mask(c.elr)]),
+            in_new_order(slots),
+            (new_id[c.leader], epochs[c.leader_epoch], renamed_masks[masks[c.isr]], renamed_masks[masks[c.elr]]),
             tuple(notifications),
-            tuple(sorted([(p.record, perm[p.leader]) for p in state.pending])),
+            tuple(sorted([(p.record, new_id[p.leader]) for p in state.pending])),
             tuple(sorted(state.acknowledged)), state.consumed, state.inconsistent_read,
             state.acknowledged_below_min_isr, state.records_sent, state.leader_changes, state.process_crashes,
             state.lossy_crashes,
