@@ -39,8 +39,14 @@ COPY_TRANSACTION_SIZE = 10  # at most this many per transaction: 50 or more tran
 def test_java_transactional_message_copier(java_tools, topics, bootstrap, capabilities):
     """Kafka's TransactionalMessageCopier (the Java client's consume-transform-produce loop from
     Kafka's transaction system tests) copies 500 records with random aborts: read_committed, the
-    output holds each input value exactly once; read_uncommitted it holds more records (the aborted
-    copies, so aborts were exercised); the group's committed offset on the input partition is 500."""
+    output holds each input value exactly once; read_uncommitted it holds those and possibly aborted
+    copies of them, nothing else; the group's committed offset on the input partition is 500.
+
+    Whether an aborted transaction leaves records in the log is up to timing: the producer drops the
+    batches it has not sent yet when it aborts, and with transaction version 2 (KIP-890, Kafka 4.x)
+    no AddPartitionsToTxn holds them back first, so a run may abort often and write no aborted
+    record at all.  The test therefore cannot demand aborted copies; when there are some, the
+    read_committed check above is what proves them hidden."""
     capabilities.require_transactions()
     source, sink, group = topics.create(), topics.create(), topics.name("group")
     produced = java_tools.verifiable_producer(bootstrap, source, COPIED)
@@ -60,9 +66,11 @@ def test_java_transactional_message_copier(java_tools, topics, bootstrap, capabi
         assert not duplicated, f"read_committed, these values were copied more than once: {duplicated[:20]}"
         assert sorted(committed) == sorted(inputs), f"read_committed, the output lacks " \
             f"{sorted(set(inputs) - set(committed))[:20]} and has extra {sorted(set(committed) - set(inputs))[:20]}"
-        everything = reader.consume(sink, [0], count=COPIED + 1, timeout=30, isolation_level="read_uncommitted")
-        assert len(everything) > COPIED, "read_uncommitted shows no aborted copy: no transaction was aborted " \
-            f"({len(everything)} records)"
+        everything = [m.value for m in reader.consume(sink, [0], count=3 * COPIED, timeout=30,
+                                                      isolation_level="read_uncommitted")]
+        assert len(everything) >= COPIED and set(everything) == set(inputs), \
+            f"read_uncommitted, {len(everything)} records: values other than the input's " \
+            f"{sorted(set(everything) - set(inputs))[:20]}, input values missing {sorted(set(inputs) - set(everything))[:20]}"
     finally:
         reader.close()
     offset = raw.committed_offset_once(bootstrap, group, source, COPIED)
