@@ -158,6 +158,8 @@ def test_isr_shrink_blocks_acks_all(topics, capabilities, cluster_control, boots
             if refused.error_code != Errors.REQUEST_TIMED_OUT.code or time.monotonic() > deadline:
                 break
         assert refused.error_code == Errors.NOT_ENOUGH_REPLICAS.code, f"expected 19, observed {refused}"
+        list_version = speak.versions(capabilities, raw.LIST_OFFSETS, 1)[-1]
+        before = speak.list_offsets(conn, topic, raw.LATEST_TIMESTAMP, list_version).offset
         for version in speak.versions(capabilities, raw.PRODUCE, 3):
             refused = speak.produce(conn, topic, raw.record_batch([raw.Record(None, b"all")]), version, timeout_ms=3000)
             assert refused is not None
@@ -166,7 +168,11 @@ def test_isr_shrink_blocks_acks_all(topics, capabilities, cluster_control, boots
             assert speak.produce_answer(refused, version) == speak.produce_expected(
                 version, error_code=Errors.NOT_ENOUGH_REPLICAS.code, log_start_offset=0), \
                 f"Produce v{version} acks=all: {refused}"
-        for offset, version in enumerate(speak.versions(capabilities, raw.PRODUCE, 3), start=1):
+        # A request answered REQUEST_TIMED_OUT above was appended (only its replication timed out), so
+        # the log end is read, not assumed; the NOT_ENOUGH_REPLICAS refusals appended nothing.
+        end = speak.list_offsets(conn, topic, raw.LATEST_TIMESTAMP, list_version).offset
+        assert end == before, f"NOT_ENOUGH_REPLICAS answers appended records: log end {before} -> {end}"
+        for offset, version in enumerate(speak.versions(capabilities, raw.PRODUCE, 3), start=end):
             accepted = speak.produce(conn, topic, raw.record_batch([raw.Record(None, b"one")]), version, acks=1)
             assert accepted is not None and (accepted.error_code, accepted.base_offset) == (0, offset), \
                 f"Produce v{version} acks=1: expected offset {offset}, observed {accepted}"
