@@ -52,7 +52,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..errors import ErrorCode, Errors, KafkaError
@@ -100,6 +100,7 @@ class _TopicSettings:
     effective: dict[str, str]
     validation: RecordValidationConfig
     min_insync_replicas: int
+    per_partition: dict[int, RecordValidationConfig] = field(default_factory=dict)  # validation_config's
 
     @classmethod
     def resolve(cls, layers: tuple[tuple[tuple[str, str], ...], ...], config: dict[str, str]) -> _TopicSettings:
@@ -296,8 +297,15 @@ class ReplicaManager:
 
     # -- appends -----------------------------------------------------------------------------------
 
-    def validation_config(self, topic: str) -> RecordValidationConfig:
-        return self._topic_settings(topic).validation
+    def validation_config(self, topic: str, partition: int) -> RecordValidationConfig:
+        """The topic's validation config naming ``<topic>-<partition>`` (LogValidator's record errors
+        do), made once per partition and kept with the resolved settings it derives from."""
+        settings = self._topic_settings(topic)
+        config = settings.per_partition.get(partition)
+        if config is None:
+            config = settings.per_partition[partition] = replace(settings.validation,
+                                                                 topic_partition=f"{topic}-{partition}")
+        return config
 
     def check_append_allowed(self, topic: str, partition: int, required_acks: int) -> Partition:
         """The partition, if a Produce with ``required_acks`` may append to it here (raises
@@ -320,7 +328,7 @@ class ReplicaManager:
         replica = self.check_append_allowed(topic, partition, required_acks)
         validated = validate_produce(
             records, produce_version=produce_version,
-            config=replace(self.validation_config(topic), topic_partition=f"{topic}-{partition}"),
+            config=self.validation_config(topic, partition),
             log_end_offset=replica.log_end_offset, partition_leader_epoch=replica.leader_epoch, now_ms=now_ms,
         )
         info = replica.append_records_to_leader(validated.records, required_acks=required_acks)
