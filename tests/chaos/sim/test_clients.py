@@ -25,6 +25,13 @@ def _producer(now: list[int]) -> SimProducer:
     return producer
 
 
+def _past_the_first_batch(producer: SimProducer) -> None:
+    """Send the epoch's first batch (it goes alone), answer it at offset 0, and let the rest go."""
+    producer.poll(0)
+    _answer(_sent(producer)[0][0], offset=0)
+    producer.poll(10)
+
+
 def _sends(producer: SimProducer, count: int) -> None:
     for _ in range(count):
         producer._invoke(0)
@@ -71,9 +78,7 @@ def test_a_retry_keeps_its_epoch_and_sequence_and_goes_alone() -> None:
     now = [0]
     producer = _producer(now)
     _sends(producer, 6)
-    producer.poll(0)
-    _answer(_sent(producer)[0][0], offset=0)
-    producer.poll(10)
+    _past_the_first_batch(producer)
     in_flight = _sent(producer)
     in_flight[0][0].fail(TimeoutError("no answer"), 20)  # sequence 1: outcome unknown
     producer.poll(20 + 1_000)
@@ -85,9 +90,7 @@ def test_answers_that_overtake_each_other_complete_in_send_order() -> None:
     now = [0]
     producer = _producer(now)
     _sends(producer, 3)
-    producer.poll(0)
-    _answer(_sent(producer)[0][0], offset=0)
-    producer.poll(10)
+    _past_the_first_batch(producer)
     second, third = (request for request, _, _ in _sent(producer))
     _answer(third, offset=2)
     assert _completed(producer) == ["p-0"], "the later answer waits for the earlier"
@@ -103,9 +106,7 @@ def test_the_oldest_batch_refused_out_of_order_bumps_the_epoch_and_numbers_again
     now = [0]
     producer = _producer(now)
     _sends(producer, 3)
-    producer.poll(0)
-    _answer(_sent(producer)[0][0], offset=0)
-    producer.poll(10)
+    _past_the_first_batch(producer)
     second, third = (request for request, _, _ in _sent(producer))
     _answer(third, error=Errors.OUT_OF_ORDER_SEQUENCE_NUMBER.code)
     assert not any(state.needs_bump for state in producer.state.values())
