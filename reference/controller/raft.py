@@ -40,13 +40,16 @@ Rules (the tests name them):
    high watermark only past that batch: the HW is the offset that a majority of voters' fetch
    offsets (the leader's LEO counts) has reached, and only once it is above the epoch start offset
    (a leader commits entries of earlier epochs only by committing one of its own).
-4. **Followers fetch** (Fetch v17) with ``FetchOffset`` = LEO and ``LastFetchedEpoch`` = the epoch
-   of their last batch.  The leader checks the pair against its own log: a mismatch is answered
+4. **Followers fetch** (Fetch v18) with ``FetchOffset`` = LEO, ``LastFetchedEpoch`` = the epoch
+   of their last batch and ``HighWatermark`` = the HW they know (-1 if none, KIP-1166).  The leader checks the pair against its own log: a mismatch is answered
    with ``DivergingEpoch`` (epoch, end offset) and the follower truncates to where the logs agree
    (never below its HW); a position before the leader's log start is answered with ``SnapshotId``.
    Otherwise the leader returns records and its HW; the follower sets its HW to
    ``min(leader HW, own LEO)``.  A Fetch with nothing to return waits in purgatory until the
-   leader appends, its HW moves, or ``MaxWaitMs`` (500 ms, Kafka's ``fetchMaxWaitMs``) passes.
+   leader appends, its HW moves, or ``MaxWaitMs`` (500 ms, Kafka's ``fetchMaxWaitMs``) passes --
+   unless the leader's HW is above the one the follower sent: the fetch that moved the HW is
+   answered at once, so the follower (and its broker's metadata) learns of a commit in one round
+   trip, not after ``MaxWaitMs``.
 5. **Errors**, as KafkaRaftClient returns them: a ``ClusterId`` that is not ours is
    ``INCONSISTENT_CLUSTER_ID`` (top level); another topic or partition is ``INVALID_REQUEST``;
    an epoch below ours is ``FENCED_LEADER_EPOCH``; a Fetch whose ``CurrentLeaderEpoch`` is above
@@ -818,8 +821,11 @@ class RaftNode:
             return self._fetch_error(Errors.INVALID_REQUEST)
         answer = self._try_complete_fetch(replica_id, partition, now_ms)
         data = answer.responses[0].partitions[0]
+        # KIP-1166: a follower that does not know the HW this answer carries gets it at once, not
+        # after MaxWaitMs (Fetch v18 sends the follower's HW; before v18 it reads as Long.MAX_VALUE).
         if (data.error_code != 0 or data.records or body.max_wait_ms == 0
-                or messages.diverging_epoch(data) is not None or messages.snapshot_id(data) is not None):
+                or messages.diverging_epoch(data) is not None or messages.snapshot_id(data) is not None
+                or partition.high_watermark < data.high_watermark):
             return answer
         parked_high_watermark, parked_generation = self._high_watermark, self._generation
 
@@ -905,6 +911,7 @@ class RaftNode:
         body = messages.fetch_request(
             self.cluster_id, self.node_id, self._epoch, self.log.log_end_offset, self._last_epoch(),
             self.log.log_start_offset, self.config.fetch_max_wait_ms, MAX_FETCH_SIZE_BYTES,
+            high_watermark=self._high_watermark if self._high_watermark_known else -1,
         )
         if destination is None:
             self._send(self._leader_id, ApiKey.FETCH, body, now_ms, self._handle_fetch_response)

@@ -59,7 +59,7 @@ class ApiKey(IntEnum):
 
 # The versions this node sends (the newest refka declares; Kafka 4.3 sends the same).
 SEND_VERSION: dict[ApiKey, int] = {
-    ApiKey.FETCH: 17,
+    ApiKey.FETCH: 18,
     ApiKey.VOTE: 2,
     ApiKey.BEGIN_QUORUM_EPOCH: 1,
     ApiKey.END_QUORUM_EPOCH: 1,
@@ -205,11 +205,13 @@ def quorum_epoch_response(api_key: ApiKey, error: ErrorCode, leader_id: int, epo
 
 
 def fetch_request(cluster_id: str, replica_id: int, epoch: int, fetch_offset: int, last_fetched_epoch: int,
-                  log_start_offset: int, max_wait_ms: int, max_bytes: int) -> Data:
+                  log_start_offset: int, max_wait_ms: int, max_bytes: int, high_watermark: int = -1) -> Data:
+    """``high_watermark``: the HW the fetching replica knows, -1 if none (v18, KIP-1166)."""
     request, _ = message_for(ApiKey.FETCH)
     partition = request.struct("FetchPartition").make(
         partition=METADATA_PARTITION, current_leader_epoch=epoch, fetch_offset=fetch_offset,
         last_fetched_epoch=last_fetched_epoch, log_start_offset=log_start_offset, partition_max_bytes=max_bytes,
+        high_watermark=high_watermark,
     )
     topic = request.struct("FetchTopic").make(topic=METADATA_TOPIC, topic_id=METADATA_TOPIC_ID, partitions=[partition])
     return request.make(

@@ -62,18 +62,22 @@ def begin_quorum_epoch(node: RaftNode, leader: int, epoch: int, cluster_id: str 
 
 
 def fetch(node: RaftNode, replica: int, epoch: int, offset: int, last_epoch: int, now_ms: int, *,
-          max_wait_ms: int = 0, cluster_id: str | None = CLUSTER) -> Data | Pending:
+          max_wait_ms: int = 0, cluster_id: str | None = CLUSTER, version: int = 17,
+          high_watermark: int | None = None) -> Data | Pending:
+    """A Fetch at ``version``; ``high_watermark`` is the follower's (v18+; None: the field's default)."""
     request, _ = message_for(ApiKey.FETCH)
     partition = request.struct("FetchPartition").make(
         partition=0, current_leader_epoch=epoch, fetch_offset=offset, last_fetched_epoch=last_epoch,
         partition_max_bytes=1 << 20,
     )
+    if high_watermark is not None:
+        partition.high_watermark = high_watermark
     body = request.make(
         cluster_id=cluster_id, replica_state=request.struct("ReplicaState").make(replica_id=replica, replica_epoch=-1),
         max_wait_ms=max_wait_ms, min_bytes=0,
         topics=[request.struct("FetchTopic").make(topic_id=METADATA_TOPIC_ID, partitions=[partition])],
     )
-    return node.handle_request(ApiKey.FETCH, 17, body, now_ms)
+    return node.handle_request(ApiKey.FETCH, version, body, now_ms)
 
 
 def role_of(node: RaftNode) -> Role:
@@ -240,6 +244,32 @@ def test_a_parked_fetch_is_answered_empty_after_max_wait(tmp_path: Path) -> None
     assert not answer.done
     leader.poll(network.now + 500)
     assert answer.done and not partition_of(answer.result).records
+
+
+def test_a_fetch_is_answered_at_once_when_the_follower_does_not_know_the_high_watermark(tmp_path: Path) -> None:
+    """KIP-1166: from Fetch v18 the follower sends the HW it knows; a leader whose HW is above it
+    answers at once even with no records to send (the fetch that commits an entry tells the
+    follower so in the same round trip).  A follower that knows the HW, or one on v17, waits."""
+    network, leader = elected(tmp_path)
+    followers = [node_id for node_id in network.nodes if node_id != leader.node_id]
+    for node_id in followers:
+        network.crash(node_id)
+    offset = leader.append([b"alone"], network.now)
+    network.run_for(500)
+    old = leader.high_watermark
+    assert old <= offset
+    at_once = fetch(leader, followers[0], leader.epoch, offset + 1, leader.epoch, network.now, max_wait_ms=500,
+                    version=18, high_watermark=old)
+    assert isinstance(at_once, Data), "the fetch that moved the HW past the follower's must not wait"
+    assert partition_of(at_once).high_watermark == offset + 1 and not partition_of(at_once).records
+    knows = fetch(leader, followers[0], leader.epoch, offset + 1, leader.epoch, network.now, max_wait_ms=500,
+                  version=18, high_watermark=offset + 1)
+    assert isinstance(knows, Pending) and not knows.done
+    unknown = fetch(leader, followers[0], leader.epoch, offset + 1, leader.epoch, network.now, max_wait_ms=500,
+                    version=18, high_watermark=-1)
+    assert isinstance(unknown, Data) and partition_of(unknown).high_watermark == offset + 1
+    before_v18 = fetch(leader, followers[0], leader.epoch, offset + 1, leader.epoch, network.now, max_wait_ms=500)
+    assert isinstance(before_v18, Pending) and not before_v18.done
 
 
 def test_high_watermark_needs_a_majority_of_voters(tmp_path: Path) -> None:
