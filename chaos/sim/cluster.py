@@ -311,6 +311,7 @@ class SimCluster:
                                                  (node.controller_outbox, self._controller_apis)]
         if node.broker is not None:
             planes.append((node.broker.outbox, _broker_plane))
+            planes.append((node.broker.txn_outbox, _broker_plane))
         return planes
 
     def _drain(self) -> None:

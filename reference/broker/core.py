@@ -193,7 +193,12 @@ class Broker(FrameServer):
         self.fetch_purgatory = Purgatory()
         # KIP-227 fetch sessions, bounded by max.incremental.fetch.session.cache.slots.
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"))
-        self.outbox = Outbox()  # requests to other nodes, sent by the transport
+        self.outbox = Outbox()  # requests to other nodes (the replica fetchers'), sent by the transport
+        # The transaction coordinator's WriteTxnMarkers and a leader's AddPartitionsToTxn checks go on
+        # connections of their own (Kafka's TransactionMarkerChannelManager and AddPartitionsToTxnManager
+        # have their own network clients): a node answers a connection's requests in order, so on the
+        # replica fetchers' connections they would wait behind a parked Fetch (replica.fetch.wait.max.ms).
+        self.txn_outbox = Outbox()
         # KRaft mode (``process.roles`` set): topics come from the controller's committed metadata.
         self.kraft_mode = bool(config.get("process.roles"))
         self.topics = TopicRegistry(self.data_dir, config, persist=not self.kraft_mode)

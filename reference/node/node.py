@@ -17,17 +17,20 @@ own module:
   changes are acted on by the publisher (:mod:`reference.node.publisher`), and it registers and
   heartbeats (:mod:`reference.node.broker_lifecycle`).
 
-Three outboxes leave the node, each sent over connections of its own, as Kafka keeps the Raft
-client's channel apart from the broker-to-controller channel and the replica fetchers:
+Four outboxes leave the node, each sent over connections of its own, as Kafka keeps the Raft
+client's channel apart from the broker-to-controller channel, the replica fetchers and the
+transaction coordinator's channels:
 
 * the *quorum plane* (Vote, Fetch of ``__cluster_metadata``, BeginQuorumEpoch, ...) and
 * the *controller plane* (registration, heartbeats, AlterPartition, forwarded requests) both reach
   voters on their controller listener (``controller.quorum.voters``);
-* the *broker plane* (follower fetches) reaches brokers on the inter-broker listener they registered.
+* the *broker plane* (follower fetches) and the *transaction plane* (WriteTxnMarkers, a leader's
+  AddPartitionsToTxn verification) reach brokers on the inter-broker listener they registered.
 
-Sharing one connection would deadlock: a listener answers a connection's requests in order, and a
-BrokerRegistration waits for its records to commit, which needs the follower's Fetch queued behind
-it on that same connection.
+Sharing one connection would deadlock or stall: a listener answers a connection's requests in
+order, and a BrokerRegistration waits for its records to commit, which needs the follower's Fetch
+queued behind it on that same connection; a transaction's marker or verification queued behind a
+follower's parked Fetch would wait out ``replica.fetch.wait.max.ms``.
 
 Snapshots (KIP-630, Kafka's ``SnapshotGenerator``): after a committed batch is applied, once the
 committed record bytes since the latest snapshot reach

@@ -108,6 +108,8 @@ class NodeServer:
             self._advertise_broker()
             self._transports.append(OutboxTransport(node.broker.outbox, self._broker_address,
                                                     f"refka-broker-{node.node_id}", wall_clock_ms, self._wake.set))
+            self._transports.append(OutboxTransport(node.broker.txn_outbox, self._broker_address,
+                                                    f"refka-txn-{node.node_id}", wall_clock_ms, self._wake.set))
         for transport in self._transports:
             await transport.start()
         self._timer = asyncio.create_task(self._run_timer(), name=f"refka-node-{node.node_id}-timer")

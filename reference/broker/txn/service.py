@@ -224,7 +224,7 @@ class MarkerChannel:
         def failed(error: Exception, now_ms: int) -> None:
             job.in_flight.difference_update(partitions)  # the next poll sends them again
 
-        self.service.broker.outbox.send(OutboundRequest(leader, WRITE_TXN_MARKERS.key,
+        self.service.broker.txn_outbox.send(OutboundRequest(leader, WRITE_TXN_MARKERS.key,
                                                         WRITE_TXN_MARKERS.request.make(markers=[marker]),
                                                         answered, failed))
 
@@ -452,7 +452,7 @@ class TransactionService:
         def failed(problem: Exception, now: int) -> None:
             verdict.complete(Errors.NOT_ENOUGH_REPLICAS)
 
-        self.broker.outbox.send(OutboundRequest(coordinator, ADD_PARTITIONS.key, body, answered, failed,
+        self.broker.txn_outbox.send(OutboundRequest(coordinator, ADD_PARTITIONS.key, body, answered, failed,
                                                 version=ADD_PARTITIONS_FROM_BROKER_VERSION if not implicit_add
                                                 else None))
         return verdict

@@ -161,6 +161,7 @@ class Cluster:
         broker.replicas.broker_epoch = 100 + broker_id
         broker.replicas.controller_id = lambda: CONTROLLER_ID
         broker.outbox.drain()
+        broker.txn_outbox.drain()
         self.brokers[broker_id] = broker
         for (topic, partition), record in self.controller.partitions.items():
             topic_id = self._topic_id(topic)
@@ -223,7 +224,7 @@ class Cluster:
         delivered = 0
         while True:
             batch = [(source, request) for source, broker in list(self.brokers.items())
-                     for request in broker.outbox.drain()]
+                     for request in [*broker.outbox.drain(), *broker.txn_outbox.drain()]]
             if not batch:
                 break
             for source, request in batch:

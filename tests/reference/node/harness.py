@@ -75,6 +75,7 @@ class SimulatedCluster:
                                                                    (node.controller_outbox, self._controller_apis)]
         if node.broker is not None:
             planes.append((node.broker.outbox, lambda target: target.broker))
+            planes.append((node.broker.txn_outbox, lambda target: target.broker))
         return planes
 
     def deliver_all(self) -> int:

@@ -253,3 +253,49 @@ def test_txn_offset_commit_v5_on_another_node_adds_the_offsets_partition_there(
                 break
             time.sleep(0.1)
         assert offset_fetch(at_group, group, topic, require_stable=True) == (7, 0), "the commit marker reached it"
+
+
+def test_transaction_requests_do_not_queue_behind_a_parked_follower_fetch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A leader's AddPartitionsToTxn check goes to the coordinator on connections of its own (the
+    transaction plane), as Kafka's AddPartitionsToTxnManager has its own network client.  On the
+    replica fetchers' connection it would wait behind that node's parked Fetch: with
+    ``replica.fetch.wait.max.ms`` at 60 s, past the check's own 30 s request timeout, so the Produce
+    would be refused NOT_ENOUGH_REPLICAS (19) instead of appended."""
+    from conformance.fixtures import free_port_block
+    from tests.reference.broker.test_transactions_wire import batch, init
+
+    cluster = ReferenceCluster(nodes=3, base_port=free_port_block(6), data_dir=tmp_path / "cluster",
+                               config={"replica.fetch.wait.max.ms": "60000", "replica.lag.time.max.ms": "120000",
+                                       "replica.socket.timeout.ms": "120000"})
+    cluster.start(timeout=60)
+    try:
+        bootstrap = cluster.bootstrap_servers
+        topic = create_topic(bootstrap)
+        led_by = leaders(bootstrap, topic)
+        transactional_id = f"t-{uuid.uuid4().hex[:6]}"
+        coordinator = _find_transaction_coordinator(bootstrap, transactional_id)
+        elsewhere = next(p for p, leader in sorted(led_by.items()) if leader != coordinator)
+        with RawClient(cluster.address(coordinator)) as at_coordinator:
+            ids = init(at_coordinator, transactional_id)
+            assert ids.error_code == 0
+            assert _add(at_coordinator, transactional_id, ids.producer_id, ids.producer_epoch, topic, elsewhere) == 0
+        time.sleep(1)  # setup: the followers' Fetches of the new topic are now parked at its leaders
+        with RawClient(cluster.address(led_by[elsewhere])) as leader:
+            records = batch(ids.producer_id, ids.producer_epoch, 0, [b"in"])
+            assert _produce_once(leader, topic, elsewhere, records, transactional_id) == (0, 0)
+    finally:
+        cluster.stop()
+
+
+def _produce_once(client: RawClient, topic: str, partition: int, records: bytes,
+                  transactional_id: str) -> tuple[int, int]:
+    """One Produce v9 with acks=1 (the followers' Fetches of this new topic are still parked): the
+    error code and base offset."""
+    from reference.protocol.apis import API_BY_NAME
+
+    api = API_BY_NAME["Produce"].request
+    body = client.call("Produce", 9, transactional_id=transactional_id, acks=1, timeout_ms=10000,
+                       topic_data=[api.struct("TopicProduceData").make(name=topic, partition_data=[
+                           api.struct("PartitionProduceData").make(index=partition, records=records)])])
+    answer = body.responses[0].partition_responses[0]
+    return int(answer.error_code), int(answer.base_offset)
