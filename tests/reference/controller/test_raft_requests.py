@@ -246,16 +246,23 @@ def test_a_parked_fetch_is_answered_empty_after_max_wait(tmp_path: Path) -> None
     assert answer.done and not partition_of(answer.result).records
 
 
-def test_a_fetch_is_answered_at_once_when_the_follower_does_not_know_the_high_watermark(tmp_path: Path) -> None:
-    """KIP-1166: from Fetch v18 the follower sends the HW it knows; a leader whose HW is above it
-    answers at once even with no records to send (the fetch that commits an entry tells the
-    follower so in the same round trip).  A follower that knows the HW, or one on v17, waits."""
+def leader_alone_with_an_entry(tmp_path: Path) -> tuple[RaftNetwork, RaftNode, list[int], int]:
+    """An elected leader whose followers crashed after it appended one entry (at the returned
+    offset), which therefore is not committed."""
     network, leader = elected(tmp_path)
     followers = [node_id for node_id in network.nodes if node_id != leader.node_id]
     for node_id in followers:
         network.crash(node_id)
     offset = leader.append([b"alone"], network.now)
     network.run_for(500)
+    return network, leader, followers, offset
+
+
+def test_a_fetch_is_answered_at_once_when_the_follower_does_not_know_the_high_watermark(tmp_path: Path) -> None:
+    """KIP-1166: from Fetch v18 the follower sends the HW it knows; a leader whose HW is above it
+    answers at once even with no records to send (the fetch that commits an entry tells the
+    follower so in the same round trip).  A follower that knows the HW, or one on v17, waits."""
+    network, leader, followers, offset = leader_alone_with_an_entry(tmp_path)
     old = leader.high_watermark
     assert old <= offset
     at_once = fetch(leader, followers[0], leader.epoch, offset + 1, leader.epoch, network.now, max_wait_ms=500,
@@ -273,12 +280,7 @@ def test_a_fetch_is_answered_at_once_when_the_follower_does_not_know_the_high_wa
 
 
 def test_high_watermark_needs_a_majority_of_voters(tmp_path: Path) -> None:
-    network, leader = elected(tmp_path)
-    followers = [node_id for node_id in network.nodes if node_id != leader.node_id]
-    for node_id in followers:
-        network.crash(node_id)
-    offset = leader.append([b"alone"], network.now)
-    network.run_for(500)
+    network, leader, followers, offset = leader_alone_with_an_entry(tmp_path)
     assert leader.high_watermark <= offset
     answer = fetch(leader, followers[0], leader.epoch, offset + 1, leader.epoch, network.now)
     assert isinstance(answer, Data)
