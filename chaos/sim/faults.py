@@ -18,9 +18,15 @@ partition when the fault begins", resolved from the committed metadata):
 ``bridge``         ``nodes = (bridge, *side)``: ``side`` and the others cannot talk, the bridge
                    talks to both (Jepsen's bridge: two overlapping majorities)
 ``one-way``        messages from ``nodes[0]`` to ``nodes[1]`` are lost, the reverse still flows
-``lossy``          every link between nodes (between ``nodes`` if given) loses, duplicates,
-                   delays and reorders messages at the fault's rates
+``lossy``          every link between nodes (between ``nodes`` if given; to and from
+                   ``nodes[0]`` if it is the only one) loses, duplicates, delays and
+                   reorders messages at the fault's rates
 =================  ===========================================================================
+
+**Shapes.**  Some situations need faults in a precise relation to each other that independent
+draws almost never produce; :func:`draw_failover_while_lagging` draws one such shape (a follower
+fenced while paused, the leader isolated just before it resumes: KIP-320's epoch-start rule for
+ISR expansion), for a part of the seeds whose mix pauses or isolates nodes.
 
 Faults may overlap: the network's cuts are the union of the active faults' cuts, and a link's
 rates the largest of the active ``lossy`` faults'.  A crash of a node that is already down, or a
@@ -118,7 +124,18 @@ def draw_profile(rng: random.Random) -> Profile:
 
 
 def draw_schedule(rng: random.Random, profile: Profile, nodes: int, duration_ms: int) -> list[Fault]:
-    """Faults with exponential gaps of mean ``profile.mean_interval_ms`` within ``duration_ms``."""
+    """The profile's independent faults, then (for 3/4 of the mixes that pause or isolate nodes)
+    the failover-while-lagging shape.  The shape is drawn last so that adding it left every
+    other draw of a seed as it was."""
+    faults = draw_independent_faults(rng, profile, nodes, duration_ms)
+    if {"isolate", "pause"} & set(profile.kinds) and nodes >= 3 and rng.random() < 0.75:
+        faults += draw_failover_while_lagging(rng, nodes, duration_ms)
+    return faults
+
+
+def draw_independent_faults(rng: random.Random, profile: Profile, nodes: int, duration_ms: int) -> list[Fault]:
+    """Faults of the profile's kinds, with exponential gaps of mean ``profile.mean_interval_ms``
+    within ``duration_ms``."""
     faults: list[Fault] = []
     at = 0
     while True:
@@ -128,6 +145,56 @@ def draw_schedule(rng: random.Random, profile: Profile, nodes: int, duration_ms:
         kind = rng.choice(profile.kinds)
         duration = rng.randint(profile.max_duration_ms // 10, profile.max_duration_ms)
         faults.append(_draw_fault(rng, profile, kind, at, duration, nodes))
+
+
+# replica.lag.time.max.ms and broker.session.timeout.ms of the simulator's nodes (chaos/sim/run.py):
+# how long a follower must be away to leave the ISR, and a leader to be fenced and replaced.
+REPLICA_LAG_TIME_MAX_MS = 3_000
+BROKER_SESSION_TIMEOUT_MS = 3_000
+CATCH_UP_MS = 4_000  # for the resumed follower to catch up from the new leader and rejoin the ISR
+
+
+def draw_failover_while_lagging(rng: random.Random, nodes: int, duration_ms: int) -> list[Fault]:
+    """The *failover while lagging* shape, repeated through the safety phase (KAFKA-7128):
+
+    1. a node (a follower, mostly) is paused long enough to be fenced and leave the ISR;
+    2. shortly (0-400 ms) before it resumes, the partition leader is isolated, long enough to be
+       fenced and replaced; for 100-500 ms before that, half the messages to and from it are
+       lost; and from then on the paused node's links delay messages by up to 10-100 ms.
+
+    The new leader's high watermark lags its log end when the old leader's answer that would
+    have carried it forward was lost.  The resumed follower catches up from it a batch per
+    fetch (``replica.fetch.max.bytes=1`` in mutant runs) and so passes through the offsets from
+    that high watermark up to the new epoch's start, where it holds every record the new leader
+    knows committed and yet lacks records the old leader acknowledged -- and the old leader,
+    isolated, still presumes it leads with the higher high watermark.  KIP-320's rule
+    (``expand_after_epoch_start``: join the ISR only past the start of the leader's epoch) keeps
+    it out of the ISR there; the delays give the ISR change a chance to be decided before the
+    follower's next fetch answer arrives.  A pause rather than an isolation: a paused node's
+    requests are held, not lost, so it fetches again as soon as it resumes instead of waiting
+    out the request timeout (30 s) of a fetch lost in the partition.  Independent faults
+    almost never line these events up within a few hundred milliseconds.
+
+    A shape is drawn only if the new leader is elected and followed well within the phase
+    (``CATCH_UP_MS`` to spare), so runs of ten simulated seconds or less draw none."""
+    faults: list[Fault] = []
+    at = 1 + rng.randrange(2_000)
+    while at < duration_ms:
+        follower = rng.randrange(nodes)
+        away = rng.randint(REPLICA_LAG_TIME_MAX_MS + 500, REPLICA_LAG_TIME_MAX_MS + 2_000)
+        ahead = rng.randint(0, 400)
+        leader_away = rng.randint(BROKER_SESSION_TIMEOUT_MS + 1_000, BROKER_SESSION_TIMEOUT_MS + 3_000)
+        jitter = rng.choice((10, 30, 100))
+        lossy_before = rng.randint(100, 500)
+        isolated = at + away - ahead
+        if isolated + BROKER_SESSION_TIMEOUT_MS + CATCH_UP_MS >= duration_ms:
+            return faults  # the new leader would not be elected and followed within the phase
+        faults += [Fault(at, "pause", away, (follower,)),
+                   Fault(isolated - lossy_before, "lossy", lossy_before, (LEADER,), 0.5, 0.0, 0, False),
+                   Fault(isolated, "isolate", leader_away, (LEADER,)),
+                   Fault(isolated, "lossy", leader_away, (follower,), 0.0, 0.0, jitter, False)]
+        at = isolated + leader_away + rng.randint(0, 2_000)
+    return faults
 
 
 def _draw_fault(rng: random.Random, profile: Profile, kind: str, at: int, duration: int, nodes: int) -> Fault:
@@ -224,14 +291,19 @@ class FaultInjector:
             fault = active.fault
             if fault.kind != "lossy":
                 continue
-            links = [self._resolve(node) for node in fault.nodes] or list(range(self.cluster.count))
-            for a in links:
-                for b in links:
-                    if a == b:
-                        continue
-                    old = network.faults.get((a, b), LinkFaults())
-                    network.faults[(a, b)] = LinkFaults(max(old.loss, fault.loss), max(old.duplicate, fault.duplicate),
-                                                        max(old.jitter_ms, fault.jitter_ms), old.reorder or fault.reorder)
+            for link in self._lossy_links([self._resolve(node) for node in fault.nodes]):
+                old = network.faults.get(link, LinkFaults())
+                network.faults[link] = LinkFaults(max(old.loss, fault.loss), max(old.duplicate, fault.duplicate),
+                                                  max(old.jitter_ms, fault.jitter_ms), old.reorder or fault.reorder)
+
+    def _lossy_links(self, chosen: list[int]) -> list[Link]:
+        """One node: its links to and from every other node; several: the links between them; none:
+        every link between nodes."""
+        everyone = range(self.cluster.count)
+        if len(chosen) == 1:
+            return [link for other in everyone if other != chosen[0] for link in ((chosen[0], other), (other, chosen[0]))]
+        among = chosen or list(everyone)
+        return [(a, b) for a in among for b in among if a != b]
 
     def heal_all(self) -> None:
         """End every active fault now (the liveness phase begins)."""

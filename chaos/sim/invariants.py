@@ -36,6 +36,12 @@ EpochsMonotonic            leader epochs never decrease along a log
 AckedOnMinIsr              when an acks=all producer receives an acknowledgement, at least the
                            topic's ``min.insync.replicas`` replicas (live or crashed) hold the
                            record at its offset
+IsrJoinHoldsAcknowledged   while a leader asks to add a follower to the ISR (KIP-497's pending
+                           expansion), the follower's fetch offset it acts on is past every
+                           acknowledged record of the partition: the ISR is where the next
+                           leader comes from.  StrongIsr's sharper, earlier form: it needs
+                           neither the old leader alive nor the follower to stall until the
+                           controller commits the change (KIP-320, KAFKA-7128)
 =========================  =====================================================================
 
 Idempotence (``spec/idempotence.py``; KIP-98, KIP-360), on the topics only idempotent producers
@@ -93,7 +99,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reference.broker.log.log import PartitionLog
-from reference.broker.partition import Partition
+from reference.broker.partition import Partition, PendingExpandIsr
 from reference.controller.image import MetadataImage
 from reference.errors import KafkaError
 from reference.records.batch import iter_batches, iter_record_batches
@@ -109,7 +115,7 @@ Batch = tuple[int, int, int, int]  # base offset, last offset, partition leader 
 
 REPLICATION_INVARIANTS = ("LeaderInIsr", "ValidHighWatermark", "LogMatching", "WeakIsr", "StrongIsr",
                           "LeaderCompleteness", "NoCommittedRecordLost", "EpochsMonotonic", "AckedOnMinIsr",
-                          "IsrWithinReplicas")  # the last one is Partition.check_valid's own
+                          "IsrJoinHoldsAcknowledged", "IsrWithinReplicas")  # the last one is Partition.check_valid's own
 IDEMPOTENCE_INVARIANTS = ("NoDuplicateBelowHighWatermark", "AcknowledgedInSendOrder", "NoWriteFromFencedEpoch",
                           "ProducerStateValid")  # the last one is the producer-state table's check_valid
 RAFT_INVARIANTS = ("OneLeaderPerEpoch", "MonotonicHighWatermark", "CommittedMetadataIdentical")
@@ -263,6 +269,7 @@ class InvariantChecker:
     # (sequence, offset) of each acknowledgement, sorted, per producer instance, partition and epoch
     _acked_sequences: dict[tuple[str, str, int, int], list[tuple[int, int]]] = field(default_factory=dict)
     _duplicate_scans: dict[tuple[int, str, int], tuple[int, int, int, dict[str, int]]] = field(default_factory=dict)
+    _acked_top: dict[tuple[str, int], int] = field(default_factory=dict)  # the highest acknowledged offset
     _event: str = ""
     _now: int = 0
 
@@ -272,6 +279,8 @@ class InvariantChecker:
         acknowledged = self.acknowledged()
         for ack in acknowledged[self._acked_read:]:
             self._acked.setdefault((ack.topic, ack.partition), []).append((ack.offset, ack.value))
+            top = self._acked_top.get((ack.topic, ack.partition), -1)
+            self._acked_top[(ack.topic, ack.partition)] = max(top, ack.offset)
             self._check_acknowledgement(cluster, ack)
         self._acked_read = len(acknowledged)
         self._check_raft(cluster)
@@ -315,6 +324,7 @@ class InvariantChecker:
         for node_id, (partition, summary) in live.items():
             assert partition is not None
             self._check_locally(node_id, topic, index, partition, summary)
+            self._check_isr_join(node_id, topic, index, partition)
         registration = image.topics[topic].partitions.get(index) if image and topic in image.topics else None
         fingerprint = (tuple((node_id, summary.serial, p is None, p and p.high_watermark, p and p.is_leader,
                               p and p.leader_epoch, p and frozenset(p.isr)) for node_id, (p, summary) in replicas.items()),
@@ -324,6 +334,19 @@ class InvariantChecker:
             return  # nothing the cross-replica invariants read has changed since the last event
         self._fingerprints[(topic, index)] = fingerprint
         self._check_replicas(topic, index, replicas, live, registration)
+
+    def _check_isr_join(self, node_id: int, topic: str, index: int, partition: Partition) -> None:
+        """IsrJoinHoldsAcknowledged, on every event (an acknowledgement may arrive while the change is
+        in flight); the common case is one isinstance test."""
+        change = partition.partition_state
+        if not isinstance(change, PendingExpandIsr) or not partition.is_leader:
+            return
+        top = self._acked_top.get((topic, index))
+        joining = partition.followers.get(change.new_in_sync_replica_id)
+        if top is not None and joining is not None and joining.log_end_offset <= top:
+            self._fail("IsrJoinHoldsAcknowledged", f"node {node_id} (leader, epoch {partition.leader_epoch}) of "
+                                                   f"{topic}-{index} adds {joining.broker_id} to the ISR at fetch "
+                                                   f"offset {joining.log_end_offset}, but offset {top} was acknowledged")
 
     def _check_locally(self, node_id: int, topic: str, index: int, partition: Partition, summary: LogSummary) -> None:
         """``Partition.check_valid`` (which re-reads the log) whenever the partition's state changed."""

@@ -29,8 +29,32 @@ an earlier one, ``five_batch_window`` a retry of a batch that is not the last, a
 ``epoch_fencing`` a late batch of a replaced instance; the idempotence invariants of
 :mod:`chaos.sim.invariants` (and ``AckedOnMinIsr`` for ``min_insync_replicas``) notice.
 
-Known survivors, and what would catch them: ``unclean_shutdown_leaves_isr`` protects records lost
-in a power loss, which the fault mix does not draw yet.
+What catches ``expand_after_epoch_start`` (KIP-320, KAFKA-7128): the fault draw's
+*failover-while-lagging* shape (:func:`chaos.sim.faults.draw_failover_while_lagging`).  A node
+paused long enough to leave the ISR resumes just after the leader was isolated (its links lossy
+just before, so the follower that takes over has not heard the last high watermark); the new
+leader's high watermark lags its log end, and the resumed follower, catching up a batch per
+fetch, is proposed for the ISR at an offset between the two, lacking records the old leader
+acknowledged (``IsrJoinHoldsAcknowledged``; ``StrongIsr`` too when the controller adds it before
+its next fetch answer arrives, the old leader still presuming it leads).  The coverage probe
+``follower-between-hw-and-epoch`` counts the moments where the rule decides.
+
+Known survivors, and what would catch them:
+
+* ``unclean_shutdown_leaves_isr`` protects records lost in a power loss, which the fault mix does
+  not draw yet.
+* ``fence_fetch_epoch``: a follower's Fetch carries its last fetched epoch, and the leader answers
+  a diverging one with where that epoch ends instead of records (KIP-595's fetch), so a fetch from
+  an older epoch, served without the fence, still gets only records consistent with the
+  follower's log.  The harm shown by the model (EpochsMonotonic) needs the other direction: a
+  follower that learnt a newer epoch than its leader, holding records of an epoch that leader
+  never saw -- a leader re-elected without having learnt the epoch in between, cut off from
+  the metadata it would learn it from, yet unfenced and reachable by that follower.  No drawn
+  fault on three combined nodes was seen to produce it.
+* ``match_epoch_lineage``: the KIP-101 rule truncates less than KIP-279's only when the follower
+  holds an epoch the leader lacks, starting below the leader's end of the epoch they last share;
+  the leader must then have been elected without learning that epoch.  In the swarm runs
+  measured while the shape above was added, the two rules never chose different offsets.
 
 The unmodified code runs on the same seeds first (the *baseline*): a failure there would make
 every mutant's result meaningless, so it is reported, and also makes the command exit 1.

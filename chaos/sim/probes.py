@@ -17,6 +17,12 @@ simulation that counts named situations as they happen, from the nodes' own stat
 ``isr-expanded``                   a data partition's ISR (with its ELR) grew
 ``truncation-on-diverging-epoch``  a follower's log end went down while it handled a Fetch
                                    answer (KIP-595/KIP-320: the leader said where its epoch ends)
+``follower-between-hw-and-epoch``  a leader saw a follower outside its ISR fetch from at or above
+                                   the leader's high watermark but below the start of the
+                                   leader's epoch: the follower holds every record the new leader
+                                   knows committed, yet may lack records the previous leader
+                                   acknowledged -- where ``expand_after_epoch_start`` (KIP-320)
+                                   keeps it out of the ISR
 ``snapshot-load``                  a node loaded a metadata snapshot (KIP-630)
 ``restart``                        a node started again from its files
 =================================  ===========================================================
@@ -45,13 +51,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from reference.broker.partition import Partition
     from reference.node.node import KRaftNode
 
     from .cluster import SimCluster
 
 PROBES = ("raft-leader-change", "leader-change", "unclean-election", "elected-from-last-known-elr",
           "isr-down-to-one", "isr-expanded",
-          "truncation-on-diverging-epoch", "snapshot-load", "restart")
+          "truncation-on-diverging-epoch", "follower-between-hw-and-epoch", "snapshot-load", "restart")
 
 
 @dataclass
@@ -61,6 +68,7 @@ class CoverageProbes:
     _raft_epoch: int = -1
     _partitions: dict[tuple[str, int], tuple[int, frozenset[int], frozenset[int]]] = field(default_factory=dict)
     _log_ends: dict[tuple[int, int, str, int], int] = field(default_factory=dict)
+    _between: set[tuple[int, int, str, int, int, int]] = field(default_factory=set)  # counted once per epoch
     _started: set[int] = field(default_factory=set)
 
     def node_started(self, node: KRaftNode) -> None:
@@ -121,6 +129,22 @@ class CoverageProbes:
             if before is not None and end < before and event.startswith("answer") and event.endswith("Fetch"):
                 self.counts["truncation-on-diverging-epoch"] += 1
             self._log_ends[key] = end
+            if partition.is_leader:
+                self._observe_followers(key, partition)
+
+    def _observe_followers(self, key: tuple[int, int, str, int], leader: Partition) -> None:
+        """Only while a new leader's HW is still below its epoch's start (its first fetches) is there
+        anything to look at, so the common case costs two attribute reads."""
+        start, high_watermark = leader.leader_epoch_start_offset, leader.high_watermark
+        if start is None or high_watermark >= start:
+            return
+        isr = leader.isr
+        for follower in leader.followers.values():
+            if follower.broker_id not in isr and high_watermark <= follower.log_end_offset < start:
+                seen = (*key, leader.leader_epoch, follower.broker_id)
+                if seen not in self._between:
+                    self._between.add(seen)
+                    self.counts["follower-between-hw-and-epoch"] += 1
 
     def table(self) -> dict[str, int]:
         return {name: self.counts.get(name, 0) for name in (*PROBES, *sorted(set(self.counts) - set(PROBES)))}

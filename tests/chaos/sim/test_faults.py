@@ -7,10 +7,14 @@ import random
 from pathlib import Path
 
 from chaos.sim.faults import (
+    BROKER_SESSION_TIMEOUT_MS,
     KINDS,
     LEADER,
+    REPLICA_LAG_TIME_MAX_MS,
     Fault,
     FaultInjector,
+    draw_failover_while_lagging,
+    draw_independent_faults,
     draw_profile,
     draw_schedule,
     schedule_from_json,
@@ -27,17 +31,62 @@ def test_each_seed_draws_its_own_fault_mix_and_the_same_seed_the_same_one() -> N
 
 
 def test_a_schedule_stays_inside_the_safety_phase_and_uses_only_the_profile_kinds() -> None:
+    """... followed, in some of the mixes that pause or isolate nodes, by the failover-while-lagging
+    shape, drawn last: the rest of the schedule is what the seed drew without it."""
+    shaped = 0
     for seed in range(20):
-        rng = random.Random(seed)
+        rng, again = random.Random(seed), random.Random(seed)
         profile = draw_profile(rng)
+        assert draw_profile(again) == profile
         faults = draw_schedule(rng, profile, nodes=3, duration_ms=20_000)
-        assert all(0 < fault.at_ms < 20_000 and fault.kind in profile.kinds for fault in faults)
+        independent = draw_independent_faults(again, profile, 3, 20_000)
+        assert faults[:len(independent)] == independent
+        assert all(0 < fault.at_ms < 20_000 and fault.kind in profile.kinds for fault in independent)
         assert all(node in (LEADER, 0, 1, 2) for fault in faults for node in fault.nodes)
+        shape = faults[len(independent):]
+        if shape:
+            shaped += 1
+            assert {"pause", "isolate"} & set(profile.kinds)
+            assert shape[0].kind == "pause" and {fault.kind for fault in shape} <= {"pause", "isolate", "lossy"}
+            assert all(0 < fault.at_ms < 20_000 for fault in shape)
+    assert 0 < shaped < 20, "some seeds draw the shape, not all"
 
 
 def test_a_schedule_replays_from_its_json() -> None:
     faults = draw_schedule(random.Random(9), draw_profile(random.Random(9)), 3, 30_000)
     assert schedule_from_json(schedule_to_json(faults)) == faults
+
+
+def test_the_failover_while_lagging_shape_fences_a_paused_node_and_isolates_the_leader_just_before_it_resumes() -> None:
+    for seed in range(20):
+        faults = draw_failover_while_lagging(random.Random(seed), 3, 20_000)
+        assert faults and len(faults) % 4 == 0 and all(0 < fault.at_ms < 20_000 for fault in faults)
+        for pause, lossy_leader, isolate, delays in zip(*[iter(faults)] * 4, strict=True):
+            assert pause.kind == "pause" and pause.nodes[0] in (0, 1, 2)
+            assert pause.duration_ms > max(REPLICA_LAG_TIME_MAX_MS, BROKER_SESSION_TIMEOUT_MS), "long enough to be fenced"
+            resumes = pause.at_ms + pause.duration_ms
+            assert isolate.kind == "isolate" and isolate.nodes == (LEADER,)
+            assert resumes - 400 <= isolate.at_ms <= resumes, "the leader is cut off just before the node resumes"
+            assert isolate.duration_ms > BROKER_SESSION_TIMEOUT_MS, "long enough to be replaced"
+            assert isolate.at_ms + BROKER_SESSION_TIMEOUT_MS < 20_000, "and replaced within the phase"
+            assert lossy_leader.kind == "lossy" and lossy_leader.nodes == (LEADER,) and lossy_leader.loss > 0
+            assert lossy_leader.at_ms + lossy_leader.duration_ms == isolate.at_ms
+            assert delays.kind == "lossy" and delays.nodes == pause.nodes and delays.loss == 0 and delays.jitter_ms > 0
+            assert delays.at_ms == isolate.at_ms
+
+
+def test_no_failover_while_lagging_shape_fits_in_ten_seconds() -> None:
+    assert all(draw_failover_while_lagging(random.Random(seed), 3, 10_000) == [] for seed in range(50))
+
+
+def test_a_lossy_fault_on_one_node_affects_every_link_to_and_from_it() -> None:
+    cluster = FakeCluster()
+    FaultInjector(cluster, [Fault(10, "lossy", 100, (1,), 0.5, 0.0, 7, False)], start_ms=0)  # type: ignore[arg-type]
+    cluster.run(10)
+    assert set(cluster.network.faults) == {(0, 1), (1, 0), (1, 2), (2, 1)}
+    assert all(faults.loss == 0.5 and faults.jitter_ms == 7 for faults in cluster.network.faults.values())
+    cluster.run(110)
+    assert cluster.network.faults == {}
 
 
 class FakeCluster:

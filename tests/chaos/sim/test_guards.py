@@ -6,10 +6,11 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
-from chaos.sim.mutants import format_table, run_mutant
+from chaos.sim.mutants import MUTANT_SETTINGS, format_table, run_mutant
 from chaos.sim.run import SimConfig, SimResult, simulate
 from reference import guards
 from reference.cli import main
@@ -127,10 +128,10 @@ def test_without_the_sequence_check_a_later_batch_is_written_before_an_earlier_o
     """sequence_check off: a batch refused (NOT_ENOUGH_REPLICAS) and retried lands after a later one
     that was in flight with it; the producer-state table breaks its own rule at once, and without
     that check the producer's acknowledgements come back out of sequence order."""
-    mutant, unmodified = _mutant_and_unmodified("sequence_check", seed=1)
+    mutant, unmodified = _mutant_and_unmodified("sequence_check", seed=3)
     assert mutant.failure == "ProducerStateValid" and "in sequence" in mutant.violations[0].detail
     assert unmodified.failure == ""
-    mutant, unmodified = _mutant_and_unmodified("sequence_check", seed=1, disabled=frozenset({"ProducerStateValid"}))
+    mutant, unmodified = _mutant_and_unmodified("sequence_check", seed=3, disabled=frozenset({"ProducerStateValid"}))
     assert mutant.failure == "AcknowledgedInSendOrder"
     assert unmodified.failure == ""
 
@@ -139,7 +140,7 @@ def test_without_the_five_batch_window_a_retry_of_an_older_batch_is_written_twic
     """five_batch_window off: only the last batch answers a retry, so the retry of an older in-flight
     batch (its first answer lost) is refused OUT_OF_ORDER_SEQUENCE_NUMBER; the producer bumps its
     epoch (KIP-360) and the batch is written a second time."""
-    mutant, unmodified = _mutant_and_unmodified("five_batch_window", seed=3)
+    mutant, unmodified = _mutant_and_unmodified("five_batch_window", seed=9)
     assert mutant.failure == "NoDuplicateBelowHighWatermark"
     assert mutant.coverage["producer-epoch-bump"] >= 1
     assert unmodified.failure == ""
@@ -148,7 +149,7 @@ def test_without_the_five_batch_window_a_retry_of_an_older_batch_is_written_twic
 def test_without_epoch_fencing_a_zombie_instance_writes_after_its_successor() -> None:
     """epoch_fencing off: a batch of a replaced producer instance (an older epoch of the same producer
     id), still in flight, is appended after the new instance wrote with the next epoch."""
-    mutant, unmodified = _mutant_and_unmodified("epoch_fencing", seed=17)
+    mutant, unmodified = _mutant_and_unmodified("epoch_fencing", seed=11)
     assert mutant.failure == "NoWriteFromFencedEpoch"
     assert unmodified.failure == "" and unmodified.coverage["producer-new-instance"] >= 1
 
@@ -156,6 +157,29 @@ def test_without_epoch_fencing_a_zombie_instance_writes_after_its_successor() ->
 def test_without_min_insync_replicas_an_acks_all_record_is_acknowledged_on_one_replica() -> None:
     """min_insync_replicas off: with the ISR down to the leader, an acks=all Produce is answered once
     the leader alone holds the record (AckedOnMinIsr of spec/replication.py)."""
-    mutant, unmodified = _mutant_and_unmodified("min_insync_replicas", seed=11)
+    mutant, unmodified = _mutant_and_unmodified("min_insync_replicas", seed=12)
     assert mutant.failure == "AckedOnMinIsr" and "min.insync.replicas=2" in mutant.violations[0].detail
     assert unmodified.failure == ""
+
+
+# -- KIP-320's epoch-start rule for ISR expansion (the failover-while-lagging shape of the fault draw:
+# chaos/sim/faults.py) -------------------------------------------------------------------------------
+
+SEED_EPOCH_START = 28  # one of the seeds `refka sim mutants --guard-off expand_after_epoch_start --seeds 30` catches
+
+
+def test_without_the_epoch_start_rule_a_follower_lacking_acknowledged_records_is_proposed_for_the_isr() -> None:
+    """expand_after_epoch_start off (KAFKA-7128): a follower fenced while paused resumes and catches
+    up, a batch per fetch, from a leader just elected in place of an isolated one, whose high
+    watermark still lags its log end (the old leader's last answers were lost).  At an offset
+    between that high watermark and the new epoch's start the leader asks to add the follower to
+    the ISR while it lacks records the old leader acknowledged.  With the rule the follower joins
+    only past the epoch's start, in the same run."""
+    base = SimConfig(seed=SEED_EPOCH_START, duration_ms=20_000, liveness=False, node_settings=dict(MUTANT_SETTINGS))
+    mutant = simulate(replace(base, guards_off=frozenset({"expand_after_epoch_start"})))
+    assert guards.switched_off() == frozenset()
+    assert mutant.failure in {"IsrJoinHoldsAcknowledged", "StrongIsr"}, mutant.violations
+    assert mutant.coverage["follower-between-hw-and-epoch"] >= 1
+    unmodified = simulate(replace(base, liveness=True))
+    assert unmodified.failure == ""
+    assert unmodified.coverage["follower-between-hw-and-epoch"] >= 1, "the situation arises with the rule on too"
