@@ -41,8 +41,9 @@ Rules (the tests name them):
    offsets (the leader's LEO counts) has reached, and only once it is above the epoch start offset
    (a leader commits entries of earlier epochs only by committing one of its own).
 4. **Followers fetch** (Fetch v18) with ``FetchOffset`` = LEO, ``LastFetchedEpoch`` = the epoch
-   of their last batch and ``HighWatermark`` = the HW they know (-1 if none, KIP-1166).  The leader checks the pair against its own log: a mismatch is answered
-   with ``DivergingEpoch`` (epoch, end offset) and the follower truncates to where the logs agree
+   of their last batch and ``HighWatermark`` = the HW they know (-1 if none, KIP-1166).  The
+   leader checks the offset and epoch against its own log: a mismatch is answered with
+   ``DivergingEpoch`` (epoch, end offset) and the follower truncates to where the logs agree
    (never below its HW); a position before the leader's log start is answered with ``SnapshotId``.
    Otherwise the leader returns records and its HW; the follower sets its HW to
    ``min(leader HW, own LEO)``.  A Fetch with nothing to return waits in purgatory until the
