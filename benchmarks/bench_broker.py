@@ -1,9 +1,9 @@
 """Produce and consume throughput and produce latency of the reference broker, next to Apache Kafka.
 
 The measurement itself lives in :mod:`reference.bench` (``refka bench``, which adds other targets,
-a Markdown report, a plot and the brokers' peak memory); this script prints the same table for
-the reference broker and Apache Kafka only, with nothing written to disk.  See that module for
-what each phase measures.
+a Markdown report and a plot): this script runs the same measurement -- both brokers started
+first, then taking turns phase by phase -- for the reference broker and Apache Kafka only, and
+prints the table with nothing written to disk.  See that module for what each phase measures.
 
 Run:  python benchmarks/bench_broker.py [--seconds 10] [--nodes 1|3] [--kafka-bootstrap 127.0.0.1:19092] [--no-kafka]
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reference.bench import Result, apache_kafka, format_table, reference_broker, run_all
+from reference.bench import StartTarget, apache_kafka, format_table, measure, reference_broker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,16 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-kafka", action="store_true", help="measure the reference broker only")
     parser.add_argument("--nodes", type=int, default=1, help="1 (default) or 3: clusters of that size, RF min(N, 3)")
     args = parser.parse_args(argv)
-    results = []
-    with reference_broker(args.nodes) as target:
-        print(f"reference broker on {target.bootstrap}", file=sys.stderr)
-        phases = run_all(target.bootstrap, args.seconds, args.value_size, args.latency_rate)
-        results.append(Result("reference", phases, target.peak_rss_bytes()))
+    targets: list[tuple[str, StartTarget]] = [("reference", lambda: reference_broker(args.nodes))]
     if not args.no_kafka:
-        with apache_kafka(args.kafka_bootstrap, args.nodes) as target:
-            print(f"Apache Kafka on {target.bootstrap}", file=sys.stderr)
-            phases = run_all(target.bootstrap, args.seconds, args.value_size, args.latency_rate)
-            results.append(Result("kafka", phases, target.peak_rss_bytes()))
+        targets.append(("kafka", lambda: apache_kafka(args.kafka_bootstrap, args.nodes)))
+    # the same measurement as `refka bench`: both started first, then taking turns phase by phase
+    results = measure(targets, args.seconds, args.value_size, args.latency_rate,
+                      lambda name, what: print(f"{name}: {what}", file=sys.stderr))
     print(format_table(results))
     print()
     for result in results:

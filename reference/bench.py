@@ -321,14 +321,24 @@ class Session:
         return figures
 
 
-def run_all(bootstrap: str, seconds: float, value_size: int, latency_rate: float,
-            progress: Callable[[str], None] = lambda phase: None) -> dict[str, Figures]:
-    """Every phase against one broker, in :data:`PHASES` order; ``progress`` is told each one done."""
-    session = Session(bootstrap, seconds, value_size, latency_rate)
-    for phase in PHASES:
-        session.run_phase(phase)
-        progress(phase)
-    return session.results
+StartTarget = Callable[[], contextlib.AbstractContextManager[Target]]
+
+
+def measure(targets: list[tuple[str, StartTarget]], seconds: float, value_size: int, latency_rate: float,
+            told: Callable[[str, str], None] = lambda name, what: None) -> list[Result]:
+    """Start every target, then run each phase of :data:`PHASES` on each, the targets taking turns
+    (:func:`taking_turns`); ``told(name, what)`` hears of each start and each phase done."""
+    with contextlib.ExitStack() as stack:
+        started: dict[str, tuple[Target, Session]] = {}
+        for name, start in targets:
+            told(name, "starting")
+            target = stack.enter_context(start())
+            started[name] = (target, Session(target.bootstrap, seconds, value_size, latency_rate))
+        for phase, order in zip(PHASES, taking_turns(list(started)), strict=True):
+            for name in order:
+                started[name][1].run_phase(phase)
+                told(name, f"{phase} done")
+        return [Result(name, session.results, target.peak_rss_bytes()) for name, (target, session) in started.items()]
 
 
 def taking_turns(names: list[str]) -> list[list[str]]:
@@ -468,8 +478,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _targets(args: argparse.Namespace) -> list[tuple[str, Callable[[], contextlib.AbstractContextManager[Target]]]]:
-    targets: list[tuple[str, Callable[[], contextlib.AbstractContextManager[Target]]]] = []
+def _targets(args: argparse.Namespace) -> list[tuple[str, StartTarget]]:
+    targets: list[tuple[str, StartTarget]] = []
     if not args.no_reference:
         targets.append(("reference", lambda: reference_broker(args.nodes)))
     if not args.no_kafka:
@@ -494,20 +504,13 @@ def run(args: argparse.Namespace) -> int:
     targets = _targets(args)
     if not targets:
         raise CommandError("nothing to measure: every target is switched off")
-    results: list[Result] = []
-    with contextlib.ExitStack() as stack, tqdm(total=len(targets) * len(PHASES), unit="phase",
-                                                disable=args.no_progress, file=sys.stderr) as bar:
-        started: dict[str, tuple[Target, Session]] = {}
-        for name, start in targets:
-            bar.set_description(f"{name}: starting")
-            target = stack.enter_context(start())
-            started[name] = (target, Session(target.bootstrap, args.seconds, args.value_size, args.latency_rate))
-        for phase, order in zip(PHASES, taking_turns(list(started)), strict=True):
-            for name in order:
-                started[name][1].run_phase(phase)
+    with tqdm(total=len(targets) * len(PHASES), unit="phase", disable=args.no_progress, file=sys.stderr) as bar:
+        def told(name: str, what: str) -> None:
+            bar.set_description(f"{name}: {what}")
+            if what.endswith(" done"):
                 bar.update(1)
-                bar.set_description(f"{name}: {phase} done")
-        results = [Result(name, session.results, target.peak_rss_bytes()) for name, (target, session) in started.items()]
+
+        results = measure(targets, args.seconds, args.value_size, args.latency_rate, told)
     print(format_table(results))
     plot = args.plot or args.report.with_suffix(".png")
     write_plot(results, plot)
