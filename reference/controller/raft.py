@@ -349,6 +349,11 @@ class RaftNode:
         its ``MetadataLoader`` publishes nothing before reaching it."""
         return self._high_watermark_known
 
+    def _known_high_watermark(self) -> int:
+        """The HW as Fetch carries it, either way (a leader's answer, a follower's v18 request): -1
+        while it is not known (:attr:`high_watermark_known`)."""
+        return self._high_watermark if self._high_watermark_known else -1
+
     @property
     def delivered_end_offset(self) -> int:
         """The listener has been given every committed data batch below this offset.  It trails
@@ -892,7 +897,7 @@ class RaftNode:
             self._update_replica_state(replica_id, fetch_offset, now_ms)
         return messages.fetch_response(
             Errors.NONE, self._leader_id, self._epoch,
-            high_watermark=self._high_watermark if self._high_watermark_known else -1,  # -1: not known yet
+            high_watermark=self._known_high_watermark(),
             log_start_offset=self.log.log_start_offset, records=records,
             diverging=offset_and_epoch if kind == DIVERGING else None,
             snapshot=offset_and_epoch if kind == SNAPSHOT else None,
@@ -912,7 +917,7 @@ class RaftNode:
         body = messages.fetch_request(
             self.cluster_id, self.node_id, self._epoch, self.log.log_end_offset, self._last_epoch(),
             self.log.log_start_offset, self.config.fetch_max_wait_ms, MAX_FETCH_SIZE_BYTES,
-            high_watermark=self._high_watermark if self._high_watermark_known else -1,
+            high_watermark=self._known_high_watermark(),
         )
         if destination is None:
             self._send(self._leader_id, ApiKey.FETCH, body, now_ms, self._handle_fetch_response)

@@ -41,12 +41,14 @@ In a KRaft cluster (``broker.kraft_mode``), as Kafka's ``TransactionStateManager
   (they are dropped); a request for an id of a partition not led here is NOT_COORDINATOR;
 * a request that wrote is answered once the high watermark of its partition has passed the write
   (:meth:`TransactionService.when_committed`), failing with Kafka's mapping if it does not;
-* markers for partitions led elsewhere go out as WriteTxnMarkers through the broker outbox,
-  grouped by leader, and are sent again (at the next poll) to the current leader after a failure
+* markers for partitions led elsewhere go out as WriteTxnMarkers through the broker's
+  transaction outbox (``txn_outbox``: connections of its own, never behind a follower's parked
+  Fetch on the replica fetchers' connection to the same node), grouped by leader, and are sent again (at the next poll) to the current leader after a failure
   or a retriable error; UNKNOWN_TOPIC_OR_PARTITION drops the partition, as Kafka does;
 * the KIP-890 verification of a transactional batch whose coordinator is on another node is a
   question over the network (:meth:`TransactionService.verify_remotely`: AddPartitionsToTxn v4+,
-  ``VerifyOnly`` unless the producer is transaction version 2); the Produce waits for the answer.
+  ``VerifyOnly`` unless the producer is transaction version 2), sent through ``txn_outbox`` too;
+  the Produce waits for the answer.
 
 Invariant: a request that changed a transactional id is answered only after the change is below
 the high watermark of the id's partition; Complete is written only after every marker is.
@@ -164,8 +166,8 @@ class _MarkerJob:
 
 class MarkerChannel:
     """WriteTxnMarkers to the partition leaders (Kafka's ``TransactionMarkerChannelManager``): a
-    local leader's marker is appended at once; the others go through the broker outbox, one request
-    per leader, and are retried at the next poll until written or their partition is gone."""
+    local leader's marker is appended at once; the others go through the transaction outbox, one
+    request per leader, and are retried at the next poll until written or their partition is gone."""
 
     def __init__(self, service: TransactionService) -> None:
         self.service = service
