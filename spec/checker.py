@@ -73,6 +73,19 @@ together the processes use up to about twice the serial search's memory.  When t
 early, the workers have already expanded the whole last level, so transitions and coverage count
 all of it.
 
+Keys not computed twice
+-----------------------
+8. A child *equal* to a state already met needs no key: the key is a function of the state, so
+   that key is visited already.  Computing a key was two fifths of a search of the replication
+   model, and more than two steps in five there lead to a state another step of the same or
+   the previous level led to (independent steps taken in either order, a step undoing another);
+   so the search remembers the hash of every child of those two levels and computes the key of
+   a child only at its first meeting, and skips a step that returns its own state.  States,
+   transitions, coverage and traces are exactly those of the search without it.  Two different
+   children of those levels sharing a hash would skip one of them, odds of the same kind as a
+   fingerprint collision (see ``check``) and smaller, over two levels instead of the whole search.
+   States must therefore be hashable values, as the keys are.
+
 The search pauses Python's cycle collector while it runs (states are acyclic values, freed by
 reference counting; the collector would only walk the live frontier again and again).
 
@@ -100,12 +113,13 @@ from typing import Generic, NamedTuple, NoReturn, Protocol, TypeVar, cast
 State = TypeVar("State")
 
 
-@dataclass(frozen=True)
-class Transition(Generic[State]):
+class Transition(NamedTuple, Generic[State]):
     """One step a model can take: the action's name, its named arguments and the next state.
 
     ``note`` says what happened in Kafka's words ("rejected: NOT_ENOUGH_REPLICAS") and
-    ``situations`` names the non-vacuity situations this step reached.
+    ``situations`` names the non-vacuity situations this step reached.  A NamedTuple, not a
+    frozen dataclass: a search builds one per step, and a frozen dataclass's constructor (a
+    guarded ``setattr`` per field) cost more than twice as much.
     """
 
     action: str
@@ -340,8 +354,15 @@ def _serial_check(
             return finish(violated, fingerprint)
         frontier.append((fingerprint, state, 0))
 
+    # Rule 8: the states (not keys) met as children of the level being expanded and of the one
+    # before, by their hash; a child met there again already has its key in ``parents``.
+    met: set[int] = set()
+    met_before: set[int] = set()
+    level_depth = 0
     while frontier:
         fingerprint, state, depth = frontier.popleft()
+        if depth != level_depth:
+            met_before, met, level_depth = met, set(), depth
         stats.depth = max(stats.depth, depth)
         any_transition = False
         for transition in model.transitions(state):
@@ -349,6 +370,12 @@ def _serial_check(
             stats.transitions += 1
             for name in transition.situations:
                 coverage[name] = coverage.get(name, 0) + 1
+            if transition.state is state:
+                continue  # a step that changes nothing: the state itself, visited
+            raw = hash(transition.state)
+            if raw in met or raw in met_before:
+                continue
+            met.add(raw)
             child = hash(model.canonical(transition.state))
             if child in parents:
                 continue
@@ -496,6 +523,7 @@ class _Worker(Generic[State]):
         # sent (the coordinator would find them visited) and their states are not kept.
         self.current_level: set[int] = set(level)
         self.previous_level: set[int] = set()
+        self.met: set[int] = set()  # rule 8: hashes of the children of the last expansion
 
     def expand(self) -> _Expanded:
         model = self.model
@@ -508,6 +536,9 @@ class _Worker(Generic[State]):
         coverage: dict[str, int] = {}
         deadlock: int | None = None
         frontier, self.frontier = deque(self.frontier), []
+        # Rule 8, as in the serial search: children this worker met in this and the last expansion.
+        met: set[int] = set()
+        met_before, self.met = self.met, met
         while frontier:
             owned = frontier.popleft()  # an expanded state is dropped at once, as in the serial search
             new_children = 0
@@ -517,6 +548,12 @@ class _Worker(Generic[State]):
                 transitions += 1
                 for name in transition.situations:
                     coverage[name] = coverage.get(name, 0) + 1
+                if transition.state is owned.state:
+                    continue  # a step that changes nothing: the state itself, visited
+                raw = hash(transition.state)
+                if raw in met or raw in met_before:
+                    continue
+                met.add(raw)
                 child = hash(model.canonical(transition.state))
                 if child in seen or child in current or child in previous:
                     continue

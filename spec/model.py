@@ -20,8 +20,34 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
 
 from spec.checker import Model
+
+_Record = TypeVar("_Record", bound=type[NamedTuple])
+
+
+def quick_replace(cls: _Record) -> _Record:
+    """Give a NamedTuple state class a ``_replace`` about twice as fast as the standard one.
+
+    A model's transitions build each next state by ``_replace``, several times per step: in the
+    replication model that call was the largest single cost of a search.  The standard one pops
+    each field from the keyword dictionary through ``_make``; this one builds the tuple in one
+    pass, each field taking the given value or keeping its own (``changes.get(name, current)``).
+    It gives the same value and, like the standard one, refuses a field the class does not have
+    (mypy checks the names at every call as before: the signature is the standard one's).
+    ``tests/spec/test_search_unchanged.py`` compares the two on every field.
+    """
+    fields = cls._fields
+    known = frozenset(fields)
+
+    def _replace(self: Any, **changes: Any) -> Any:
+        if not known.issuperset(changes):
+            raise ValueError(f"Got unexpected field names: {sorted(set(changes) - known)!r}")
+        return tuple.__new__(cls, map(changes.get, fields, self))
+
+    setattr(cls, "_replace", _replace)  # noqa: B010 -- typing.NamedTuple refuses a _replace in the class body
+    return cls
 
 
 class SpecError(ValueError):

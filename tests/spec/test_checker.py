@@ -111,6 +111,34 @@ def test_a_state_limit_marks_the_result_incomplete() -> None:
     assert not result.complete and not result.passed
 
 
+@dataclass
+class KeyCountingLattice:
+    """The lattice, recording every state the checker asks a key for."""
+
+    lattice: Lattice
+    keyed: list[tuple[int, int]]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.lattice, name)
+
+    def canonical(self, state: tuple[int, int]) -> tuple[int, int]:
+        self.keyed.append(state)
+        return self.lattice.canonical(state)
+
+
+def test_a_child_equal_to_a_state_met_before_is_not_keyed_again() -> None:
+    """Rule 8: in the lattice a point is reached by two steps, from the left and from below, in
+    the same level; the key is computed at its first meeting only, and the search finds the
+    same states, transitions and coverage as it does with a key per step (counted by hand)."""
+    model = KeyCountingLattice(Lattice(limit=5), [])
+    result = check(model)
+    assert len(model.keyed) == len(set(model.keyed))  # no state keyed twice
+    assert len(model.keyed) < 1 + result.statistics.transitions  # fewer keys than steps
+    # The 21 points x <= y <= 5 are expanded: the 15 below the limit take 2 steps, the 5 on it
+    # but (5, 5) take 1; the 5 diagonal points below the limit reach 'diagonal' twice each.
+    assert (result.statistics.states, result.statistics.transitions, result.coverage["diagonal"]) == (21, 35, 10)
+
+
 # --- parallel search ----------------------------------------------------------------------------
 # check(..., workers=N) must give the serial search's answer: the same verdict, state count and
 # depth, the same counterexample step for step, and on a pass the same transitions and coverage.

@@ -48,7 +48,7 @@ def test_kip_279_a_follower_truncates_against_a_deposed_leader() -> None:
     final = result.trace[-1].state
     assert final.controller.leader == 0
     truncations = [s for s in result.trace if s.transition and s.transition.action == "BecomeFollower"]
-    assert truncations and truncations[-1].transition.arg("epoch") < final.controller.leader_epoch  # type: ignore[union-attr]
+    assert truncations and truncations[-1].transition.arg("epoch") < final.controller.leader_epoch  # type: ignore[union-attr,operator]
 
 
 def test_kafka_7128_a_follower_whose_fetch_response_was_lost_joins_the_isr_below_the_epoch_start() -> None:
@@ -229,5 +229,5 @@ def test_kip_497_a_proposed_shrink_does_not_count_until_the_controller_commits_i
     assert "AckedOnMinIsr" in result.violated and "ValidHighWatermark" in result.violated
     assert len(result.trace) - 1 == 3
     final = result.trace[-1].state
-    assert final.controller.isr == {0, 1} and final.replicas[0].pending_isr == {0}
+    assert final.controller.isr == {0, 1} and final.replicas[0].pending_isr == frozenset({0})
     assert check(ReplicationModel("kip-497", bounds)).passed

@@ -2,24 +2,39 @@
 
 The figures below were recorded with the checker and the replication model as they were before
 the canonical key was rewritten for speed (tables built once, logs keyed as they are when no epoch
-is renumbered) and before the search paused the cycle collector.  The same bounds must still give
-the same number of distinct states, transitions, depth and coverage, and every mutant the same
-violated invariants, counterexample length and state count: a key that merged two states the old
-key kept apart, or split two it merged, would move these numbers.
+is renumbered), before the search paused the cycle collector, skipped the key of a child met
+as a state already (the checker's rule 8), and before the faster ``_replace`` and ``Transition``.
+The same bounds must still give the same number of distinct states, transitions, depth and
+coverage, and every mutant the same violated invariants, counterexample length and state count:
+a key that merged two states the old key kept apart, or split two it merged, or a search that
+skipped a state, would move these numbers.
+
+The key's later *reductions*, which do merge states on purpose, are switched off here
+(:class:`~tests.spec.test_reductions.Unreduced`) so that these figures keep pinning the constant
+factors; ``tests/spec/test_reductions.py`` proves each reduction and pins its own figures.
 """
 
 from __future__ import annotations
 
+import collections
 import gc
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from spec.checker import Transition, check
-from spec.mutants import run_mutants
-from spec.registry import entry
-from spec.replication import Entry, ReplicationModel, ReplicationState
+from spec.replication import (
+    GUARDS,
+    Controller,
+    Entry,
+    Notification,
+    Replica,
+    ReplicationModel,
+    ReplicationState,
+)
+from tests.spec.test_reductions import Unreduced
 
 # guard -> (variant, violated invariants, counterexample steps, states searched)
 MUTANTS = {
@@ -40,7 +55,10 @@ MUTANTS = {
 
 
 def test_every_replication_mutant_is_caught_by_the_same_counterexample_as_before() -> None:
-    found = {r.guard.name: (r.variant, r.violated, r.steps, r.states) for r in run_mutants(entry("replication"))}
+    found = {}
+    for guard, (variant, *_) in MUTANTS.items():  # as spec.mutants.run_mutant, on the unreduced key
+        result = check(Unreduced(variant, dict(GUARDS[guard].witness), frozenset({guard})))
+        found[guard] = (variant, result.violated, len(result.trace) - 1, result.statistics.states)
     assert found == MUTANTS
 
 
@@ -81,12 +99,31 @@ CHECKS: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[tuple[str, ...], int
 def test_a_check_searches_the_same_states_as_before(variant: str, bounds: tuple[tuple[str, int], ...],
                                                    workers: int) -> None:
     violated, steps, states, transitions, depth, coverage = CHECKS[variant, bounds]
-    result = check(ReplicationModel(variant, dict(bounds)), workers=workers)
+    result = check(Unreduced(variant, dict(bounds)), workers=workers)
     assert (result.violated, len(result.trace) - 1 if result.trace else 0, result.statistics.states) == \
         (violated, steps, states)
     if not violated:  # a stopped search counts transitions up to the stop, not the whole space
         assert (result.statistics.transitions, result.statistics.depth) == (transitions, depth)
         assert {name: count for name, count in result.coverage.items() if count} == coverage
+
+
+# --- the faster _replace ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls", [Replica, Notification, Controller, ReplicationState])
+def test_the_quick_replace_gives_what_the_standard_one_gives_and_refuses_unknown_fields(cls: Any) -> None:
+    state = next(iter(ReplicationModel("kip-966").initial_states()))
+    value: Any = {Replica: state.replicas[0], Notification: next(iter(state.notifications)),
+             Controller: state.controller, ReplicationState: state}[cls]
+    standard: Any = collections.namedtuple(cls.__name__, cls._fields)(*value)
+    for position, name in enumerate(cls._fields):
+        replaced = value._replace(**{name: "changed"})
+        assert type(replaced) is cls
+        assert tuple(replaced) == tuple(standard._replace(**{name: "changed"}))
+        assert replaced[position] == "changed"
+    both = value._replace(**{cls._fields[0]: 1, cls._fields[-1]: 2})
+    assert tuple(both) == tuple(standard._replace(**{cls._fields[0]: 1, cls._fields[-1]: 2}))
+    with pytest.raises(ValueError, match="unexpected field names"):
+        value._replace(no_such_field=1)
 
 
 # --- the canonical key's shortcut ------------------------------------------------------------------
