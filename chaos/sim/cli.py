@@ -4,7 +4,8 @@ Usage::
 
     refka sim [run] --seed S [--nodes N] [--duration SIM_SECONDS] [--no-swarm] [--schedule JSON]
     refka sim swarm --seeds K [--first S] [--jobs J] [--nodes N] [--duration SIM_SECONDS]
-    refka sim shrink --seed S [...]      # run S, and if it fails shrink its fault schedule
+    refka sim ... --group-consumers N    # also a consumer group reading the acks=all topic
+    refka sim shrink --seed S [...]      # run S, and if it fails shrink its faults and clients
     refka sim mutants [--seeds K] [--first S] [--guard-off GUARD ...] [--shrink-runs R]
 
 ``run`` prints the seed, the fault mix and schedule, the invariants' results, the checker's
@@ -30,6 +31,7 @@ from typing import Any
 
 from reference.guards import KNOWN_GUARDS
 
+from .clients import BrokenConnections
 from .faults import schedule_from_json, schedule_to_json
 from .invariants import INVARIANTS
 from .mutants import MUTANT_SETTINGS, format_table, run_all
@@ -54,6 +56,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                         help="a node setting over the simulator's own (e.g. replica.fetch.max.bytes=1; repeatable)")
     parser.add_argument("--shrink-runs", type=int, default=40, help="mutants: simulations to shrink each failure")
+    # A shrunk run's clients, as its replay command gives them (drawn from the seed when absent):
+    parser.add_argument("--producer-restarts", metavar="MS,MS,...",
+                        help="when new idempotent producer instances take over ('' for never)")
+    parser.add_argument("--broken-connections", metavar="RATE,READ_FIRST,MAX_DELAY_MS",
+                        help="how the idempotent producer's connections break ('0,0,0' for never)")
+    parser.add_argument("--no-acks1-producer", action="store_true", help="run without the acks=1 producer")
+    parser.add_argument("--no-power-loss", action="store_true",
+                        help="draw no power loss (a third of the seeds draw one: chaos/sim/faults.py)")
+    parser.add_argument("--group-consumers", type=int, default=0, metavar="N",
+                        help="members of a consumer group reading the acks=all topic, committing what they process")
+    parser.add_argument("--consumer-restarts", metavar="MS:leave|die,...",
+                        help="when a group member is replaced ('' for never; drawn from the seed when absent)")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, str]:
@@ -66,9 +80,41 @@ def _settings(args: argparse.Namespace) -> dict[str, str]:
     return settings
 
 
+def _producer_faults(args: argparse.Namespace) -> tuple[tuple[int, ...] | None, BrokenConnections | None]:
+    restarts, broken = getattr(args, "producer_restarts", None), getattr(args, "broken_connections", None)
+    try:
+        times = None if restarts is None else tuple(int(at) for at in restarts.split(",") if at.strip())
+        if broken is None:
+            return times, None
+        rate, read_first, max_delay = broken.split(",")
+        return times, BrokenConnections(float(rate), float(read_first), int(max_delay))
+    except ValueError:
+        raise SystemExit(f"refka sim: --producer-restarts {restarts!r} / --broken-connections {broken!r}: "
+                         "expected MS,MS,... and RATE,READ_FIRST,MAX_DELAY_MS") from None
+
+
+def _consumer_restarts(args: argparse.Namespace) -> tuple[tuple[int, bool], ...] | None:
+    text = getattr(args, "consumer_restarts", None)
+    if text is None:
+        return None
+    restarts = []
+    for item in filter(str.strip, text.split(",")):
+        at, _, how = item.partition(":")
+        if how.strip() not in ("leave", "die") or not at.strip().isdigit():
+            raise SystemExit(f"refka sim: --consumer-restarts {text!r}: expected MS:leave or MS:die, comma-separated")
+        restarts.append((int(at), how.strip() == "leave"))
+    return tuple(restarts)
+
+
 def _config(args: argparse.Namespace, seed: int) -> SimConfig:
+    restarts, broken = _producer_faults(args)
     return SimConfig(node_settings=_settings(args), seed=seed, nodes=args.nodes, duration_ms=int(args.duration * 1000), swarm=not args.no_swarm,
                      faults=schedule_from_json(args.schedule) if args.schedule else None,
+                     producer_restarts=restarts, broken_connections=broken,
+                     acks1_producer=not getattr(args, "no_acks1_producer", False),
+                     power_losses=not getattr(args, "no_power_loss", False),
+                     group_consumers=getattr(args, "group_consumers", 0),
+                     consumer_restarts=_consumer_restarts(args),
                      guards_off=frozenset(args.guard_off or ()) if args.action != "mutants" else frozenset(),
                      log_stream=sys.stderr if getattr(args, "verbose", False) and args.action != "swarm" else None)
 
@@ -78,7 +124,23 @@ def replay_command(result: SimResult) -> str:
     return (f"refka sim run --seed {config.seed} --nodes {config.nodes} --duration {config.duration_ms / 1000:g} "
             f"--schedule '{schedule_to_json(result.faults)}'"
             + "".join(f" --guard-off {guard}" for guard in sorted(config.guards_off))
-            + "".join(f" --set {key}={value}" for key, value in sorted(config.node_settings.items())))
+            + "".join(f" --set {key}={value}" for key, value in sorted(config.node_settings.items()))
+            + ("" if config.power_losses else " --no-power-loss")
+            + _client_flags(config))
+
+
+def _client_flags(config: SimConfig) -> str:
+    """The flags of a run whose clients were given rather than drawn (a shrunk run's)."""
+    flags = ""
+    if config.producer_restarts is not None:
+        flags += f" --producer-restarts '{','.join(str(at) for at in config.producer_restarts)}'"
+    if (broken := config.broken_connections) is not None:
+        flags += f" --broken-connections {broken.rate:g},{broken.read_first:g},{broken.max_delay_ms}"
+    flags += f" --group-consumers {config.group_consumers}" if config.group_consumers else ""
+    if config.consumer_restarts is not None:
+        restarts = ",".join(f"{at}:{'leave' if clean else 'die'}" for at, clean in config.consumer_restarts)
+        flags += f" --consumer-restarts '{restarts}'"
+    return flags + ("" if config.acks1_producer else " --no-acks1-producer")
 
 
 def report(result: SimResult, out: Any = None) -> None:

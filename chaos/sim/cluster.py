@@ -35,9 +35,13 @@ resets the requests others had parked on it; :meth:`start` builds a new incarnat
 node's files; :meth:`pause` holds every message to and from the node and its polls until
 :meth:`resume` (a long GC pause: timers fire late, all at once).
 
+A :meth:`power_loss` drops the node the same way, but closes nothing cleanly, and then cuts its
+files back to what reached the disk plus a prefix of the rest, drawn from the run's ``Random``
+(:class:`~chaos.sim.disk.DiskModel`, told of every fsync through :mod:`reference.durability`);
+the next :meth:`start` recovers from that, as Kafka after an unclean shutdown.
+
 Not modelled (yet): the order of requests on one connection (a Kafka listener answers one
-connection's requests in order; here requests are independent), power loss (unflushed writes
-lost), a slow disk.
+connection's requests in order; here requests are independent), a slow disk.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from reference.node.node import ControllerApis, KRaftNode, format_log_dir
 from reference.protocol.apis import API_BY_KEY
 from reference.protocol.frames import decode_response, encode_request
 
+from .disk import DiskModel, PowerLossReport
 from .network import Endpoint, Network
 
 log = logging.getLogger("refka.sim")
@@ -192,6 +197,8 @@ class SimCluster:
         self._outgoing: dict[int, list[OutboundRequest]] = {}  # per node: sent, maybe unanswered
         self._parked: dict[int, list[tuple[Endpoint, OutboundRequest]]] = {}  # Pending answers per node
         self._apis: dict[int, ControllerApis] = {}
+        self.disk = DiskModel(root)  # what an fsync made durable, for power losses
+        self.power_losses: list[int] = []  # the nodes that lost power, in order (for the invariants)
         for node_id in range(nodes):
             self.start(node_id)
         self.queue.push(self.now_ms + tick_ms, "tick", self._tick)
@@ -273,17 +280,40 @@ class SimCluster:
 
     def crash(self, node_id: int) -> None:
         """Kill the process: its files stay, its connections break."""
-        node = self.nodes.pop(node_id)
-        self.paused.discard(node_id)
-        self._held.pop(node_id, None)
+        node = self._drop(node_id)
         if node.broker is not None:
             node.broker.replicas.directory.shutdown()
         node.raft.close()
+        log.info("node %d crashed", node_id)
+
+    def power_loss(self, node_id: int) -> PowerLossReport:
+        """The machine loses power: the process dies without closing anything, and its files are
+        cut back to what reached the disk plus a drawn prefix of the rest (:mod:`chaos.sim.disk`).
+        No clean-shutdown marker is written, so the node recovers its logs when it starts again."""
+        node = self._drop(node_id)
+        self.disk.frozen = True  # the descriptors close, but nothing more reaches the disk
+        try:
+            if node.broker is not None:
+                for partition_log in node.broker.replicas.directory.logs.values():
+                    partition_log.close_without_flush()
+            node.raft.log.close_without_flush()
+        finally:
+            self.disk.frozen = False
+        report = self.disk.power_loss(self.root / f"node-{node_id}", self.rng)
+        self.power_losses.append(node_id)
+        log.info("node %d lost power: %s", node_id, report.describe())
+        return report
+
+    def _drop(self, node_id: int) -> KRaftNode:
+        """Forget the process of ``node_id``: its requests, the ones parked on it, its pause."""
+        node = self.nodes.pop(node_id)
+        self.paused.discard(node_id)
+        self._held.pop(node_id, None)
         for request in self._outgoing.pop(node_id, []):
             request.done = True  # its callbacks belong to the dead instance
         for source, request in self._parked.pop(node_id, []):
             self._reset_later(source, request, f"node {node_id} crashed")
-        log.info("node %d crashed", node_id)
+        return node
 
     def pause(self, node_id: int) -> None:
         if node_id in self.nodes:
@@ -363,6 +393,8 @@ class SimCluster:
         if version is None:
             _, high = frames.supported_versions.get(request.api_key, (0, -1))
             version = min(high, api.request.valid.high if api.request.valid.high is not None else high)
+            if request.max_version is not None:  # the core asked for no newer (e.g. one naming topics)
+                version = min(version, request.max_version)
         frame = encode_request(api, version, 1, f"sim-{source}", request.body)
         try:
             reply = frames.handle_frame(frame[4:], self.now_ms)

@@ -64,6 +64,10 @@ ProducerStateValid             the replica's producer-state table is valid (its 
 The *true leader* is the replica that the controller names and that knows it (it leads in the
 controller's leader epoch); a deposed leader that has not heard yet only *presumes* leadership.
 
+A replica that lost data in a power loss (:meth:`SimCluster.power_loss`) is, as in the spec,
+held to WeakIsr, StrongIsr and ValidHighWatermark again only once the controller's ISR has left
+it out and taken it back (``InvariantChecker._track_lost_data``).
+
 Raft (KIP-595, Kafka's ``RaftEventSimulationTest`` invariants):
 
 =============================  =================================================================
@@ -272,6 +276,11 @@ class InvariantChecker:
     _acked_top: dict[tuple[str, int], int] = field(default_factory=dict)  # the highest acknowledged offset
     _event: str = ""
     _now: int = 0
+    # (node, topic, partition) of replicas that lost data in a power loss and have not been back in
+    # the controller's ISR since: spec/replication.py's ``lost_data`` (see _track_lost_data)
+    _lost_data: set[tuple[int, str, int]] = field(default_factory=set)
+    _out_of_isr_since_loss: set[tuple[int, str, int]] = field(default_factory=set)
+    _power_losses_seen: int = 0
 
     def __call__(self, cluster: SimCluster, event: str) -> None:
         self.checks += 1
@@ -285,9 +294,35 @@ class InvariantChecker:
         self._acked_read = len(acknowledged)
         self._check_raft(cluster)
         image = controller_image(cluster)
+        self._track_lost_data(cluster, image)
         for topic, count in self.topics.items():
             for partition in range(count):
                 self._check_partition(cluster, image, topic, partition)
+
+    def _track_lost_data(self, cluster: SimCluster, image: MetadataImage | None) -> None:
+        """A node that lost power (``cluster.power_losses``) has *lost data* on every partition, as
+        ``spec/replication.py``'s replicas do, until the controller's ISR has left it out and taken it
+        back (a leader adds a follower only once it caught up).  WeakIsr, StrongIsr and
+        ValidHighWatermark do not hold it to the leader's log meanwhile: keeping it out of the ISR is
+        ``unclean_shutdown_leaves_isr``'s job, and what it protects -- the records it lost -- is
+        LeaderCompleteness's and NoCommittedRecordLost's to notice."""
+        for node_id in cluster.power_losses[self._power_losses_seen:]:
+            for topic, count in self.topics.items():
+                for index in range(count):
+                    self._lost_data.add((node_id, topic, index))
+                    self._out_of_isr_since_loss.discard((node_id, topic, index))
+        self._power_losses_seen = len(cluster.power_losses)
+        if not self._lost_data or image is None:
+            return
+        for key in list(self._lost_data):
+            node_id, topic, index = key
+            registration = image.topics[topic].partitions.get(index) if topic in image.topics else None
+            if registration is None:
+                continue
+            if node_id not in registration.isr:
+                self._out_of_isr_since_loss.add(key)
+            elif key in self._out_of_isr_since_loss:
+                self._lost_data.discard(key)
 
     @property
     def ok(self) -> bool:
@@ -445,6 +480,8 @@ class InvariantChecker:
         if true_leader is not None and true_leader.leader_epoch == registration.leader_epoch:
             high_watermark = true_leader.high_watermark
             for member in registration.isr:
+                if (member, topic, index) in self._lost_data:
+                    continue  # see _track_lost_data
                 if member in live and live[member][1].log_end_offset < high_watermark:
                     self._fail("ValidHighWatermark", f"{topic}-{index}: ISR member {member} has LEO "
                                                      f"{live[member][1].log_end_offset} < leader "
@@ -458,6 +495,8 @@ class InvariantChecker:
         for member in sorted(isr - {leader_id}):
             if member not in replicas or replicas[member][0] is None:
                 continue  # not live
+            if (member, topic, index) in self._lost_data:
+                continue  # lost its tail in a power loss and not back in the ISR since (_track_lost_data)
             theirs = replicas[member][1]
             start = max(mine.log_start_offset, theirs.log_start_offset)
             if theirs.log_end_offset < bound or theirs.below(bound, start) != mine.below(bound, start):

@@ -39,22 +39,33 @@ acknowledged (``IsrJoinHoldsAcknowledged``; ``StrongIsr`` too when the controlle
 its next fetch answer arrives, the old leader still presuming it leads).  The coverage probe
 ``follower-between-hw-and-epoch`` counts the moments where the rule decides.
 
-Known survivors, and what would catch them:
+What catches ``unclean_shutdown_leaves_isr`` (KIP-966): a power loss (:mod:`chaos.sim.disk`)
+in the fault draw's *lost tail, then failover* shape (:func:`chaos.sim.faults.draw_lost_tail_failover`).
+With the other follower out of the ISR, a follower of the ISR loses power and its unflushed tail;
+fenced, it moves to the ELR, boots and registers without a clean-shutdown epoch; then the leader
+is isolated.  Without the rule the follower stays in the ELR and is elected without records that were
+acknowledged (LeaderCompleteness) -- when the power loss happened to cut that partition's
+acknowledged tail, which it does on about half the shapes.
 
-* ``unclean_shutdown_leaves_isr`` protects records lost in a power loss, which the fault mix does
-  not draw yet.
-* ``fence_fetch_epoch``: a follower's Fetch carries its last fetched epoch, and the leader answers
-  a diverging one with where that epoch ends instead of records (KIP-595's fetch), so a fetch from
-  an older epoch, served without the fence, still gets only records consistent with the
-  follower's log.  The harm shown by the model (EpochsMonotonic) needs the other direction: a
-  follower that learnt a newer epoch than its leader, holding records of an epoch that leader
-  never saw -- a leader re-elected without having learnt the epoch in between, cut off from
-  the metadata it would learn it from, yet unfenced and reachable by that follower.  No drawn
-  fault on three combined nodes was seen to produce it.
-* ``match_epoch_lineage``: the KIP-101 rule truncates less than KIP-279's only when the follower
-  holds an epoch the leader lacks, starting below the leader's end of the epoch they last share;
-  the leader must then have been elected without learning that epoch.  In the swarm runs
-  measured while the shape above was added, the two rules never chose different offsets.
+What catches ``match_epoch_lineage`` (KIP-279): the *leader without the follower's epoch* shape
+(:func:`chaos.sim.faults.draw_leader_without_the_followers_epoch`): a follower holds records of
+an epoch its next leader never had, starting below that leader's end of the epoch they share.
+Without the rule the follower truncates only to the KIP-101 point, keeps its own newer-epoch
+records, and every Fetch it sends names that epoch again and is answered with the same diverging
+epoch: it never appends and never rejoins the ISR.  Nothing unsafe happens -- the leader takes no
+fetch offset from a diverging fetch -- so the run fails as ``Liveness``.  The probe
+``truncation-kip279-differs-from-kip101`` counts the moments the two rules disagree.
+
+Known survivor, and what would catch it:
+
+* ``fence_fetch_epoch``: switched off, it lets the model's EpochsMonotonic harm through in the
+  real code (tests/chaos/sim/test_guard_situations.py drives it on real brokers: a broker whose
+  metadata lags two leader changes copies records of the newer epoch and then leads the middle one,
+  leaving epochs ``0, 2, 1`` in its log).  The swarm does not reach it: with three combined nodes
+  metadata arrives through Raft in order, and no drawn fault delays it by seconds while data
+  fetches keep flowing (the probe ``fetch-from-older-epoch`` fired on 1 of 200 seeds, harmlessly).
+  The harm one might guess first -- a stale follower counted as caught up -- is stopped by a second
+  check: a diverging last fetched epoch gets the epoch's end, not records, and moves no fetch offset.
 
 The unmodified code runs on the same seeds first (the *baseline*): a failure there would make
 every mutant's result meaningless, so it is reported, and also makes the command exit 1.

@@ -23,8 +23,26 @@ simulation that counts named situations as they happen, from the nodes' own stat
                                    knows committed, yet may lack records the previous leader
                                    acknowledged -- where ``expand_after_epoch_start`` (KIP-320)
                                    keeps it out of the ISR
+``truncation-kip279-differs-from-kip101``
+                                   a follower's log and its leader's are such that the leader's
+                                   answer to the follower's last fetched epoch (KIP-595's diverging
+                                   epoch: the largest epoch <= it the leader knows, and where that
+                                   ends) truncates the follower to a different offset by KIP-101's
+                                   rule (trust the leader's end) than by KIP-279's (also stop at the
+                                   follower's own end of that epoch): the follower holds records of
+                                   an epoch the leader never saw, starting before the leader's end
+                                   of the epoch both share -- where ``match_epoch_lineage`` decides
+``fetch-from-older-epoch``         a leader received a follower's Fetch naming an older leader
+                                   epoch than its own (refused FENCED_LEADER_EPOCH, KIP-320; served
+                                   by the ``fence_fetch_epoch`` mutant)
+``fetch-from-newer-epoch``         ... naming a newer epoch than its own (UNKNOWN_LEADER_EPOCH: the
+                                   leader has not learnt its own re-election yet)
 ``snapshot-load``                  a node loaded a metadata snapshot (KIP-630)
 ``restart``                        a node started again from its files
+``power-loss``                     a node lost power (:meth:`SimCluster.power_loss`)
+``torn-tail-recovered``            a node starting cut a partition's or the metadata log at a
+                                   batch that was torn or failed its CRC (the power loss kept
+                                   part of it): Kafka's log recovery above the recovery point
 =================================  ===========================================================
 
 The clients add theirs at the end of a run:
@@ -58,7 +76,9 @@ if TYPE_CHECKING:
 
 PROBES = ("raft-leader-change", "leader-change", "unclean-election", "elected-from-last-known-elr",
           "isr-down-to-one", "isr-expanded",
-          "truncation-on-diverging-epoch", "follower-between-hw-and-epoch", "snapshot-load", "restart")
+          "truncation-on-diverging-epoch", "follower-between-hw-and-epoch", "truncation-kip279-differs-from-kip101",
+          "fetch-from-older-epoch", "fetch-from-newer-epoch", "snapshot-load", "restart", "power-loss",
+          "torn-tail-recovered")
 
 
 @dataclass
@@ -69,13 +89,22 @@ class CoverageProbes:
     _partitions: dict[tuple[str, int], tuple[int, frozenset[int], frozenset[int]]] = field(default_factory=dict)
     _log_ends: dict[tuple[int, int, str, int], int] = field(default_factory=dict)
     _between: set[tuple[int, int, str, int, int, int]] = field(default_factory=set)  # counted once per epoch
+    _lineage: dict[tuple[int, int, str, int], tuple[Any, ...]] = field(default_factory=dict)  # last state looked at
+    _lineage_seen: set[tuple[int, int, str, int, int]] = field(default_factory=set)  # counted once per epoch
+    _fetches_seen: dict[int, Any] = field(default_factory=dict)  # source node -> the Fetch looked at last
     _started: set[int] = field(default_factory=set)
+    _power_losses: int = 0
 
     def node_started(self, node: KRaftNode) -> None:
-        """A hook of :class:`SimCluster`: count restarts and wrap the snapshot loader."""
+        """A hook of :class:`SimCluster`: count restarts and snapshot loads -- the one a node makes
+        from its files while it is built (before this hook runs), and any it fetches later."""
         if node.node_id in self._started:
             self.counts["restart"] += 1
         self._started.add(node.node_id)
+        logs = [node.raft.log, *(node.broker.replicas.directory.logs.values() if node.broker is not None else ())]
+        if any(log.recovered_bytes_truncated for log in logs):
+            self.counts["torn-tail-recovered"] += 1
+        self.counts["snapshot-load"] += node.snapshots_loaded
         load = node.handle_load_snapshot
 
         def counted(reader: Any) -> None:
@@ -85,6 +114,9 @@ class CoverageProbes:
         node.handle_load_snapshot = counted  # type: ignore[method-assign]
 
     def __call__(self, cluster: SimCluster, event: str) -> None:
+        if len(cluster.power_losses) != self._power_losses:
+            self.counts["power-loss"] += len(cluster.power_losses) - self._power_losses
+            self._power_losses = len(cluster.power_losses)
         leader = cluster.raft_leader()
         if leader is not None and leader.raft.epoch != self._raft_epoch:
             if self._raft_epoch >= 0:
@@ -93,6 +125,8 @@ class CoverageProbes:
         # The newest *committed* image: the active controller's own image may hold decisions that a
         # failover discards, which would count changes twice.
         image = max((node.image for node in cluster.nodes.values()), key=lambda image: image.offset, default=None)
+        if event.startswith("request ") and event.endswith(" Fetch"):
+            self._observe_fetch(cluster, event)
         for topic, count in self.topics.items():
             for index in range(count):
                 registration = image.topics[topic].partitions.get(index) if image and topic in image.topics else None
@@ -131,6 +165,8 @@ class CoverageProbes:
             self._log_ends[key] = end
             if partition.is_leader:
                 self._observe_followers(key, partition)
+            elif partition.leader_id is not None and partition.leader_id >= 0:
+                self._observe_lineage(cluster, key, partition)
 
     def _observe_followers(self, key: tuple[int, int, str, int], leader: Partition) -> None:
         """Only while a new leader's HW is still below its epoch's start (its first fetches) is there
@@ -145,6 +181,70 @@ class CoverageProbes:
                 if seen not in self._between:
                     self._between.add(seen)
                     self.counts["follower-between-hw-and-epoch"] += 1
+
+    def _observe_lineage(self, cluster: SimCluster, key: tuple[int, int, str, int], follower: Partition) -> None:
+        """Would KIP-101's and KIP-279's rules truncate ``follower`` to different offsets on its leader's
+        diverging-epoch answer (reference/broker/replica_fetcher.py, ``_truncate_on_diverging_epoch``)?
+        Looked at again only when the follower's log end, its last epoch or either side's epoch moved."""
+        leader_id = follower.leader_id
+        node = cluster.nodes.get(leader_id) if leader_id is not None else None
+        leader = node.broker.replicas.get(key[2], key[3]) if node is not None and node.broker is not None else None
+        if leader_id is None or leader is None or not leader.is_leader or leader.leader_epoch != follower.leader_epoch:
+            return  # no fetch of this follower would be answered (or fenced, KIP-320)
+        log_end, last_epoch = follower.log_end_offset, follower.log.latest_epoch
+        state = (log_end, last_epoch, follower.leader_epoch, leader_id, cluster.incarnation[leader_id],
+                 leader.log.latest_epoch)
+        if self._lineage.get(key) == state:
+            return
+        self._lineage[key] = state
+        if last_epoch is None:
+            return
+        answer = leader.log.end_offset_for_epoch(last_epoch)
+        if answer is None:
+            return
+        epoch, leader_end = answer
+        if epoch >= last_epoch and leader_end >= log_end:
+            return  # not diverging: the leader has our last epoch up to our log end
+        kip_101 = min(leader_end, log_end)
+        mine = follower.last_offset_for_leader_epoch(epoch)
+        if mine is None:
+            kip_279 = kip_101
+        elif mine[0] != epoch:
+            kip_279 = min(mine[1], log_end)
+        else:
+            kip_279 = min(mine[1], leader_end, log_end)
+        seen = (*key, follower.leader_epoch)
+        if kip_279 != kip_101 and seen not in self._lineage_seen:
+            self._lineage_seen.add(seen)
+            self.counts["truncation-kip279-differs-from-kip101"] += 1
+
+    def _observe_fetch(self, cluster: SimCluster, event: str) -> None:
+        """A follower's Fetch has just been handled by its destination (``request F->L Fetch``; the
+        label is also a Raft fetch's, so the follower's replica fetcher for L says whether it is one):
+        compare the epoch it names with the leader's, partition by partition."""
+        source, _, destination = event[len("request "):-len(" Fetch")].partition("->")
+        if not (source.isdigit() and destination.isdigit()):
+            return  # a client's Fetch
+        follower = cluster.nodes.get(int(source))
+        leader = cluster.nodes.get(int(destination))
+        if follower is None or leader is None or follower.broker is None or leader.broker is None:
+            return
+        fetcher = follower.broker.replicas.fetchers.fetchers.get(int(destination))
+        request = fetcher.in_flight if fetcher is not None else None
+        if request is None or self._fetches_seen.get(int(source)) is request:
+            return
+        self._fetches_seen[int(source)] = request
+        for topic in request.body.topics:
+            if topic.topic not in self.topics:
+                continue
+            for wanted in topic.partitions:
+                partition = leader.broker.replicas.get(topic.topic, wanted.partition)
+                if partition is None or not partition.is_leader or wanted.current_leader_epoch < 0:
+                    continue
+                if wanted.current_leader_epoch < partition.leader_epoch:
+                    self.counts["fetch-from-older-epoch"] += 1
+                elif wanted.current_leader_epoch > partition.leader_epoch:
+                    self.counts["fetch-from-newer-epoch"] += 1
 
     def table(self) -> dict[str, int]:
         return {name: self.counts.get(name, 0) for name in (*PROBES, *sorted(set(self.counts) - set(PROBES)))}

@@ -11,8 +11,11 @@ Theory of operation
    a plain acks=1 producer to ``sim-one`` while the fault schedule runs -- drawn from the seed
    (swarm testing: :func:`~chaos.sim.faults.draw_profile`) unless given.  In a swarm the seed
    also draws the idempotent producer's own faults (:func:`draw_producer_faults`): new instances
-   that take over with the next epoch, and broken connections whose requests arrive late.  The
-   invariants (:mod:`chaos.sim.invariants`) and the coverage probes watch every event.
+   that take over with the next epoch, and broken connections whose requests arrive late.  With
+   ``group_consumers`` (opt-in, so that the seeds' runs without them stay as they were), members
+   of one consumer group read ``sim-all`` and commit what they processed, restarted at drawn
+   times (:mod:`chaos.sim.group_consumer`).  The invariants (:mod:`chaos.sim.invariants`, and
+   the group's NoSkip) and the coverage probes watch every event.
 3. **Liveness phase**: every fault is healed (crashed nodes restart, paused ones resume, the
    network is quiet), producers stop sending new records; within ``liveness_budget_ms`` every
    partition must have a leader and its full ISR, every producer must have its records
@@ -33,7 +36,9 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +56,16 @@ from .clients import (
     SimProducer,
 )
 from .cluster import SimCluster, SimTimeLogHandler
-from .faults import DEFAULT_PROFILE, Fault, FaultInjector, Profile, draw_profile, draw_schedule
+from .faults import (
+    DEFAULT_PROFILE,
+    Fault,
+    FaultInjector,
+    Profile,
+    draw_power_losses,
+    draw_profile,
+    draw_schedule,
+)
+from .group_consumer import Processed, SimGroupConsumer, draw_consumer_restarts
 from .invariants import InvariantChecker, Violation, controller_image
 from .probes import CoverageProbes
 
@@ -89,6 +103,13 @@ class SimConfig:
     # over, and how often its connection breaks under a Produce request.
     producer_restarts: tuple[int, ...] | None = None
     broken_connections: BrokenConnections | None = None
+    # A swarm seed may draw a power loss (chaos.sim.faults.draw_power_losses).  Opt-in here, so that
+    # the seeds that tests pin keep their runs; `refka sim` draws them unless --no-power-loss.
+    power_losses: bool = False
+    acks1_producer: bool = True  # False: no acks=1 producer (a shrink step: fewer clients)
+    group_consumers: int = 0  # members of a consumer group reading sim-all (chaos.sim.group_consumer)
+    # When a member is replaced, and whether it left cleanly (None: drawn from the seed in a swarm).
+    consumer_restarts: tuple[tuple[int, bool], ...] | None = None
 
 
 @dataclass
@@ -106,6 +127,12 @@ class SimResult:
     acks1_verdict: Verdict | None = None
     coverage: dict[str, int] = field(default_factory=dict)
     fault_log: list[str] = field(default_factory=list)
+    # The idempotent producer's own faults as the run used them (drawn or given), so that a
+    # shrink can pin them and then take them away one by one.
+    producer_restarts: tuple[int, ...] = ()
+    broken_connections: BrokenConnections = field(default_factory=BrokenConnections)
+    consumer_restarts: tuple[tuple[int, bool], ...] = ()
+    group_processed: dict[int, int] = field(default_factory=dict)  # partition -> first offset no member processed
     trace: list[str] | None = None
 
     @property
@@ -137,6 +164,11 @@ def simulate(config: SimConfig, root: Path | None = None) -> SimResult:
     else:
         profile = draw_profile(plan_rng) if config.swarm else DEFAULT_PROFILE
         faults = draw_schedule(plan_rng, profile, config.nodes, config.duration_ms)
+        if config.swarm and config.power_losses:  # from a Random of its own: the draws above stay as they were
+            power_losses = draw_power_losses(random.Random(f"power-loss/{config.seed}"), config.nodes,
+                                             config.duration_ms)
+            if power_losses:  # and no process crash with it (see draw_power_losses)
+                faults = [fault for fault in faults if fault.kind != "crash"] + power_losses
     result = SimResult(config, profile, faults)
     # The guards are switched off in this process only, for this run (see reference/guards.py).
     with guards.switch_off(config.guards_off):
@@ -172,6 +204,7 @@ def _simulate(config: SimConfig, cluster: SimCluster, result: SimResult, started
         if config.swarm else ((), BrokenConnections())
     restarts = restarts if config.producer_restarts is None else config.producer_restarts
     safe.broken_connections = broken if config.broken_connections is None else config.broken_connections
+    result.producer_restarts, result.broken_connections = restarts, safe.broken_connections
     acks1 = SimProducer("producer-one", ACKS1_TOPIC, config.partitions, nodes, random.Random(cluster.rng.random()),
                         history, acks=1, idempotent=False, interval_ms=config.produce_interval_ms)
     instances = [safe]
@@ -193,9 +226,26 @@ def _simulate(config: SimConfig, cluster: SimCluster, result: SimResult, started
         result.violations.append(Violation("Bootstrap", "the topics were not ready", cluster.now_ms, ""))
         return _finish(result, cluster, checker, probes, [safe, acks1], history, started)
     cluster.clients.remove(admin)
-    cluster.clients += [safe, acks1]
-    safe.sending = acks1.sending = True
-    injector = FaultInjector(cluster, faults, cluster.now_ms, lambda: _leader_of(cluster, SAFE_TOPIC, 0))
+    cluster.clients += [safe, acks1] if config.acks1_producer else [safe]
+    processed = Processed()
+
+    def violated(invariant: str, detail: str, now_ms: int) -> None:
+        checker.violations.append(Violation(invariant, detail, now_ms, "commit acknowledged"))
+
+    consumers = [SimGroupConsumer(f"consumer-{index}", nodes, SAFE_TOPIC, history, processed, violated)
+                 for index in range(config.group_consumers)]
+    cluster.clients += consumers
+    if config.group_consumers:
+        drawn = draw_consumer_restarts(random.Random(f"consumers/{config.seed}"), config.duration_ms) \
+            if config.swarm else ()
+        result.consumer_restarts = drawn if config.consumer_restarts is None else config.consumer_restarts
+    for number, (at_ms, clean) in enumerate(result.consumer_restarts, 1):
+        cluster.at(cluster.now_ms + at_ms, f"consumer {'leaves' if clean else 'dies'}",
+                   partial(_replace_consumer, cluster, consumers, number, clean, history, processed, violated))
+    safe.sending = True
+    acks1.sending = config.acks1_producer
+    injector = FaultInjector(cluster, faults, cluster.now_ms, lambda: _leader_of(cluster, SAFE_TOPIC, 0),
+                             lambda: _isr_of(cluster, SAFE_TOPIC, 0), lambda node: _fenced(cluster, node))
     for at_ms in restarts:
         cluster.at(cluster.now_ms + at_ms, "producer new instance",
                    lambda: _new_instance(cluster, instances, config, history, acknowledged, ambiguous))
@@ -206,6 +256,10 @@ def _simulate(config: SimConfig, cluster: SimCluster, result: SimResult, started
         _liveness(cluster, config, injector, topics, instances[-1], acks1, history, checker)
     result.fault_log = injector.log
     result.coverage.update({f"fault:{kind}": count for kind, count in sorted(injector.counts.items())})
+    for consumer in consumers:
+        probes.counts.update(consumer.counts)
+    if consumers:
+        result.group_processed = {p: processed.first_unprocessed(p) for p in range(config.partitions)}
     return _finish(result, cluster, checker, probes, [*instances, acks1], history, started)
 
 
@@ -242,6 +296,19 @@ def _new_instance(cluster: SimCluster, instances: list[SimProducer], config: Sim
     old.replaced()
     new.sending = True
     instances.append(new)
+    cluster.clients.append(new)
+
+
+def _replace_consumer(cluster: SimCluster, consumers: list[SimGroupConsumer], number: int, clean: bool,
+                      history: HistoryWriter, processed: Processed,
+                      violated: Callable[[str, str, int], None]) -> None:
+    """Restart ``number``: the member in slot ``number mod members`` stops and a new one joins."""
+    slot = number % len(consumers)
+    old = consumers[slot]
+    old.stop(clean, cluster.now_ms)
+    new = SimGroupConsumer(f"consumer-{slot}#{number}", old.nodes, old.topic, history, processed, violated)
+    new.counts = old.counts  # one tally per slot
+    consumers[slot] = new
     cluster.clients.append(new)
 
 
@@ -332,3 +399,15 @@ def _leader_of(cluster: SimCluster, topic: str, index: int) -> int:
     image = controller_image(cluster)
     registration = image.topics[topic].partitions.get(index) if image and topic in image.topics else None
     return registration.leader if registration is not None and registration.leader >= 0 else 0
+
+
+def _isr_of(cluster: SimCluster, topic: str, index: int) -> list[int]:
+    image = controller_image(cluster)
+    registration = image.topics[topic].partitions.get(index) if image and topic in image.topics else None
+    return list(registration.isr) if registration is not None else []
+
+
+def _fenced(cluster: SimCluster, node: int) -> bool:
+    image = controller_image(cluster)
+    registration = image.brokers.get(node) if image is not None else None
+    return registration is None or registration.fenced

@@ -61,6 +61,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Protocol
 
+from reference import durability
+
 from ..errors import Errors, KafkaError
 from .log.config import LogConfig
 
@@ -701,8 +703,9 @@ class BrokerConfig:
         with open(temporary, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=1, sort_keys=True)
             out.flush()
-            os.fsync(out.fileno())
+            durability.fsync(out)
         os.replace(temporary, path)
+        durability.fsync_directory(path.parent)  # the rename too (Kafka's atomicMoveWithFallback)
 
     def load_dynamic(self, path: Path) -> None:
         """Restore the dynamic layers saved by :meth:`save_dynamic`, if the file exists."""

@@ -29,6 +29,8 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from reference import durability
+
 BLOCK_SIZE = 1000
 STATE_FILE = "producer-ids.json"
 
@@ -74,5 +76,6 @@ class ProducerIdManager:
         with open(temporary, "w", encoding="utf-8") as out:
             json.dump(document, out, sort_keys=True)
             out.flush()
-            os.fsync(out.fileno())
+            durability.fsync(out)
         os.replace(temporary, self._path)
+        durability.fsync_directory(self._path.parent)  # the rename too (Kafka's atomicMoveWithFallback)

@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reference import durability
+
 from ..errors import Errors, KafkaError
 from .configs import BrokerConfig, validate_topic_config
 from .topic_names import check_creatable, collides_with
@@ -237,5 +239,6 @@ class TopicRegistry:
         with open(temporary, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=1, sort_keys=True)
             out.flush()
-            os.fsync(out.fileno())
+            durability.fsync(out)
         os.replace(temporary, self._path)
+        durability.fsync_directory(self._path.parent)  # the rename too (Kafka's atomicMoveWithFallback)

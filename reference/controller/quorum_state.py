@@ -58,6 +58,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from reference import durability
+
 QUORUM_STATE_FILE = "quorum-state"
 NO_LEADER = -1  # Kafka's sentinel for "no leader known" and "not voted"
 NOT_VOTED = -1
@@ -230,5 +232,6 @@ class FileQuorumStateStore:
         with open(temporary, "w", encoding="utf-8") as file:
             file.write(json.dumps(document, separators=(",", ":")))
             file.flush()
-            os.fsync(file.fileno())
+            durability.fsync(file)
         os.replace(temporary, self.path)
+        durability.fsync_directory(self.path.parent)  # the rename too (Kafka's atomicMoveWithFallback)

@@ -39,7 +39,10 @@ Rules (the tests name them):
    BeginQuorumEpoch to every voter until each acknowledges (a Fetch counts), and advances the
    high watermark only past that batch: the HW is the offset that a majority of voters' fetch
    offsets (the leader's LEO counts) has reached, and only once it is above the epoch start offset
-   (a leader commits entries of earlier epochs only by committing one of its own).
+   (a leader commits entries of earlier epochs only by committing one of its own).  An offset
+   counts only once it is on disk: the leader flushes its log after each append, a voter after
+   each append of fetched records (KafkaRaftClient does the same), so a committed record survives
+   a power loss of any minority.
 4. **Followers fetch** (Fetch v18) with ``FetchOffset`` = LEO, ``LastFetchedEpoch`` = the epoch
    of their last batch and ``HighWatermark`` = the HW they know (-1 if none, KIP-1166).  The
    leader checks the offset and epoch against its own log: a mismatch is answered with
@@ -704,6 +707,7 @@ class RaftNode:
             ControlRecordType.LEADER_CHANGE, message, timestamp=now_ms, partition_leader_epoch=self._epoch
         )
         self.log.append_as_leader(batch, self._epoch)
+        self.log.flush()  # the leader counts its own log end toward the HW only once it is durable
         self._update_leader_high_watermark(now_ms)
         for voter in self._remote_voters():
             if self._can_send(voter, now_ms):
@@ -721,6 +725,9 @@ class RaftNode:
             raise ValueError("an append needs at least one record")
         batch = build_batch((SimpleRecord(value, timestamp=now_ms) for value in records), partition_leader_epoch=self._epoch)
         info = self.log.append_as_leader(batch, self._epoch)
+        # Kafka's KafkaRaftClient flushes the leader's log before its own end offset counts toward
+        # the majority: a voter that lost power must not have counted records it no longer holds.
+        self.log.flush()
         self._update_leader_high_watermark(now_ms)
         self._wake_parked_fetches(now_ms)
         return info.last_offset
@@ -967,6 +974,10 @@ class RaftNode:
         else:
             if partition.records:
                 self.log.append_as_follower(partition.records)
+                if self.node_id in self.voters:
+                    # Durable before the next Fetch reports the new end offset to the leader, which
+                    # counts it toward the high watermark (Kafka flushes a voter's log here too).
+                    self.log.flush()
             if partition.high_watermark >= 0:
                 # Known once our log holds everything the leader has committed: a HW capped by our
                 # own shorter log is only how far we have replicated.

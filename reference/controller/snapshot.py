@@ -33,6 +33,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reference import durability
 from reference.controller.control_records import (
     SNAPSHOT_FOOTER_RECORD,
     SNAPSHOT_FOOTER_VERSION,
@@ -163,8 +164,9 @@ def write_snapshot_bytes(directory: Path, snapshot_id: SnapshotId, content: byte
     with open(partial, "wb") as file:
         file.write(content)
         file.flush()
-        os.fsync(file.fileno())
+        durability.fsync(file)
     os.replace(partial, path)
+    durability.fsync_directory(directory)  # the rename too (Kafka's atomicMoveWithFallback)
     return path
 
 

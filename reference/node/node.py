@@ -61,6 +61,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from .. import durability
 from ..broker.cluster_view import ImageView
 from ..broker.configs import BrokerConfig
 from ..broker.core import Broker, FrameServer, Reply
@@ -107,8 +108,11 @@ def format_log_dir(log_dir: Path, cluster_id: str, node_id: int) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     meta = log_dir / META_PROPERTIES
     if not meta.exists():
-        meta.write_text(f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"
-                        f"directory.id={random_uuid_string()}\n")
+        with open(meta, "w", encoding="utf-8") as out:
+            out.write(f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={random_uuid_string()}\n")
+            out.flush()
+            durability.fsync(out)  # Kafka's storage tool fsyncs it: a node cannot start without it
+        durability.fsync_directory(log_dir)
 
 
 def raft_config(config: BrokerConfig) -> RaftConfig:
@@ -149,6 +153,8 @@ class KRaftNode:
         self.last_snapshot_ms = now_ms
         self._caught_up = False  # see _metadata_caught_up
         voters = {voter.node_id: (voter.host, voter.port) for voter in self.node.voters}
+        self.rng = rng
+        self.snapshots_loaded = 0  # by this incarnation: at start (from its files) or fetched from the leader
         self.raft = RaftNode(self.node_id, voters, self.data_dir, self.cluster_id, self.raft_outbox,
                              now_ms, raft_config(self.config), listener=self, rng=rng)
         if self.node.is_controller:
@@ -162,6 +168,8 @@ class KRaftNode:
 
     def _start_broker(self, now_ms: int) -> None:
         broker = Broker(self.config, self.data_dir, now_ms)
+        if (rng := self.rng) is not None:  # a simulation: group member ids from the run's Random, so a seed replays
+            broker.groups.coordinator.member_id_suffix = lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4))
         listener_name = self.node.inter_broker_listener_name or self.node.broker_listeners[0].name
         broker.cluster = ImageView(lambda: self.image, listener_name)
         self.forwarder = ControllerForwarder(self.controller_outbox, self.active_controller)
@@ -237,6 +245,7 @@ class KRaftNode:
     def handle_load_snapshot(self, reader: SnapshotReader) -> None:
         """The image becomes the snapshot's: its records replayed (at their offsets in the file), then
         the image's offset set to the last one the snapshot covers, so the log after it follows."""
+        self.snapshots_loaded += 1
         self.image = MetadataImage()
         for batch in reader.batches:
             for index, value in enumerate(batch.records):
@@ -259,9 +268,23 @@ class KRaftNode:
         publishing each intermediate image would act on stale decisions -- e.g. make itself leader
         in an old leader epoch and write that epoch into its leader epoch cache over newer ones, so
         that its next fetch truncates committed records (found by ``refka sim``)."""
-        if not self._caught_up and self.raft.high_watermark_known and end_offset >= self.raft.high_watermark:
+        if not self._caught_up and self.raft.high_watermark_known and end_offset >= self.raft.high_watermark \
+                and self._registration_replayed(end_offset):
             self._caught_up = True
         return self._caught_up
+
+    def _registration_replayed(self, end_offset: int) -> bool:
+        """After an unclean shutdown a broker also waits for its own registration to be replayed
+        (Kafka's ``initialCatchUpFuture``): the controller's answer to it -- KIP-966, leaving the
+        ISR, the ELR and any leadership -- must be in the first image it acts on, not a stale image
+        in which it still leads with a log that a power loss cut short (found by ``refka sim``'s
+        power loss: the restarted leader served its shorter log, and its followers truncated
+        acknowledged records to match).  Kafka waits after every start; refka only when the log
+        directory has no clean-shutdown marker, where the logs may have lost a tail."""
+        lifecycle = self.lifecycle
+        if lifecycle is None or self.broker is None or self.broker.replicas.directory.had_clean_shutdown:
+            return True
+        return lifecycle.broker_epoch >= 0 and end_offset > lifecycle.broker_epoch
 
     def handle_leader_change(self, leader_id: int | None, epoch: int) -> None:
         if self.controller is not None:

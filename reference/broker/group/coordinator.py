@@ -187,7 +187,7 @@ class GroupCoordinator:
         self.offsets = OffsetStore()
         self.ownership: PartitionOwnership | None = PartitionOwnership() if tracks_leadership else None
         self._writer = writer
-        self._member_id_suffix = member_id_suffix
+        self.member_id_suffix = member_id_suffix
         self._timers = Timers()
 
     # ============================================================================================
@@ -457,7 +457,7 @@ class GroupCoordinator:
             respond(JoinGroupResult(Errors.INCONSISTENT_GROUP_PROTOCOL, member_id=UNKNOWN_MEMBER_ID))
             return
         prefix = request.group_instance_id if request.group_instance_id is not None else request.client_id
-        new_member_id = f"{prefix}-{self._member_id_suffix()}"
+        new_member_id = f"{prefix}-{self.member_id_suffix()}"
         if request.group_instance_id is not None:
             existing = group.static_member_id(request.group_instance_id)
             if existing is not None:

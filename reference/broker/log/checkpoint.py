@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from reference import durability
 from reference.broker.log.files import TopicPartition
 
 CHECKPOINT_VERSION = 0
@@ -56,18 +57,12 @@ def write_atomically(path: Path, data: bytes) -> None:
     with open(temporary, "wb") as handle:
         handle.write(data)
         handle.flush()
-        os.fsync(handle.fileno())
+        durability.fsync(handle)
     os.replace(temporary, path)
     fsync_directory(path.parent)
 
 
-def fsync_directory(directory: Path) -> None:
-    """Make a rename or a new file in ``directory`` durable."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+fsync_directory = durability.fsync_directory  # make a rename or a new file in a directory durable
 
 
 class CheckpointFile(Generic[Entry]):

@@ -38,6 +38,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from reference import durability
 from reference.broker.log.descriptors import LazyDescriptor
 
 INT32_MAX = (1 << 31) - 1
@@ -153,7 +154,7 @@ class OffsetIndex:
         del self._offsets[entries:]
         del self._positions[entries:]
         self._length = entries * self.entry_size
-        os.truncate(self.path, self._length)
+        durability.truncate(self.path, self._length)
 
     def sanity_check(self, log_size: int) -> None:
         """Raise :class:`CorruptIndexError` if the file cannot be trusted.
@@ -177,7 +178,7 @@ class OffsetIndex:
         assert self._length == self.entries * self.entry_size, "index file holds exactly its entries"
 
     def flush(self) -> None:
-        os.fsync(self._file.fd)
+        durability.fsync(self._file.fd)
 
     def close(self) -> None:
         self._file.close()
@@ -252,7 +253,7 @@ class TimeIndex:
         del self._timestamps[entries:]
         del self._offsets[entries:]
         self._length = entries * self.entry_size
-        os.truncate(self.path, self._length)
+        durability.truncate(self.path, self._length)
 
     def sanity_check(self, next_offset: int) -> None:
         """Raise :class:`CorruptIndexError` if the file cannot be trusted (Kafka's checks plus order)."""
@@ -271,7 +272,7 @@ class TimeIndex:
         assert self._length == self.entries * self.entry_size, "time index file holds exactly its entries"
 
     def flush(self) -> None:
-        os.fsync(self._file.fd)
+        durability.fsync(self._file.fd)
 
     def close(self) -> None:
         self._file.close()

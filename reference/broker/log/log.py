@@ -58,7 +58,8 @@ Flush policy: like Kafka's defaults (``flush.messages`` = ``flush.ms`` = Long.MA
 is not fsynced.  A write is in the OS page cache as soon as ``write`` returns, so an acknowledged
 batch survives ``kill -9`` of the broker; surviving power loss is replication's job.  Segments are
 fsynced when they roll (Kafka does this asynchronously; refka synchronously) and on clean
-shutdown, and each fsync advances the recovery point.  Honouring ``flush.messages``/``flush.ms``
+shutdown, and each fsync advances the recovery point; a flush that covers a segment created since
+the last one also fsyncs the directory, so that the new file's name survives a power loss.  Honouring ``flush.messages``/``flush.ms``
 when set is implemented (``maybe_flush`` is for the broker's scheduler).
 
 Invariants (``check_valid``): segment base offsets increase and segments do not overlap; each
@@ -77,6 +78,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from reference import durability
 from reference.broker.log import dir_failure, files
 from reference.broker.log.clock import Clock
 from reference.broker.log.config import LogConfig
@@ -757,9 +759,15 @@ class PartitionLog:
         recovery point to it."""
         with self._lock:
             offset = self.log_end_offset if up_to_offset is None else min(up_to_offset, self.log_end_offset)
-            for segment in self.segments:
-                if segment.base_offset < offset and segment.next_offset > self.recovery_point:
-                    segment.flush()
+            flushed = [segment for segment in self.segments
+                       if segment.base_offset < offset and segment.next_offset > self.recovery_point]
+            for segment in flushed:
+                segment.flush()
+            # A segment created since the last flush has a name the directory has not made durable
+            # yet: without this a power loss may drop the whole fsynced file (Kafka's LocalLog.flush
+            # fsyncs the directory the same way).
+            if any(segment.base_offset >= self.recovery_point for segment in flushed):
+                durability.fsync_directory(self.directory)
             self.recovery_point = max(self.recovery_point, offset)
             self._unflushed_messages = 0
             self._last_flush_ms = self.clock.milliseconds()

@@ -81,7 +81,6 @@ offset.
 from __future__ import annotations
 
 import enum
-import os
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -89,7 +88,7 @@ from pathlib import Path
 
 import crc32c
 
-from reference import guards
+from reference import durability, guards
 from reference.broker.log import files
 from reference.errors import Errors, KafkaError
 from reference.records.batch import (
@@ -552,7 +551,7 @@ def write_snapshot(path: Path, entries: Iterable[ProducerStateEntry], sync: bool
         handle.write(data)
         handle.flush()
         if sync:
-            os.fsync(handle.fileno())
+            durability.fsync(handle)
 
 
 def read_snapshot(path: Path) -> dict[int, ProducerStateEntry]:

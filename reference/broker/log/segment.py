@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from reference import durability
 from reference.broker.log import files
 from reference.broker.log.config import LogConfig
 from reference.broker.log.descriptors import LazyDescriptor
@@ -177,7 +178,7 @@ class LogSegment:
             _write_fully(self._file.fd, records)
         except OSError:  # e.g. ENOSPC part-way: cut the torn tail off (best effort), then report
             with contextlib.suppress(OSError):
-                os.ftruncate(self._file.fd, position)
+                durability.truncate(self._file.fd, position)
             raise
         self.size += len(records)
         for header in batches:
@@ -257,7 +258,7 @@ class LogSegment:
             next_offset = header.next_offset
         truncated = self.size - valid_bytes
         if truncated > 0:
-            os.ftruncate(self._file.fd, valid_bytes)
+            durability.truncate(self._file.fd, valid_bytes)
             self.size = valid_bytes
         self.next_offset = next_offset
         self.on_become_inactive()
@@ -286,7 +287,7 @@ class LogSegment:
         if location is None:
             return 0
         truncated = self.size - location.position
-        os.ftruncate(self._file.fd, location.position)
+        durability.truncate(self._file.fd, location.position)
         self.size = location.position
         if self.size == 0:
             self.created_ms = now_ms
@@ -317,7 +318,7 @@ class LogSegment:
     # -- durability and lifecycle --------------------------------------------------------------------------
 
     def flush(self) -> None:
-        os.fsync(self._file.fd)
+        durability.fsync(self._file.fd)
         self.offset_index.flush()
         self.time_index.flush()
 

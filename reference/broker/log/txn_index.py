@@ -28,11 +28,12 @@ Invariants (``check_valid``): ``first_offset <= last_offset``; ``last_offset`` s
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from reference import durability
 
 ABORTED_TXN_VERSION = 0
 _ENTRY = struct.Struct(">hqqqq")  # version, producerId, firstOffset, lastOffset, lastStableOffset
@@ -102,7 +103,7 @@ class TransactionIndex:
     def flush(self) -> None:
         if self.path.exists():
             with open(self.path, "ab") as handle:
-                os.fsync(handle.fileno())
+                durability.fsync(handle)
 
     def delete(self) -> None:
         self.entries = []

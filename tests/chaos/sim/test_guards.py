@@ -183,3 +183,70 @@ def test_without_the_epoch_start_rule_a_follower_lacking_acknowledged_records_is
     unmodified = simulate(replace(base, liveness=True))
     assert unmodified.failure == ""
     assert unmodified.coverage["follower-between-hw-and-epoch"] >= 1, "the situation arises with the rule on too"
+
+
+# -- KIP-966's unclean shutdown (a power loss, chaos/sim/disk.py; the lost-tail-then-failover shape of
+# the fault draw, chaos/sim/faults.py) ----------------------------------------------------------------
+
+SEED_UNCLEAN_SHUTDOWN = 12  # one of the seeds `refka sim mutants --guard-off unclean_shutdown_leaves_isr --seeds 30` catches
+
+
+def test_without_leaving_the_isr_after_an_unclean_shutdown_a_follower_that_lost_its_tail_is_elected() -> None:
+    """unclean_shutdown_leaves_isr off (KIP-966): with the other follower out of the ISR, a follower
+    in the ISR loses power and the unflushed tail of its log; fenced, it leaves the ISR for the ELR
+    (the ISR is below min.insync.replicas), boots and registers without a clean-shutdown epoch, and
+    stays in the ELR; the leader is isolated, and the follower is elected from the ELR without records
+    that were acknowledged.  With the rule it leaves the ELR when it registers, and the partition
+    waits for the leader, in the same run."""
+    base = SimConfig(seed=SEED_UNCLEAN_SHUTDOWN, duration_ms=20_000, liveness=False,
+                     node_settings=dict(MUTANT_SETTINGS), power_losses=True)
+    mutant = simulate(replace(base, guards_off=frozenset({"unclean_shutdown_leaves_isr"})))
+    assert guards.switched_off() == frozenset()
+    assert mutant.failure in {"LeaderCompleteness", "StrongIsr", "NoCommittedRecordLost"}, mutant.violations
+    assert mutant.coverage["power-loss"] == 1
+    unmodified = simulate(replace(base, liveness=True))
+    assert unmodified.failure == ""
+    assert unmodified.coverage["power-loss"] == 1 and unmodified.coverage["torn-tail-recovered"] >= 1
+
+
+# -- KIP-279's truncation to the last epoch both logs share (the leader-without-the-follower's-epoch
+# shape of the fault draw, chaos/sim/faults.py) --------------------------------------------------------
+
+SEED_EPOCH_LINEAGE = 7  # the first seed `refka sim mutants --guard-off match_epoch_lineage` catches
+
+
+@pytest.mark.slow  # the mutant's livelock runs the whole liveness budget
+def test_without_the_epoch_lineage_rule_a_follower_holding_an_epoch_its_leader_lacks_never_catches_up() -> None:
+    """match_epoch_lineage off (KIP-279): a follower that led an epoch from a shorter log than the
+    next leader's, and wrote in it, restarts as that leader's follower.  The leader answers its
+    Fetch with where the epoch before ends (KIP-595's diverging epoch); KIP-101's rule truncates only
+    to there, keeping records of an epoch the leader never had below it, so the next Fetch gets the
+    same answer, for ever: the follower never rejoins the ISR (Liveness; no record is lost, as
+    tests/chaos/sim/test_guard_situations.py shows step by step).  With the rule the same run heals;
+    without the shape the mutant passes the same seed."""
+    import random
+
+    from chaos.sim.faults import (
+        draw_independent_faults,
+        draw_leader_without_the_followers_epoch,
+        draw_profile,
+    )
+
+    base = SimConfig(seed=SEED_EPOCH_LINEAGE, duration_ms=20_000, liveness_budget_ms=30_000,
+                     node_settings=dict(MUTANT_SETTINGS))
+    mutant = simulate(replace(base, guards_off=frozenset({"match_epoch_lineage"})))
+    assert guards.switched_off() == frozenset()
+    assert mutant.failure == "Liveness", mutant.violations
+    assert mutant.coverage["truncation-kip279-differs-from-kip101"] >= 1
+    unmodified = simulate(base)
+    assert unmodified.failure == ""
+    assert unmodified.coverage["truncation-kip279-differs-from-kip101"] >= 1, "the situation arises with the rule on too"
+    rng = random.Random(f"faults/{SEED_EPOCH_LINEAGE}")
+    profile = draw_profile(rng)  # one that neither crashes, pauses nor isolates: no other shape, then this one
+    draw_independent_faults(rng, profile, 3, 20_000)
+    rng.random()
+    shape = draw_leader_without_the_followers_epoch(rng, 20_000)
+    assert shape and all(fault in mutant.faults for fault in shape)
+    without_shape = simulate(replace(base, faults=[fault for fault in mutant.faults if fault not in shape],
+                                     guards_off=frozenset({"match_epoch_lineage"})))
+    assert without_shape.failure == "" and without_shape.coverage["truncation-kip279-differs-from-kip101"] == 0

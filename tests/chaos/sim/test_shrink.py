@@ -3,11 +3,15 @@ on the real cluster with a switched-off guard it drops the faults that do not ma
 
 from __future__ import annotations
 
+import argparse
+import shlex
 from dataclasses import replace
 
 import pytest
 
 from chaos.checker import VALID, Verdict
+from chaos.sim.cli import _config, add_arguments, replay_command
+from chaos.sim.clients import BrokenConnections
 from chaos.sim.faults import Fault
 from chaos.sim.invariants import Violation
 from chaos.sim.run import SimConfig, SimResult, simulate
@@ -70,3 +74,51 @@ def test_a_failure_from_a_switched_off_guard_shrinks_to_the_faults_that_cause_it
     assert shrunk.result.faults == LAGGING_FOLLOWER
     replayed = simulate(replace(shrunk.config, keep_trace=False))
     assert replayed.failure == failing.failure, "the shrunk run replays from its own description"
+
+
+def client_runner(log: list[SimConfig]) -> object:
+    """A run fails (NoDuplicate) iff a new producer instance takes over at +700ms; the acks=1
+    producer, the broken connections and the other instances do not matter."""
+
+    def run(config: SimConfig) -> SimResult:
+        log.append(config)
+        result = SimResult(config, None, list(config.faults or []))
+        drawn = ((300, 700, 1_100, 2_000), BrokenConnections(rate=0.3, read_first=0.9, max_delay_ms=200))
+        result.producer_restarts = drawn[0] if config.producer_restarts is None else config.producer_restarts
+        result.broken_connections = drawn[1] if config.broken_connections is None else config.broken_connections
+        if 700 in result.producer_restarts:
+            result.violations = [Violation("NoDuplicate", "planted", 0, "")]
+        else:
+            result.verdict = Verdict(VALID, "idempotent", {}, {}, [], [], {})
+        return result
+
+    return run
+
+
+def test_the_clients_shrink_too_and_the_shrunk_run_carries_them() -> None:
+    log: list[SimConfig] = []
+    runner = client_runner(log)
+    failing = runner(SimConfig(seed=5, faults=[Fault(100, "pause", 200, (1,))]))  # type: ignore[operator]
+    shrunk = shrink(failing, runner)  # type: ignore[arg-type]
+    config = shrunk.config
+    assert shrunk.result.faults == []
+    assert config.producer_restarts == (700,), "the one new instance that matters stays, pinned"
+    assert config.broken_connections == BrokenConnections()
+    assert not config.acks1_producer
+    text = describe(shrunk)
+    assert "a new instance takes over at +700ms" in text and "(no acks=1 producer)" in text
+    assert "connections break" not in text
+
+
+def test_a_shrunk_runs_replay_command_gives_back_its_clients() -> None:
+    config = SimConfig(seed=9, duration_ms=4_000, faults=[Fault(100, "crash", 300, (2,))],
+                       producer_restarts=(250, 900), acks1_producer=False,
+                       broken_connections=BrokenConnections(rate=0.1, read_first=0.5, max_delay_ms=2_000))
+    command = replay_command(SimResult(config, None, list(config.faults or [])))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(shlex.split(command)[2:])
+    assert _config(args, args.seed) == replace(config, faults=config.faults)
+    never = replace(config, producer_restarts=(), broken_connections=BrokenConnections(), acks1_producer=True)
+    args = parser.parse_args(shlex.split(replay_command(SimResult(never, None, [])))[2:])
+    assert _config(args, args.seed) == replace(never, faults=[])
