@@ -279,7 +279,9 @@ class InvariantChecker:
     # (node, topic, partition) of replicas that lost data in a power loss and have not been back in
     # the controller's ISR since: spec/replication.py's ``lost_data`` (see _track_lost_data)
     _lost_data: set[tuple[int, str, int]] = field(default_factory=set)
-    _out_of_isr_since_loss: set[tuple[int, str, int]] = field(default_factory=set)
+    # ... and the partition epoch of the controller's ISR that first left it out since the loss
+    _out_of_isr_since_loss: dict[tuple[int, str, int], int] = field(default_factory=dict)
+    _epoch_at_loss: dict[tuple[int, str, int], int] = field(default_factory=dict)  # the partition's, then
     _power_losses_seen: int = 0
 
     def __call__(self, cluster: SimCluster, event: str) -> None:
@@ -302,7 +304,8 @@ class InvariantChecker:
     def _track_lost_data(self, cluster: SimCluster, image: MetadataImage | None) -> None:
         """A node that lost power (``cluster.power_losses``) has *lost data* on every partition, as
         ``spec/replication.py``'s replicas do, until the controller's ISR has left it out and taken it
-        back (a leader adds a follower only once it caught up).  WeakIsr, StrongIsr and
+        back (a leader adds a follower only once it caught up) -- judged by partition epoch, since
+        the image read may be an older one than the last.  WeakIsr, StrongIsr and
         ValidHighWatermark do not hold it to the leader's log meanwhile: keeping it out of the ISR is
         ``unclean_shutdown_leaves_isr``'s job, and what it protects -- the records it lost -- is
         LeaderCompleteness's and NoCommittedRecordLost's to notice."""
@@ -310,7 +313,10 @@ class InvariantChecker:
             for topic, count in self.topics.items():
                 for index in range(count):
                     self._lost_data.add((node_id, topic, index))
-                    self._out_of_isr_since_loss.discard((node_id, topic, index))
+                    self._out_of_isr_since_loss.pop((node_id, topic, index), None)
+                    known = image.topics[topic].partitions.get(index) \
+                        if image is not None and topic in image.topics else None
+                    self._epoch_at_loss[(node_id, topic, index)] = -1 if known is None else known.partition_epoch
         self._power_losses_seen = len(cluster.power_losses)
         if not self._lost_data or image is None:
             return
@@ -319,9 +325,16 @@ class InvariantChecker:
             registration = image.topics[topic].partitions.get(index) if topic in image.topics else None
             if registration is None:
                 continue
+            # By partition epoch, not by the order images are seen in: the image consulted moves
+            # from node to node (controller_image), and a new active controller's image replays
+            # older ISRs while it loads, which must not count as the node taken back.
+            left_out_at = self._out_of_isr_since_loss.get(key)
+            if registration.partition_epoch < self._epoch_at_loss.get(key, -1):
+                continue  # an image older than the loss
             if node_id not in registration.isr:
-                self._out_of_isr_since_loss.add(key)
-            elif key in self._out_of_isr_since_loss:
+                if left_out_at is None or registration.partition_epoch < left_out_at:
+                    self._out_of_isr_since_loss[key] = registration.partition_epoch
+            elif left_out_at is not None and registration.partition_epoch > left_out_at:
                 self._lost_data.discard(key)
 
     @property

@@ -42,3 +42,28 @@ def test_with_the_guard_on_the_same_run_keeps_every_invariant_and_the_checker_sa
     assert result.violations == []
     assert result.verdict is not None and result.verdict.verdict == "valid", result.verdict
     assert result.coverage["restart"] == 0 and result.coverage["fault:pause"] == 1
+
+
+def test_a_power_lost_replica_is_back_only_when_a_newer_isr_takes_it_back() -> None:
+    """The images the checker reads move between nodes, and a new active controller replays older
+    ISRs while it loads (seed 157 at 20 s saw it): an older image leaving the node out and a newer
+    one still holding it in the ISR must not end its lost-data exemption; a later ISR does."""
+    from types import SimpleNamespace
+
+    from chaos.sim.invariants import InvariantChecker
+
+    def image(isr: list[int], partition_epoch: int) -> object:
+        registration = SimpleNamespace(isr=isr, partition_epoch=partition_epoch)
+        return SimpleNamespace(topics={"t": SimpleNamespace(partitions={0: registration})})
+
+    checker = InvariantChecker({"t": 1}, list)
+    cluster = SimpleNamespace(power_losses=[])
+    checker._track_lost_data(cluster, image([0, 1, 2], 5))  # type: ignore[arg-type]
+    cluster.power_losses.append(0)
+    checker._track_lost_data(cluster, image([0, 1, 2], 5))  # type: ignore[arg-type]
+    assert (0, "t", 0) in checker._lost_data
+    for isr, epoch in (([1, 2], 3), ([0, 1, 2], 5), ([1, 2], 6), ([0, 1, 2], 6)):
+        checker._track_lost_data(cluster, image(isr, epoch))  # type: ignore[arg-type]
+        assert (0, "t", 0) in checker._lost_data, (isr, epoch)
+    checker._track_lost_data(cluster, image([1, 2, 0], 7))  # type: ignore[arg-type]
+    assert (0, "t", 0) not in checker._lost_data
