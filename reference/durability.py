@@ -11,7 +11,8 @@ A ``write`` reaches the operating system's page cache: it survives the broker pr
   fsyncs the parent directory after the move.
 
 Every place in ``reference/`` that makes data durable calls :func:`fsync` or
-:func:`fsync_directory`, and every place that cuts a file short calls :func:`truncate`.  In
+:func:`fsync_directory` -- a small file rewritten whole goes through :func:`write_atomically` --
+and every place that cuts a file short calls :func:`truncate`.  In
 production they are ``os.fsync`` and ``os.ftruncate``/``os.truncate`` and nothing more (one
 dictionary test).  The deterministic simulator (:mod:`chaos.sim.disk`) *watches* a directory tree
 with :func:`watch`: calls on files under it are reported to its observer instead, which records
@@ -107,3 +108,17 @@ def truncate(file: int | Path, length: int) -> None:
         observer = _observer_of(path)
         if observer is not None:
             observer.truncated(Path(path), length)
+
+
+def write_atomically(path: Path, data: bytes, temporary: Path | None = None) -> None:
+    """Replace ``path`` with ``data`` so that a crash or a power loss leaves the old file or the new
+    one, never a mix: write ``temporary`` (default ``<name>.tmp``), fsync it, rename it over ``path``
+    and fsync the directory, which makes the rename durable (Kafka's ``Utils.atomicMoveWithFallback``
+    after the flush)."""
+    temporary = temporary or path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        fsync(handle)
+    os.replace(temporary, path)
+    fsync_directory(path.parent)

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -699,13 +698,8 @@ class BrokerConfig:
         """Persist both dynamic layers (Kafka keeps them as ConfigRecords in its metadata log);
         written to a temporary file, fsynced and renamed, so a crash leaves old or new."""
         document = {"version": 1, "broker": self.dynamic_broker, "cluster_default": self.dynamic_default}
-        temporary = path.with_suffix(".tmp")
-        with open(temporary, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=1, sort_keys=True)
-            out.flush()
-            durability.fsync(out)
-        os.replace(temporary, path)
-        durability.fsync_directory(path.parent)  # the rename too (Kafka's atomicMoveWithFallback)
+        durability.write_atomically(path, json.dumps(document, indent=1, sort_keys=True).encode("utf-8"),
+                                    temporary=path.with_suffix(".tmp"))
 
     def load_dynamic(self, path: Path) -> None:
         """Restore the dynamic layers saved by :meth:`save_dynamic`, if the file exists."""

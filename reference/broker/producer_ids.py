@@ -25,7 +25,6 @@ Invariant: producer ids handed out are unique and increasing, across restarts to
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -72,10 +71,5 @@ class ProducerIdManager:
             "version": 1,
             "next_block_start": self._block_end,
         }
-        temporary = self._path.with_suffix(".tmp")
-        with open(temporary, "w", encoding="utf-8") as out:
-            json.dump(document, out, sort_keys=True)
-            out.flush()
-            durability.fsync(out)
-        os.replace(temporary, self._path)
-        durability.fsync_directory(self._path.parent)  # the rename too (Kafka's atomicMoveWithFallback)
+        durability.write_atomically(self._path, json.dumps(document, sort_keys=True).encode("utf-8"),
+                                    temporary=self._path.with_suffix(".tmp"))

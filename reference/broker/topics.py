@@ -36,7 +36,6 @@ Invariants: names and ids are unique; a topic's partition count never decreases.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -235,10 +234,5 @@ class TopicRegistry:
                 for t in self._topics.values()
             ],
         }
-        temporary = self._path.with_suffix(".tmp")
-        with open(temporary, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=1, sort_keys=True)
-            out.flush()
-            durability.fsync(out)
-        os.replace(temporary, self._path)
-        durability.fsync_directory(self._path.parent)  # the rename too (Kafka's atomicMoveWithFallback)
+        durability.write_atomically(self._path, json.dumps(document, indent=1, sort_keys=True).encode("utf-8"),
+                                    temporary=self._path.with_suffix(".tmp"))

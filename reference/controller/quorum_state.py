@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,10 +227,4 @@ class FileQuorumStateStore:
             "currentVoters": [{"voterId": voter} for voter in self.voters],
             "data_version": QUORUM_STATE_DATA_VERSION,
         }
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(json.dumps(document, separators=(",", ":")))
-            file.flush()
-            durability.fsync(file)
-        os.replace(temporary, self.path)
-        durability.fsync_directory(self.path.parent)  # the rename too (Kafka's atomicMoveWithFallback)
+        durability.write_atomically(self.path, json.dumps(document, separators=(",", ":")).encode("utf-8"))

@@ -158,15 +158,10 @@ def encode_snapshot(snapshot_id: SnapshotId, records: list[bytes], last_containe
 
 
 def write_snapshot_bytes(directory: Path, snapshot_id: SnapshotId, content: bytes) -> Path:
-    """Store complete snapshot bytes durably: ``.part`` file, fsync, rename."""
+    """Store complete snapshot bytes durably: ``.part`` file, fsync, rename, directory fsync."""
     path = directory / snapshot_id.file_name
     partial = directory / (path.name[: -len(SUFFIX)] + PARTIAL_SUFFIX)
-    with open(partial, "wb") as file:
-        file.write(content)
-        file.flush()
-        durability.fsync(file)
-    os.replace(partial, path)
-    durability.fsync_directory(directory)  # the rename too (Kafka's atomicMoveWithFallback)
+    durability.write_atomically(path, content, temporary=partial)
     return path
 
 

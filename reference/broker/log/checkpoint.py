@@ -29,7 +29,6 @@ presence at start means no log needs recovery.  Kafka 3.7+ stores JSON in it
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,17 +50,7 @@ class CorruptCheckpointError(Exception):
     """A checkpoint file exists but does not follow the format."""
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``path.tmp``, fsync it, rename it over ``path`` and fsync the directory."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        durability.fsync(handle)
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
-
-
+write_atomically = durability.write_atomically  # see reference.durability
 fsync_directory = durability.fsync_directory  # make a rename or a new file in a directory durable
 
 

@@ -59,8 +59,9 @@ is not fsynced.  A write is in the OS page cache as soon as ``write`` returns, s
 batch survives ``kill -9`` of the broker; surviving power loss is replication's job.  Segments are
 fsynced when they roll (Kafka does this asynchronously; refka synchronously) and on clean
 shutdown, and each fsync advances the recovery point; a flush that covers a segment created since
-the last one also fsyncs the directory, so that the new file's name survives a power loss.  Honouring ``flush.messages``/``flush.ms``
-when set is implemented (``maybe_flush`` is for the broker's scheduler).
+the last one also fsyncs the directory, so that the new file's name survives a power loss.
+Honouring ``flush.messages``/``flush.ms`` when set is implemented (``maybe_flush`` is for the
+broker's scheduler).
 
 Invariants (``check_valid``): segment base offsets increase and segments do not overlap; each
 segment keeps its own invariants; ``log_start_offset <= high_watermark <= log_end_offset``;
