@@ -195,7 +195,11 @@ def test_a_three_node_kafka_cluster_fails_over_when_the_leader_is_cut_off() -> N
     try:
         cluster.start()
         cluster.create_topic("chaos", 1, 3, {"min.insync.replicas": "2"})
-        old_leader = cluster.leader_of("chaos", 0)
+        # The broker answering Metadata may not have the new topic's leader yet (its metadata lags
+        # the controller's by a fetch): ask until it does, as a client would.
+        deadline = time.monotonic() + 30
+        while (old_leader := cluster.leader_of("chaos", 0)) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
         assert old_leader in (1, 2, 3)
         others = [node for node in cluster.node_ids() if node != old_leader]
         assert cluster.partition([[old_leader], others]) == {frozenset({old_leader, n}) for n in others}
